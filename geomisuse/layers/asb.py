@@ -44,9 +44,9 @@ def load_asb_warnings(spec: LayerSpec, context: LoadContext) -> LayerResult:
                              spec.columns)["month"]
     month = parse_months(layer, month_col, context.months)
     table = layer.table
-    layer.table = pd.DataFrame({"month": month[table.index], "measure": "asb", "x": table[x_column],
-                                "y": table[y_column], "source_file": table["source_file"],
+    layer.table = pd.DataFrame({"month": month[table.index], "measure": "asb", x_column: table[x_column],
+                                y_column: table[y_column], "source_file": table["source_file"],
                                 "source_row": table["source_row"]}, index=table.index)
-    points_from_table(layer, "x", "y", lonlat=lonlat)
-    layer.table = layer.table.drop(columns=["x", "y"]).reset_index(drop=True)
+    points_from_table(layer, x_column, y_column, lonlat=lonlat)
+    layer.table = layer.table.drop(columns=[x_column, y_column]).reset_index(drop=True)
     return layer

@@ -84,11 +84,11 @@ def load_police_uk(spec: LayerSpec, context: LoadContext) -> LayerResult:
         "crime_type": crime_type.reindex(table.index),
         "crime_id": table[columns["crime_id"]] if columns["crime_id"] else "",
         "location": table[columns["location"]] if columns["location"] else "",
-        "x": table[x_column], "y": table[y_column],
+        x_column: table[x_column], y_column: table[y_column],
         "source_file": table["source_file"], "source_row": table["source_row"],
     }, index=table.index)
-    points_from_table(layer, "x", "y", lonlat=True)
-    layer.table = layer.table.drop(columns=["x", "y"]).reset_index(drop=True)
+    points_from_table(layer, x_column, y_column, lonlat=True)
+    layer.table = layer.table.drop(columns=[x_column, y_column]).reset_index(drop=True)
     return layer
 
 

@@ -61,10 +61,11 @@ def load_sites(spec: LayerSpec, context: LoadContext | None = None) -> LayerResu
     else:
         x_column, y_column, lonlat = coordinate_columns(layer.table, path, kind, spec.columns)
         points_from_table(layer, x_column, y_column, lonlat)
-    table = layer.table
-    columns = find_columns(table, path, kind, {"name": NAME_COLUMNS, "service_type": TYPE_COLUMNS,
-                                               "needle_exchange": FLAG_COLUMNS},
+    columns = find_columns(layer.table, path, kind, {"name": NAME_COLUMNS, "service_type": TYPE_COLUMNS,
+                                                     "needle_exchange": FLAG_COLUMNS},
                            spec.columns, optional=("service_type", "needle_exchange"))
+    is_needle_exchange = _needle_exchange_flag(layer, columns["needle_exchange"], path)
+    table = layer.table
     names = table[columns["name"]].astype(str).str.strip()
     unnamed = names.isin(["", "nan", "None"])
     names = names.where(~unnamed, "(unnamed, row " + table["source_row"].astype(str) + ")")
@@ -74,7 +75,7 @@ def load_sites(spec: LayerSpec, context: LoadContext | None = None) -> LayerResu
         "name": names,
         "service_type": (table[columns["service_type"]].astype(str).str.strip() if columns["service_type"]
                          else _DEFAULT_TYPE.get(kind, "Site")),
-        "is_needle_exchange": _needle_exchange_flag(layer, columns["needle_exchange"], path),
+        "is_needle_exchange": is_needle_exchange[table.index],
     }, geometry=table.geometry, crs=table.crs, index=table.index)
     layer.table = with_extras(out, table)
     return layer
