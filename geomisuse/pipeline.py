@@ -35,6 +35,7 @@ def load_inputs(study: Study) -> tuple[LayerResult, dict[str, LayerResult], list
     (boundaries, layers, months)
         The ward boundaries, the loaded layers by kind, and the months of the period (the
         study's period, else every month from the first to the last found in the data).
+        With a study period, layers also hold the previous period of equal length.
     """
     boundaries = load_boundaries(study.boundaries)
     wards = boundaries.table
@@ -43,16 +44,24 @@ def load_inputs(study: Study) -> tuple[LayerResult, dict[str, LayerResult], list
     if ambiguous:
         boundaries.warnings.append(f"ward names shared by more than one ward ({', '.join(ambiguous[:3])}) "
                                    "are matched by code only")
+    months = months_between(*study.period) if study.period else None
     context = LoadContext(
         ward_codes=frozenset(wards["ward_code"]),
         ward_names={normalise_name(n): c for n, c in zip(wards["ward_name"], wards["ward_code"])
                     if normalise_name(n) not in ambiguous},
-        months=months_between(*study.period) if study.period else None,
+        # The period before, of equal length, is read too: briefings compare against it.
+        months=previous_period(months) + months if months else None,
     )
     layers = {}
     for kind in progress(list(study.layers), "reading layers"):
         layers[kind] = LOADERS[kind](study.layers[kind], context)
-    return boundaries, layers, context.months or months_in_data(layers)
+    return boundaries, layers, months or months_in_data(layers)
+
+
+def previous_period(months: list[str]) -> list[str]:
+    """The months of the period of equal length just before ``months``."""
+    first = pd.Period(months[0], freq="M")
+    return [str(first - k) for k in range(len(months), 0, -1)]
 
 
 def months_in_data(layers: dict[str, LayerResult]) -> list[str]:
@@ -72,7 +81,7 @@ def prepare(study: Study) -> StudyRun:
     for layer in layers.values():
         warnings.extend(layer.warnings)
     warnings.extend(join_layers_to_wards(wards, layers, WardLocator(wards.geometry.to_numpy())))
-    table = build_ward_table(wards, layers, months)
+    table = build_ward_table(wards, layers, months, previous_period(months) if study.period else None)
     warnings.extend(table.warnings)
     run = StudyRun(study=study, wards=table.wards, monthly=table.monthly, months=months,
                    measures=table.measures, layers={"boundaries": boundaries, **layers}, warnings=warnings)

@@ -77,13 +77,16 @@ def published_wards(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:
         return wards.copy()
     threshold = int(settings.suppression_threshold)
     published = wards.copy()
-    measures = [m for m in MEASURES if m in run.measures]
+    sources = run.manifest.get("measures", {})
     groups: list[tuple[list[str], str | None]] = []
-    mps_parts = [m for m in ("possession", "trafficking") if run.manifest.get("measures", {}).get(m) == "mps_ward"]
-    if mps_parts and run.manifest["measures"].get("drug_offences") == "mps_ward":
-        groups.append(([f"{m}_count" for m in mps_parts], "drug_offences_count"))
-    grouped = {c for cols, total in groups for c in cols + [total]}
-    groups += [([f"{m}_count"], None) for m in measures if f"{m}_count" not in grouped]
+    for suffix in ("_count", "_previous_count"):
+        present = [m for m in MEASURES if m in run.measures and f"{m}{suffix}" in wards]
+        # MPS possession and trafficking add up to all drug offences: protect them as parts of it.
+        additive = [m for m in ("possession", "trafficking") if m in present and sources.get(m) == "mps_ward"]
+        if additive and "drug_offences" in present and sources.get("drug_offences") == "mps_ward":
+            groups.append(([f"{m}{suffix}" for m in additive], f"drug_offences{suffix}"))
+            present = [m for m in present if m not in additive and m != "drug_offences"]
+        groups += [([f"{m}{suffix}"], None) for m in present]
     groups += [([c], None) for c in ("police_uk_drugs_count", "police_uk_asb_count") if c in wards]
     for columns, total in groups:
         protected, hidden = protect_table(wards, columns, threshold, row_total=total, column_totals=True)

@@ -40,7 +40,8 @@ class WardTable:
         One row per ward (ward-code order), EPSG:27700: ``ward_code``, ``ward_name``,
         ``borough_name``, ``population``, ``area_km2``, ``M_count``/``M_rate_per_1000`` per
         measure, ``treatment_services_count``, ``needle_exchanges_count``, ``estates_count``
-        and, with police.uk input, ``police_uk_drugs_count``/``police_uk_asb_count``.
+        and, with police.uk input, ``police_uk_drugs_count``/``police_uk_asb_count``; with
+        ``previous_months``, ``M_previous_count`` per measure (empty where not covered).
     monthly
         ``ward_code``, ``month`` and ``M_count`` per measure (NaN where a ward-level source
         has no data for that month).
@@ -104,7 +105,8 @@ def join_layers_to_wards(wards: gpd.GeoDataFrame, layers: dict[str, LayerResult]
     return warnings
 
 
-def build_ward_table(wards: gpd.GeoDataFrame, layers: dict[str, LayerResult], months: list[str]) -> WardTable:
+def build_ward_table(wards: gpd.GeoDataFrame, layers: dict[str, LayerResult], months: list[str],
+                     previous_months: list[str] | None = None) -> WardTable:
     """Aggregate joined layers to the ward table.
 
     Parameters
@@ -117,6 +119,9 @@ def build_ward_table(wards: gpd.GeoDataFrame, layers: dict[str, LayerResult], mo
         (:func:`join_layers_to_wards`).
     months
         The study period's months (``YYYY-MM``).
+    previous_months
+        The period of equal length just before, for ``M_previous_count`` (left empty for a
+        measure whose source does not cover every one of these months).
 
     Returns
     -------
@@ -124,7 +129,9 @@ def build_ward_table(wards: gpd.GeoDataFrame, layers: dict[str, LayerResult], mo
     """
     warnings: list[str] = []
     long_counts, sources, coverage = _measure_counts(layers)
-    index = pd.MultiIndex.from_product([wards["ward_code"], months], names=["ward_code", "month"])
+    previous_months = list(previous_months or [])
+    index = pd.MultiIndex.from_product([wards["ward_code"], previous_months + list(months)],
+                                       names=["ward_code", "month"])
     monthly = pd.DataFrame(index=index)
     for measure in MEASURES:
         if measure not in sources:
@@ -137,6 +144,8 @@ def build_ward_table(wards: gpd.GeoDataFrame, layers: dict[str, LayerResult], mo
             column[~column.index.get_level_values("month").isin(covered)] = np.nan
         monthly[f"{measure}_count"] = column.astype("Int64")
     monthly = monthly.reset_index()
+    earlier = monthly[monthly["month"].isin(previous_months)]
+    monthly = monthly[monthly["month"].isin(months)].reset_index(drop=True)
     for measure, covered in coverage.items():
         missing = [m for m in months if m not in covered]
         if missing:
@@ -162,6 +171,9 @@ def build_ward_table(wards: gpd.GeoDataFrame, layers: dict[str, LayerResult], mo
             totals = per_ward[column].sum(min_count=1)
             table[column] = table["ward_code"].map(totals).astype("Int64")
             table[f"{measure}_rate_per_1000"] = (table[column].astype("float64") / resident_base * RATE_PER)
+            if previous_months:
+                before = earlier.groupby("ward_code", sort=False)[column].sum(min_count=len(previous_months))
+                table[f"{measure}_previous_count"] = table["ward_code"].map(before).astype("Int64")
         else:
             table[column] = pd.array([pd.NA] * len(table), dtype="Int64")
             table[f"{measure}_rate_per_1000"] = np.nan
