@@ -6,6 +6,7 @@ Exit codes: 0 success, 2 bad input or usage (one-line message, no traceback), 1 
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -161,10 +162,17 @@ def gaps(study_file: str, out, seed, unsuppressed, tiles, offline) -> None:
 @click.option("--offline", is_flag=True, help="Embed map assets so the page works with no network.")
 def demo(out: str, regenerate: bool, tiles, offline) -> None:
     """Run the fictional demo borough end to end."""
-    from .demo import demo_study_path, regenerate as regenerate_files
+    from .demo import DEMO_DIR, generate_demo, regenerate as regenerate_files
 
+    root = Path(__file__).resolve().parents[1]
     if regenerate:
-        changed = regenerate_files(Path(__file__).resolve().parents[1])
-        click.echo(f"demo files regenerated ({len(changed)} changed)")
-    study = load_study(demo_study_path())
+        changed = regenerate_files(root)
+        click.echo(f"demo files regenerated in {root} ({len(changed)} changed)")
+    study_file = root / DEMO_DIR / "study.toml"
+    if not study_file.is_file():
+        # Installed without the checkout's data folder: the generator makes the same files.
+        root = Path(tempfile.mkdtemp(prefix="geomisuse-demo-"))
+        generate_demo(root)
+        study_file = root / DEMO_DIR / "study.toml"
+    study = load_study(study_file)
     _run_and_write(study, out, ("clusters", "gaps"), False, tiles, offline)
