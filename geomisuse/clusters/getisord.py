@@ -37,7 +37,8 @@ def gi_star(y: np.ndarray, adjacency_with_self: sparse.csr_array) -> dict:
     Returns
     -------
     dict of ``(n,)`` arrays
-        ``g`` (Gi*), ``z``, ``p``: two-sided normal p-value ``2 (1 - Phi(|z|))``.
+        ``g`` (Gi*), ``z``, ``p``: two-sided normal p-value ``2 (1 - Phi(|z|))``. A ward
+        that neighbours every other ward gets ``z = 0``, ``p = 1``.
     """
     x = np.asarray(y, dtype=float)
     n = x.size
@@ -46,7 +47,11 @@ def gi_star(y: np.ndarray, adjacency_with_self: sparse.csr_array) -> dict:
     s1_i = np.asarray(adjacency_with_self.multiply(adjacency_with_self).sum(axis=1)).ravel()
     mean = x.mean()
     s = np.sqrt((x ** 2).sum() / n - mean ** 2)
-    z = (local_sum - mean * w_i) / (s * np.sqrt((n * s1_i - w_i ** 2) / (n - 1)))
+    spread = n * s1_i - w_i ** 2
+    # A ward whose neighbourhood is the whole map has Gi* = 1 whatever the values (spread 0):
+    # nothing to test, so z = 0 (p = 1) rather than 0 / 0.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.where(spread > 0, (local_sum - mean * w_i) / (s * np.sqrt(np.maximum(spread, 0) / (n - 1))), 0.0)
     return {"g": local_sum / x.sum() if x.sum() else np.full(n, np.nan), "z": z,
             "p": 2.0 * stats.norm.sf(np.abs(z))}
 

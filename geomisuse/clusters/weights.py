@@ -160,7 +160,7 @@ def link_islands(adjacency: sparse.csr_array, wards: gpd.GeoDataFrame) -> tuple[
     for i in lonely:
         if adjacency.rows[i]:  # an earlier island was linked to this ward already
             continue
-        distances = geoms.distance(geoms.iloc[i]).to_numpy(dtype=float)
+        distances = np.array(geoms.distance(geoms.iloc[i]), dtype=float)
         distances[i] = np.inf
         j = int(np.argmin(distances))
         adjacency[i, j] = 1.0
