@@ -60,3 +60,20 @@ class StudyRun:
         """The canonical table of a loaded layer, or ``None`` when the study has no such layer."""
         layer = self.layers.get(kind)
         return None if layer is None else layer.table
+
+    def needle_exchanges(self) -> gpd.GeoDataFrame | None:
+        """Needle exchanges: flagged pharmacies and the needle-exchange layer together (or ``None``)."""
+        parts = []
+        pharmacies = self.layer_table("pharmacies")
+        if pharmacies is not None:
+            parts.append(pharmacies[pharmacies["is_needle_exchange"]])
+        if self.layer_table("needle_exchanges") is not None:
+            parts.append(self.layer_table("needle_exchanges"))
+        if not parts:
+            return None
+        return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=parts[0].crs)
+
+    def other_pharmacies(self) -> gpd.GeoDataFrame | None:
+        """Pharmacies that are not needle exchanges (default satellite candidates), or ``None``."""
+        pharmacies = self.layer_table("pharmacies")
+        return None if pharmacies is None else pharmacies[~pharmacies["is_needle_exchange"]].reset_index(drop=True)

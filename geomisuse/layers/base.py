@@ -14,6 +14,7 @@ A loader reads its source, keeps the rows it can use and accounts for every othe
 from __future__ import annotations
 
 import hashlib
+import re
 import io
 from collections import Counter
 from dataclasses import dataclass, field
@@ -63,6 +64,8 @@ class LayerResult:
         One row per rejected input row, columns :data:`REJECT_COLUMNS`.
     warnings
         Messages for the console and the manifest.
+    months
+        Months a ward-level source covers.
     """
 
     kind: str
@@ -72,6 +75,8 @@ class LayerResult:
     excluded: dict[str, int] = field(default_factory=dict)
     rejected: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REJECT_COLUMNS))
     warnings: list[str] = field(default_factory=list)
+    #: Months a ward-level source covers (a missing month is missing data, not zero).
+    months: list[str] | None = None
 
     @property
     def rows_used(self) -> int:
@@ -283,3 +288,120 @@ def points_from_table(layer: LayerResult, x_column: str, y_column: str, lonlat: 
     layer.table = gpd.GeoDataFrame(layer.table, geometry=shapely.points(ex, ny), crs=ANALYSIS_CRS)
 
 
+
+
+@dataclass
+class LoadContext:
+    """What loaders need to know about the study besides their own file.
+
+    Attributes
+    ----------
+    ward_codes
+        The study's ward codes (ward-level tables are filtered to these).
+    ward_names
+        Normalised ward name -> ward code, for sources that lack codes.
+    months
+        The study period's months (``YYYY-MM``), or ``None`` for every month in the data.
+    """
+
+    ward_codes: frozenset[str]
+    ward_names: dict[str, str]
+    months: list[str] | None = None
+
+
+def normalise_name(name: str) -> str:
+    """Fold a ward name for matching: case, '&'/'and', 'St.'/'St', punctuation and spacing."""
+    text = str(name).lower().replace("&", " and ").replace("saint ", "st ")
+    text = "".join(ch if ch.isalnum() else " " for ch in text)
+    return " ".join(text.split())
+
+
+def apply_where(layer: LayerResult, where: Mapping[str, object] | None, path: Path | str) -> None:
+    """Keep only rows whose columns equal the values given in the study file's ``where`` table.
+
+    ``where = {Status_Code = "A"}`` keeps active pharmacies; a list allows any of its values.
+    Other rows are excluded (counted, not listed).
+    """
+    for column, wanted in (where or {}).items():
+        if column not in layer.table.columns:
+            raise InputError(f"column '{column}' named in 'where' is not in the file", path, column=column)
+        values = {str(v) for v in (wanted if isinstance(wanted, list) else [wanted])}
+        keep = layer.table[column].astype(str).str.strip().isin(values)
+        layer.exclude(layer.table[~keep], f"not selected by where {column} = {sorted(values)}")
+
+
+def read_vector(path: Path, kind: str, layer_name: str | None = None) -> gpd.GeoDataFrame:
+    """Read a GeoJSON/GeoPackage/Shapefile in EPSG:27700 with ``source_file``/``source_row``.
+
+    ``source_row`` is the 1-based feature number. A file without a CRS is taken as lon/lat
+    or British National Grid from its coordinate ranges, with a warning left to the caller.
+    """
+    require_file(path, kind)
+    try:
+        frame = gpd.read_file(path, layer=layer_name) if layer_name else gpd.read_file(path)
+    except Exception as err:  # pyogrio raises several types; all mean "cannot read this file"
+        raise InputError(f"cannot read as a GeoJSON, GeoPackage or Shapefile ({str(err).splitlines()[0]})",
+                         path) from None
+    if frame.empty:
+        raise InputError(f"{kind} file has no features", path)
+    if frame.crs is None:
+        frame = frame.set_crs(guess_crs(frame.total_bounds, path))
+    frame = frame.to_crs(ANALYSIS_CRS)
+    frame["source_file"] = str(path)
+    frame["source_row"] = np.arange(1, len(frame) + 1, dtype="int64")
+    return frame
+
+
+def guess_crs(bounds: Sequence[float], path: Path | str) -> str:
+    """The CRS of coordinates with these bounds: lon/lat or British National Grid."""
+    minx, miny, maxx, maxy = bounds
+    if _GB_LON[0] <= minx and maxx <= _GB_LON[1] and _GB_LAT[0] <= miny and maxy <= _GB_LAT[1]:
+        return "EPSG:4326"
+    if _BNG_X[0] <= minx and maxx <= _BNG_X[1] and _BNG_Y[0] <= miny and maxy <= _BNG_Y[1]:
+        return ANALYSIS_CRS
+    raise InputError("file has no CRS and its coordinates are neither lon/lat nor British National Grid; "
+                     "save it with a CRS", path)
+
+
+def coordinate_columns(frame: pd.DataFrame, path: Path | str, kind: str,
+                       mapping: Mapping[str, str] | None) -> tuple[str, str, bool]:
+    """Find lon/lat or easting/northing columns; return ``(x_column, y_column, is_lonlat)``."""
+    mapping = dict(mapping or {})
+    lonlat = find_columns(frame, path, kind, {"longitude": ["longitude", "lon", "lng", "long", "x_lon"],
+                                              "latitude": ["latitude", "lat", "y_lat"]},
+                          mapping, optional=("longitude", "latitude"))
+    if lonlat["longitude"] and lonlat["latitude"]:
+        return lonlat["longitude"], lonlat["latitude"], True
+    grid = find_columns(frame, path, kind, {"easting": ["easting", "eastings", "x", "cp_eastings", "os_x"],
+                                            "northing": ["northing", "northings", "y", "cp_northings", "os_y"]},
+                        mapping, optional=("easting", "northing"))
+    if grid["easting"] and grid["northing"]:
+        return grid["easting"], grid["northing"], False
+    raise InputError(
+        "no coordinate columns: expected longitude/latitude or easting/northing; columns are: "
+        f"{', '.join(_data_columns(frame))}; map them in the study file under [layers.{kind}.columns]", path)
+
+
+_MONTH = re.compile(r"^(\d{4})-?(0[1-9]|1[0-2])(-\d{2})?$")
+
+
+def parse_months(layer: LayerResult, column: str, months: list[str] | None) -> pd.Series:
+    """The ``YYYY-MM`` month of each row of ``layer.table``.
+
+    Accepts ``YYYY-MM``, ``YYYYMM`` and ``YYYY-MM-DD``. Rows that do not parse are rejected as
+    ``unparseable month``; when most rows do not parse the column is wrong and the file is
+    refused. Rows outside ``months`` (the study period, if given) are excluded.
+    """
+    raw = layer.table[column].astype(str).str.strip()
+    parts = raw.str.extract(_MONTH)
+    ok = parts[0].notna()
+    if len(raw) and ok.sum() < len(raw) / 2:
+        first = layer.table.loc[~ok].iloc[0]
+        raise InputError(f"month '{raw[~ok].iloc[0]}' is not YYYY-MM; check the month column or its "
+                         "mapping in the study file", first["source_file"], row=int(first["source_row"]),
+                         column=column)
+    layer.reject(layer.table[~ok], "unparseable month")
+    month = (parts[0] + "-" + parts[1])[ok]
+    if months is not None:
+        layer.exclude(layer.table[~month.isin(months)], "month outside the study period")
+    return month.reindex(layer.table.index)

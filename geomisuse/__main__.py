@@ -1,0 +1,4 @@
+"""python -m geomisuse"""
+from .cli import main
+
+main()

@@ -1,0 +1,178 @@
+"""The command line: wires the stages together, prints what happened, maps errors to exit codes.
+
+Exit codes: 0 success, 2 bad input or usage (one-line message, no traceback), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from .errors import InputError
+from .pipeline import analyse, prepare
+from .publish import PublishSettings, write_outputs
+from .run import StudyRun
+from .settings import DEFAULT_OUT
+from .study import Study, load_study
+
+
+def main() -> None:
+    """Console entry point (``geomisuse``)."""
+    try:
+        cli.main(standalone_mode=False)
+    except InputError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(2)
+    except SystemExit:
+        raise
+    except Exception as err:  # one line for users; --debug shows the traceback
+        if "--debug" in sys.argv:
+            raise
+        click.echo(f"error: unexpected {type(err).__name__}: {err} (rerun with --debug for details)", err=True)
+        sys.exit(1)
+    sys.exit(0)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="geomisuse")
+@click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks.")
+def cli(debug: bool) -> None:
+    """geomisuse: ward maps of drug-related harm, clusters and outreach gaps."""
+
+
+def _study(path: str, seed: int | None) -> Study:
+    study = load_study(path)
+    if seed is not None:
+        study.seed = seed
+    return study
+
+
+def _publish_settings(study: Study, unsuppressed: bool, tiles: str | None, offline: bool) -> PublishSettings:
+    settings = PublishSettings.from_options(study.publish)
+    settings.unsuppressed = settings.unsuppressed or unsuppressed
+    settings.tiles = tiles or settings.tiles
+    settings.offline = settings.offline or offline
+    return settings
+
+
+def _report(run: StudyRun, summary: list[str]) -> None:
+    """Print the accounting, the findings and the warnings."""
+    for layer in run.layers.values():
+        acc = layer.accounting()
+        rejected = ", ".join(f"{k}: {v}" for k, v in acc["rows_rejected"].items()) or "none"
+        excluded = sum(acc["rows_excluded"].values())
+        click.echo(f"  {layer.kind:<19} read {acc['rows_read']:>8,}  used {acc['rows_used']:>8,}  "
+                   f"excluded {excluded:>7,}  rejected {sum(acc['rows_rejected'].values()):>6,} ({rejected})")
+    for line in summary:
+        click.echo(f"  {line}")
+    for warning in run.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+publish_options = [
+    click.option("--out", "out", type=click.Path(file_okay=False), default=None,
+                 help=f"Output folder (default: {DEFAULT_OUT}/<study file name>)."),
+    click.option("--seed", type=int, default=None, help="Seed for permutation inference (default: the study's)."),
+    click.option("--unsuppressed", is_flag=True, help="Publish real small counts (internal use only)."),
+    click.option("--tiles", default=None, help="Basemap tiles: OpenStreetMap (default), another name, or none."),
+    click.option("--offline", is_flag=True, help="Embed map assets so the page works with no network."),
+]
+
+
+def with_publish_options(func):
+    for option in reversed(publish_options):
+        func = option(func)
+    return func
+
+
+def _run_and_write(study: Study, out: str | None, stages: tuple[str, ...], unsuppressed: bool,
+                   tiles: str | None, offline: bool) -> Path:
+    settings = _publish_settings(study, unsuppressed, tiles, offline)
+    run, summary = analyse(study, stages)
+    folder = Path(out) if out else Path(DEFAULT_OUT) / (study.path.stem if study.path else "study")
+    write_outputs(run, folder, settings)
+    click.echo(f"{study.name}: {len(run.wards)} wards, {run.months[0] if run.months else '?'} to "
+               f"{run.months[-1] if run.months else '?'}")
+    _report(run, summary)
+    click.echo(f"map:    {folder / 'map.html'}")
+    click.echo(f"tables: {folder / 'wards.csv'} (and wards.gpkg, wards_monthly.csv, manifest.json)")
+    return folder
+
+
+@cli.command()
+@click.argument("study_file", type=click.Path())
+@with_publish_options
+def run(study_file: str, out, seed, unsuppressed, tiles, offline) -> None:
+    """Run a study: ward table, clusters, gaps, map and tables into OUT."""
+    _run_and_write(_study(study_file, seed), out, ("clusters", "gaps"), unsuppressed, tiles, offline)
+
+
+@cli.command()
+@click.argument("study_file", type=click.Path())
+def validate(study_file: str) -> None:
+    """Check every input of a study and print the accounting; writes nothing."""
+    study = load_study(study_file)
+    run_ = prepare(study)
+    click.echo(f"{study.name}: {len(run_.wards)} wards, {len(run_.months)} months; measures: "
+               f"{', '.join(run_.measures) or 'none'}")
+    _report(run_, [])
+    click.echo("ok: every input read")
+
+
+@cli.command()
+@click.argument("study_file", type=click.Path())
+@with_publish_options
+def clusters(study_file: str, out, seed, unsuppressed, tiles, offline) -> None:
+    """Spatial clusters (Moran's I, LISA, Gi*) for a study; writes outputs when --out is given."""
+    study = _study(study_file, seed)
+    if out:
+        _run_and_write(study, out, ("clusters",), unsuppressed, tiles, offline)
+        return
+    run_, summary = analyse(study, ("clusters",))
+    _report(run_, summary)
+
+
+@cli.command()
+@click.argument("study_file", type=click.Path())
+@with_publish_options
+def gaps(study_file: str, out, seed, unsuppressed, tiles, offline) -> None:
+    """Outreach gaps and satellite sites for a study; writes outputs when --out is given."""
+    study = _study(study_file, seed)
+    if out:
+        _run_and_write(study, out, ("clusters", "gaps"), unsuppressed, tiles, offline)
+        return
+    run_, summary = analyse(study, ("clusters", "gaps"))
+    _report(run_, summary)
+
+
+@cli.command()
+@click.option("--out", type=click.Path(file_okay=False), default=f"{DEFAULT_OUT}/demo", show_default=True,
+              help="Output folder.")
+@click.option("--regenerate", is_flag=True, help="Rebuild the demo input files from the seed first.")
+@click.option("--tiles", default=None, help="Basemap tiles: OpenStreetMap (default), another name, or none.")
+@click.option("--offline", is_flag=True, help="Embed map assets so the page works with no network.")
+def demo(out: str, regenerate: bool, tiles, offline) -> None:
+    """Run the fictional demo borough end to end."""
+    from .demo import DEMO_DIR, generate_demo, regenerate as regenerate_files
+
+    root = Path(__file__).resolve().parents[1]
+    if regenerate:
+        changed = regenerate_files(root)
+        click.echo(f"demo files regenerated in {root} ({len(changed)} changed)")
+    study_file = root / DEMO_DIR / "study.toml"
+    if not study_file.is_file():
+        # Installed without the checkout's data folder: the generator makes the same files.
+        root = Path(tempfile.mkdtemp(prefix="geomisuse-demo-"))
+        generate_demo(root)
+        study_file = root / DEMO_DIR / "study.toml"
+    study = load_study(study_file)
+    _run_and_write(study, out, ("clusters", "gaps"), False, tiles, offline)

@@ -1,0 +1,108 @@
+"""Ward boundaries: GeoJSON, GeoPackage or Shapefile, any CRS, any common ONS column vintage."""
+
+from __future__ import annotations
+
+import re
+
+import geopandas as gpd
+import numpy as np
+import shapely
+
+from ..errors import InputError
+from ..study import LayerSpec
+from .base import LayerResult, apply_where, read_vector
+
+#: Ward code / name / borough column patterns across ONS, GLA and council vintages.
+CODE_PATTERNS = [r"wd\d\dcd", r"gss_code", r"ward\d\d_code", r"wardcode", r"ward_code", r"wd_code", r"code"]
+NAME_PATTERNS = [r"wd\d\dnm", r"name", r"ward\d\d_name", r"wardname", r"ward_name", r"wd_name"]
+BOROUGH_PATTERNS = [r"lad\d\dnm", r"borough", r"district", r"borough_name", r"lad_name", r"lb_name"]
+
+
+def load_boundaries(spec: LayerSpec) -> LayerResult:
+    """Read ward boundaries into the canonical ward table skeleton.
+
+    Parameters
+    ----------
+    spec
+        The ``[boundaries]`` entry: ``path``, and optionally ``layer`` (GeoPackage layer),
+        ``code_column``, ``name_column``, ``borough_column`` and ``where`` (a column -> value
+        filter such as ``{LAD22CD = "E09000030"}`` to take one borough from a London file).
+
+    Returns
+    -------
+    LayerResult
+        ``table``: GeoDataFrame in EPSG:27700 with ``ward_code``, ``ward_name``,
+        ``borough_name`` (or None), ``area_km2`` and polygon geometry, sorted by ``ward_code``.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, no code or name column, duplicate or empty ward codes, empty geometry.
+    """
+    path = spec.paths[0]
+    frame = read_vector(path, "boundaries", spec.options.get("layer"))
+    layer = LayerResult("boundaries", [path], frame, rows_read=len(frame))
+    apply_where(layer, spec.options.get("where"), path)
+    frame = layer.table
+    if frame.empty:
+        raise InputError("no wards left after the 'where' filter; check its column and values", path)
+
+    code = spec.options.get("code_column") or _match(frame.columns, CODE_PATTERNS)
+    name = spec.options.get("name_column") or _match(frame.columns, NAME_PATTERNS)
+    borough = spec.options.get("borough_column") or _match(frame.columns, BOROUGH_PATTERNS)
+    columns = [c for c in frame.columns if c not in ("geometry", "source_file", "source_row")]
+    for role, column in (("ward code", code), ("ward name", name)):
+        if column is None or column not in frame.columns:
+            raise InputError(f"no {role} column found among {', '.join(columns)}; set "
+                             f"{role.replace(' ', '_').replace('ward_', '')}_column under [boundaries]", path)
+
+    codes = frame[code].astype(str).str.strip()
+    if (codes == "").any() or frame[code].isna().any():
+        row = int(frame.loc[(codes == "") | frame[code].isna(), "source_row"].iloc[0])
+        raise InputError("empty ward code; every ward needs its GSS code", path, row=row, column=code)
+    duplicated = codes[codes.duplicated(keep=False)]
+    if len(duplicated):
+        first = duplicated.iloc[0]
+        rows = frame.loc[codes == first, "source_row"].tolist()
+        raise InputError(f"duplicate ward code {first} (features {', '.join(map(str, rows))}); "
+                         "dissolve multi-part wards into one feature per code", path, column=code)
+    geometry = frame.geometry
+    if geometry.isna().any() or geometry.is_empty.any():
+        row = int(frame.loc[geometry.isna() | geometry.is_empty, "source_row"].iloc[0])
+        raise InputError("ward has no geometry", path, row=row)
+
+    invalid = ~geometry.is_valid
+    if invalid.any():
+        names = ", ".join(frame.loc[invalid, name].astype(str).head(5))
+        layer.warnings.append(f"{path}: repaired {int(invalid.sum())} invalid ward polygon(s) ({names})")
+        geometry = geometry.where(~invalid, _polygonal(shapely.make_valid(geometry[invalid].to_numpy())))
+
+    wards = gpd.GeoDataFrame({
+        "ward_code": codes.to_numpy(),
+        "ward_name": frame[name].astype(str).str.strip().to_numpy(),
+        "borough_name": (frame[borough].astype(str).str.strip().to_numpy() if borough in frame.columns
+                         else np.full(len(frame), None, dtype=object)),
+    }, geometry=geometry.to_numpy(), crs=frame.crs)
+    wards["area_km2"] = wards.geometry.area / 1e6
+    layer.table = wards.sort_values("ward_code", kind="stable").reset_index(drop=True)
+    return layer
+
+
+def _match(columns, patterns: list[str]) -> str | None:
+    """The first column whose lower-cased name fully matches a pattern, in pattern order."""
+    for pattern in patterns:
+        for column in columns:
+            if re.fullmatch(pattern, str(column).lower()):
+                return column
+    return None
+
+
+def _polygonal(geometries: np.ndarray) -> np.ndarray:
+    """Keep the polygonal part of repaired geometries (make_valid may add stray lines)."""
+    out = []
+    for geom in geometries:
+        if geom.geom_type == "GeometryCollection":
+            parts = [g for g in geom.geoms if g.geom_type in ("Polygon", "MultiPolygon")]
+            geom = shapely.union_all(parts)
+        out.append(geom)
+    return np.array(out, dtype=object)

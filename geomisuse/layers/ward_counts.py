@@ -1,0 +1,53 @@
+"""Ward-level count tables (ward code or name, month, count), shared by the layers that come
+either as points or as counts per ward, such as ASB warnings."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..errors import InputError
+from ..study import LayerSpec
+from .base import LayerResult, LoadContext, find_columns, normalise_name, parse_months, to_number
+
+COLUMNS = {
+    "ward_code": ["ward_code", "WardCode", "Ward Code", "WD22CD", "WD23CD", "WD24CD", "GSS_CODE", "code"],
+    "ward_name": ["ward_name", "WardName", "Ward Name", "WD22NM", "NAME", "ward"],
+    "month": ["month", "period", "date", "Month"],
+    "count": ["count", "warnings", "asb_warnings", "value", "number", "n"],
+}
+
+
+def ward_counts_from_table(layer: LayerResult, spec: LayerSpec, context: LoadContext, measure: str) -> None:
+    """Turn ``layer.table`` (a ward-level table as read) into ``ward_code, month, measure, count``.
+
+    Rows are matched to study wards by code, or by normalised name where the code is blank
+    or the file has no code column. Rows of other wards and months outside the study period
+    are excluded; rows with an unreadable month or count are rejected. A file whose month
+    column does not parse at all is refused (see :func:`parse_months`).
+    """
+    path = spec.paths[0]
+    columns = find_columns(layer.table, path, layer.kind, COLUMNS, spec.columns,
+                           optional=("ward_code", "ward_name"))
+    if not columns["ward_code"] and not columns["ward_name"]:
+        raise InputError("no ward code or ward name column; map one in the study file", path, column="ward_code")
+    month = parse_months(layer, columns["month"], context.months)
+    codes = pd.Series(pd.NA, index=layer.table.index, dtype="object")
+    if columns["ward_code"]:
+        raw = layer.table[columns["ward_code"]].astype(str).str.strip()
+        codes = raw.where(raw.isin(context.ward_codes))
+        blank = raw == ""
+    else:
+        blank = pd.Series(True, index=layer.table.index)
+    if columns["ward_name"]:
+        by_name = layer.table[columns["ward_name"]].map(lambda n: context.ward_names.get(normalise_name(n)))
+        codes = codes.where(~(codes.isna() & blank), by_name)
+    layer.exclude(layer.table[codes.isna()], "ward not in the study area")
+    count = to_number(layer.table[columns["count"]])
+    bad = count.isna() | (count < 0) | (count % 1 != 0)
+    layer.reject(layer.table[bad], "unparseable count")
+    index = layer.table.index
+    result = pd.DataFrame({"ward_code": codes[index], "month": month[index], "measure": measure,
+                           "count": count[index].astype("int64")})
+    layer.months = sorted(result["month"].unique())
+    layer.table = (result.groupby(["ward_code", "month", "measure"], as_index=False)["count"].sum()
+                   .sort_values(["ward_code", "month"], kind="stable").reset_index(drop=True))

@@ -1,0 +1,137 @@
+"""The stages of a study run, wired in order: load -> ward table -> clusters -> gaps.
+
+Each function is usable on its own from a notebook; :func:`analyse` runs them all and
+:func:`geomisuse.publish.write_outputs` writes the results.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pandas as pd
+
+from .layers import LOADERS, LayerResult, LoadContext, load_boundaries
+from .layers.base import normalise_name
+from .progress import progress
+from .run import StudyRun
+from .study import Study, months_between
+from .ward_join import WardLocator
+from .wardtable import build_ward_table, join_layers_to_wards
+
+#: Stages after the ward table, in order.
+STAGES = ("clusters", "gaps")
+
+
+def load_inputs(study: Study) -> tuple[LayerResult, dict[str, LayerResult], list[str]]:
+    """Read the boundaries and every layer of a study.
+
+    Parameters
+    ----------
+    study
+        The study.
+
+    Returns
+    -------
+    (boundaries, layers, months)
+        The ward boundaries, the loaded layers by kind, and the months of the period (the
+        study's period, else every month from the first to the last found in the data).
+        With a study period, layers also hold the previous period of equal length.
+    """
+    boundaries = load_boundaries(study.boundaries)
+    wards = boundaries.table
+    names = Counter(normalise_name(n) for n in wards["ward_name"])
+    ambiguous = sorted(n for n, k in names.items() if k > 1)
+    if ambiguous:
+        boundaries.warnings.append(f"ward names shared by more than one ward ({', '.join(ambiguous[:3])}) "
+                                   "are matched by code only")
+    months = months_between(*study.period) if study.period else None
+    context = LoadContext(
+        ward_codes=frozenset(wards["ward_code"]),
+        ward_names={normalise_name(n): c for n, c in zip(wards["ward_name"], wards["ward_code"])
+                    if normalise_name(n) not in ambiguous},
+        # The period before, of equal length, is read too: briefings compare against it.
+        months=previous_period(months) + months if months else None,
+    )
+    layers = {}
+    for kind in progress(list(study.layers), "reading layers"):
+        layers[kind] = LOADERS[kind](study.layers[kind], context)
+    return boundaries, layers, months or months_in_data(layers)
+
+
+def previous_period(months: list[str]) -> list[str]:
+    """The months of the period of equal length just before ``months``."""
+    first = pd.Period(months[0], freq="M")
+    return [str(first - k) for k in range(len(months), 0, -1)]
+
+
+def months_in_data(layers: dict[str, LayerResult]) -> list[str]:
+    """Every month from the first to the last month found in any layer."""
+    found: set[str] = set()
+    for layer in layers.values():
+        if "month" in layer.table:
+            found.update(layer.table["month"].dropna().unique())
+    return months_between(min(found), max(found)) if found else []
+
+
+def prepare(study: Study) -> StudyRun:
+    """Load the inputs, join them to wards and build the ward table (no statistics yet)."""
+    boundaries, layers, months = load_inputs(study)
+    wards = boundaries.table
+    warnings = list(boundaries.warnings)
+    for layer in layers.values():
+        warnings.extend(layer.warnings)
+    warnings.extend(join_layers_to_wards(wards, layers, WardLocator(wards.geometry.to_numpy())))
+    table = build_ward_table(wards, layers, months, previous_period(months) if study.period else None)
+    warnings.extend(table.warnings)
+    run = StudyRun(study=study, wards=table.wards, monthly=table.monthly, months=months,
+                   measures=table.measures, layers={"boundaries": boundaries, **layers}, warnings=warnings)
+    run.manifest["measures"] = table.sources
+    return run
+
+
+def add_clusters(run: StudyRun) -> list[str]:
+    """Run the cluster stage on ``run.wards`` and record its results; returns summary lines."""
+    from .clusters import ClusterSettings, find_clusters
+
+    result = find_clusters(run.wards, ClusterSettings.from_options(run.study.clusters), run.study.seed)
+    run.wards = _replace_columns(run.wards, result.columns)
+    run.global_moran = result.global_moran
+    run.manifest["clusters"] = result.manifest
+    run.warnings.extend(result.warnings)
+    return result.summary_lines
+
+
+def add_gaps(run: StudyRun) -> list[str]:
+    """Run the gap stage on ``run.wards`` and record its results; returns summary lines."""
+    from .gaps import GapSettings, default_candidates, find_gaps
+
+    settings = GapSettings.from_options(run.study.gaps)
+    candidates = run.layer_table("candidate_sites")
+    if candidates is None:
+        candidates = default_candidates(run.other_pharmacies(), run.wards, settings)
+    result = find_gaps(run.wards, run.layer_table("treatment_services"), run.needle_exchanges(), candidates,
+                       run.layer_table("residents"), settings, run.study.seed)
+    run.wards = _replace_columns(run.wards, result.columns)
+    run.satellites = result.satellites
+    run.manifest["gaps"] = result.manifest
+    run.warnings.extend(result.warnings)
+    return result.summary_lines
+
+
+def analyse(study: Study, stages: tuple[str, ...] = STAGES) -> tuple[StudyRun, list[str]]:
+    """Run the study up to and including ``stages``.
+
+    Returns
+    -------
+    (run, summary_lines)
+    """
+    run = prepare(study)
+    summary = []
+    for stage in progress(stages, "analysing"):
+        summary.extend({"clusters": add_clusters, "gaps": add_gaps}[stage](run))
+    return run, summary
+
+
+def _replace_columns(wards, columns: pd.DataFrame):
+    """Add a stage's columns to the ward table, replacing any from an earlier run of that stage."""
+    return wards.drop(columns=[c for c in columns.columns if c in wards.columns]).join(columns)

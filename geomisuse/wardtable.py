@@ -1,0 +1,238 @@
+"""The ward table: every layer aggregated to wards — counts and rates per 1,000 residents,
+for the whole period and by month; services, needle exchanges and estates per ward.
+
+Where each measure comes from:
+
+========================  ===========================================================
+``possession``            MPS ward-level file, "Possession of Drugs"
+``trafficking``           MPS ward-level file, "Drug Trafficking"/"Trafficking of Drugs"
+``drug_offences``         MPS ward-level file (Drug Offences), else police.uk ``Drugs``
+``asb``                   ASB warnings layer, else police.uk ``Anti-social behaviour``
+========================  ===========================================================
+
+When police.uk points are given they are also counted as ``police_uk_drugs_count`` and
+``police_uk_asb_count`` whichever source the measures use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from .layers.base import LayerResult
+from .settings import MEASURES, RATE_PER
+from .ward_join import OUTSIDE, WardLocator
+
+#: Point layers whose rows are counted in the ward they fall in (the rest are sites).
+POINT_COUNT_LAYERS = ("police_uk", "asb_warnings")
+
+
+@dataclass
+class WardTable:
+    """The result of :func:`build_ward_table`.
+
+    Attributes
+    ----------
+    wards
+        One row per ward (ward-code order), EPSG:27700: ``ward_code``, ``ward_name``,
+        ``borough_name``, ``population``, ``area_km2``, ``M_count``/``M_rate_per_1000`` per
+        measure, ``treatment_services_count``, ``needle_exchanges_count``, ``estates_count``
+        and, with police.uk input, ``police_uk_drugs_count``/``police_uk_asb_count``; with
+        ``previous_months``, ``M_previous_count`` per measure (empty where not covered).
+    monthly
+        ``ward_code``, ``month`` and ``M_count`` per measure (NaN where a ward-level source
+        has no data for that month).
+    measures
+        Measures with data.
+    sources
+        Measure -> layer kind it was counted from.
+    warnings
+        Messages for the user.
+    """
+
+    wards: gpd.GeoDataFrame
+    monthly: pd.DataFrame
+    measures: list[str]
+    sources: dict[str, str]
+    warnings: list[str] = field(default_factory=list)
+
+
+def join_layers_to_wards(wards: gpd.GeoDataFrame, layers: dict[str, LayerResult],
+                         locator: WardLocator | None = None) -> list[str]:
+    """Add ``ward_code`` to every point and polygon layer.
+
+    Offence and ASB points outside every ward are rejected as ``outside the study area``
+    (they are listed in ``unmatched.csv``). Sites outside the wards keep a blank
+    ``ward_code``: a service across the border still serves the borough's residents.
+    Estates are placed by a point inside their shape.
+
+    Parameters
+    ----------
+    wards
+        Ward boundaries in ward-code order (EPSG:27700).
+    layers
+        Loaded layers; tables are updated in place.
+    locator
+        A prebuilt :class:`WardLocator` for ``wards`` (built here when not given).
+
+    Returns
+    -------
+    list of str
+        Warnings.
+    """
+    locator = locator or WardLocator(wards.geometry.to_numpy())
+    codes = wards["ward_code"].to_numpy()
+    warnings = []
+    for kind, layer in layers.items():
+        table = layer.table
+        if not isinstance(table, gpd.GeoDataFrame) or table.empty and "geometry" not in table:
+            continue
+        anchor = table.geometry.where(table.geom_type == "Point", table.geometry.representative_point())
+        position = locator.locate(anchor.x.to_numpy(), anchor.y.to_numpy())
+        ward_code = np.where(position == OUTSIDE, None, codes[np.clip(position, 0, None)])
+        table = table.assign(ward_code=ward_code)
+        layer.table = table
+        outside = table["ward_code"].isna()
+        if kind in POINT_COUNT_LAYERS:
+            layer.reject(table[outside], "outside the study area")
+            layer.table = layer.table.reset_index(drop=True)
+        elif outside.any():
+            warnings.append(f"{kind}: {int(outside.sum())} of {len(table)} lie outside the study wards; "
+                            "they count for access but not in any ward's count")
+    return warnings
+
+
+def build_ward_table(wards: gpd.GeoDataFrame, layers: dict[str, LayerResult], months: list[str],
+                     previous_months: list[str] | None = None) -> WardTable:
+    """Aggregate joined layers to the ward table.
+
+    Parameters
+    ----------
+    wards
+        Ward boundaries (``ward_code``, ``ward_name``, ``borough_name``, ``area_km2``,
+        geometry), ward-code order.
+    layers
+        Loaded layers, point/polygon tables already carrying ``ward_code``
+        (:func:`join_layers_to_wards`).
+    months
+        The study period's months (``YYYY-MM``).
+    previous_months
+        The period of equal length just before, for ``M_previous_count`` (left empty for a
+        measure whose source does not cover every one of these months).
+
+    Returns
+    -------
+    WardTable
+    """
+    warnings: list[str] = []
+    long_counts, sources, coverage = _measure_counts(layers)
+    previous_months = list(previous_months or [])
+    index = pd.MultiIndex.from_product([wards["ward_code"], previous_months + list(months)],
+                                       names=["ward_code", "month"])
+    monthly = pd.DataFrame(index=index)
+    for measure in MEASURES:
+        if measure not in sources:
+            continue
+        counts = long_counts[long_counts["measure"] == measure].groupby(["ward_code", "month"])["count"].sum()
+        column = counts.reindex(index).fillna(0).astype("float64")
+        # A month a ward-level source does not cover is missing data, not zero.
+        covered = coverage.get(measure)
+        if covered is not None:
+            column[~column.index.get_level_values("month").isin(covered)] = np.nan
+        monthly[f"{measure}_count"] = column.astype("Int64")
+    monthly = monthly.reset_index()
+    earlier = monthly[monthly["month"].isin(previous_months)]
+    monthly = monthly[monthly["month"].isin(months)].reset_index(drop=True)
+    for measure, covered in coverage.items():
+        missing = [m for m in months if m not in covered]
+        if missing:
+            warnings.append(f"{measure}: {sources[measure]} has no data for {len(missing)} month(s) of the period "
+                            f"({missing[0]} to {missing[-1]}); they count as missing, not zero")
+
+    table = wards.copy()
+    population = layers["population"].table.set_index("ward_code")["population"] if "population" in layers \
+        else pd.Series(dtype="float64")
+    table["population"] = table["ward_code"].map(population).astype("float64")
+    missing = table.loc[table["population"].isna(), "ward_name"].tolist()
+    if missing:
+        warnings.append(f"no population for {len(missing)} ward(s) ({', '.join(missing[:5])}"
+                        f"{', ...' if len(missing) > 5 else ''}); their rates are left empty")
+    zero = table.loc[table["population"] == 0, "ward_name"].tolist()
+    if zero:
+        warnings.append(f"population is 0 for {', '.join(zero[:5])}; their rates are left empty")
+    per_ward = monthly.groupby("ward_code", sort=False)
+    resident_base = table["population"].where(table["population"] > 0)
+    for measure in MEASURES:
+        column = f"{measure}_count"
+        if column in monthly:
+            totals = per_ward[column].sum(min_count=1)
+            table[column] = table["ward_code"].map(totals).astype("Int64")
+            table[f"{measure}_rate_per_1000"] = (table[column].astype("float64") / resident_base * RATE_PER)
+            if previous_months:
+                before = earlier.groupby("ward_code", sort=False)[column].sum(min_count=len(previous_months))
+                table[f"{measure}_previous_count"] = table["ward_code"].map(before).astype("Int64")
+        else:
+            table[column] = pd.array([pd.NA] * len(table), dtype="Int64")
+            table[f"{measure}_rate_per_1000"] = np.nan
+    if "police_uk" in layers:
+        points = layers["police_uk"].table
+        for measure, column in (("drug_offences", "police_uk_drugs_count"), ("asb", "police_uk_asb_count")):
+            counted = points.loc[points["measure"] == measure, "ward_code"].value_counts()
+            table[column] = table["ward_code"].map(counted).fillna(0).astype("Int64")
+    table["treatment_services_count"] = _sites_per_ward(table, layers, ("treatment_services",))
+    table["needle_exchanges_count"] = _sites_per_ward(table, layers, ("pharmacies", "needle_exchanges"),
+                                                      needle_exchanges_only=True)
+    table["estates_count"] = _sites_per_ward(table, layers, ("estates",))
+    measures = [m for m in MEASURES if m in sources]
+    return WardTable(wards=table, monthly=monthly, measures=measures, sources=sources, warnings=warnings)
+
+
+def _measure_counts(layers: dict[str, LayerResult]) -> tuple[pd.DataFrame, dict[str, str], dict[str, list[str]]]:
+    """Long ``ward_code, month, measure, count`` rows from each measure's chosen source.
+
+    Returns the rows, measure -> source layer kind, and measure -> months covered (for
+    ward-level sources).
+    """
+    parts, sources, coverage = [], {}, {}
+
+    def take(kind: str, measure: str) -> None:
+        layer = layers[kind]
+        table = layer.table
+        if "count" in table:  # ward-level table
+            parts.append(table.loc[table["measure"] == measure, ["ward_code", "month", "measure", "count"]])
+        else:  # points, each one counts once
+            rows = table.loc[table["measure"] == measure, ["ward_code", "month", "measure"]]
+            parts.append(rows.assign(count=1))
+        sources[measure] = kind
+        if layer.months is not None:
+            coverage[measure] = layer.months
+
+    if "mps_ward" in layers:
+        for measure in ("possession", "trafficking", "drug_offences"):
+            take("mps_ward", measure)
+    elif "police_uk" in layers:
+        take("police_uk", "drug_offences")
+    if "asb_warnings" in layers:
+        take("asb_warnings", "asb")
+    elif "police_uk" in layers:
+        take("police_uk", "asb")
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=["ward_code", "month", "measure", "count"])
+    return frame, sources, coverage
+
+
+def _sites_per_ward(table: pd.DataFrame, layers: dict[str, LayerResult], kinds: tuple[str, ...],
+                    needle_exchanges_only: bool = False) -> pd.Series:
+    """Number of sites of the given layer kinds in each ward."""
+    counts = pd.Series(0, index=table.index, dtype="int64")
+    for kind in kinds:
+        if kind not in layers:
+            continue
+        sites = layers[kind].table
+        if needle_exchanges_only:
+            sites = sites[sites["is_needle_exchange"]]
+        counts += table["ward_code"].map(sites["ward_code"].value_counts()).fillna(0).astype("int64")
+    return counts

@@ -1,0 +1,53 @@
+"""Shared fixtures: a tiny hand-made borough, the real London data folder, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+import shapely
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = ROOT.parent / "shared" / "data" / "real"
+
+# Tiny borough: 3 x 2 square wards of 1 km in British National Grid, codes in ward order.
+#   E05000004 E05000005 E05000006      (y 1000-2000)
+#   E05000001 E05000002 E05000003      (y 0-1000)
+ORIGIN = (530000.0, 180000.0)
+TINY_CODES = [f"E0500000{i}" for i in range(1, 7)]
+TINY_NAMES = ["Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot"]
+
+
+def tiny_wards() -> gpd.GeoDataFrame:
+    """The tiny borough's wards as a GeoDataFrame in EPSG:27700 (ONS 2022 column names)."""
+    x0, y0 = ORIGIN
+    boxes = [shapely.box(x0 + c * 1000, y0 + r * 1000, x0 + (c + 1) * 1000, y0 + (r + 1) * 1000)
+             for r in range(2) for c in range(3)]
+    return gpd.GeoDataFrame({"WD22CD": TINY_CODES, "WD22NM": TINY_NAMES}, geometry=boxes, crs="EPSG:27700")
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    """A folder with the tiny borough's boundary file and a minimal study.toml; returns the folder."""
+    tiny_wards().to_crs("EPSG:4326").to_file(tmp_path / "wards.geojson", driver="GeoJSON")
+    (tmp_path / "study.toml").write_text('[study]\nname = "Tiny"\n\n[boundaries]\npath = "wards.geojson"\n')
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def real() -> Path:
+    """The real London data beside the project (always present in CI)."""
+    if not REAL.is_dir():
+        pytest.skip("../shared/data/real is not present")
+    return REAL
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``python cli.py ARGS`` in a fresh process; returns the completed process."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, env=env, timeout=600)

@@ -1,0 +1,118 @@
+"""The pipeline on real London data (../shared/data/real, present in CI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+
+from geomisuse.pipeline import prepare
+from geomisuse.study import load_study
+
+pytestmark = pytest.mark.slow
+
+TOWER_HAMLETS_MPS = [
+    "mps_ward_level_crime_2021-09_2023-08_wards2022.csv",
+    "mps_ward_level_crime_2023-04_2025-03_wards2022.csv",
+]
+
+
+def write_study(folder: Path, text: str) -> Path:
+    path = folder / "study.toml"
+    path.write_text(text)
+    return path
+
+
+def mps_source_sums(path: Path, codes, months: list[str]) -> pd.DataFrame:
+    """Independent sums from the raw file: ward x measure over the months."""
+    raw = pd.read_csv(path)
+    raw = raw[raw["WardCode"].isin(codes) & (raw["MajorText"].str.lower() == "drug offences")]
+    columns = [m.replace("-", "") for m in months]
+    raw["total"] = raw[columns].sum(axis=1)
+    minor = raw["MinorText"].str.lower().map({"possession of drugs": "possession", "drug trafficking": "trafficking",
+                                              "trafficking of drugs": "trafficking"})
+    sums = raw.assign(measure=minor).pivot_table(index="WardCode", columns="measure", values="total", aggfunc="sum")
+    sums["drug_offences"] = raw.groupby("WardCode")["total"].sum()
+    return sums.reindex(codes).fillna(0).astype(int)
+
+
+@pytest.mark.parametrize("mps_file, period", [
+    (TOWER_HAMLETS_MPS[0], ("2022-09", "2023-08")),
+    (TOWER_HAMLETS_MPS[1], ("2024-04", "2025-03")),
+], ids=["title-case-2022", "upper-case-2025"])
+def test_tower_hamlets_full_resolution_census_population_mps(real, tmp_path, mps_file, period):
+    study = write_study(tmp_path, f"""
+[study]
+name = "Tower Hamlets"
+period = ["{period[0]}", "{period[1]}"]
+[boundaries]
+path = "{real}/boundaries/ons_wards2022_tower_hamlets_bfc.gpkg"
+[layers.population]
+path = "{real}/population/census2021_ward2022_tower_hamlets_usual_residents.csv"
+[layers.mps_ward]
+path = "{real}/mps_ward/{mps_file}"
+""")
+    run = prepare(load_study(study))
+    wards = run.wards.set_index("ward_code")
+    assert len(wards) == 20
+    census = pd.read_csv(real / "population" / "census2021_ward2022_tower_hamlets_usual_residents.csv")
+    assert wards["population"].sum() == census["OBS_VALUE"].sum() == 310_313  # Census 2021, rounds to 310,300
+    assert abs(wards["area_km2"].sum() - 21.6) < 0.2
+    months = run.months
+    assert len(months) == 12
+    expected = mps_source_sums(real / "mps_ward" / mps_file, wards.index, months)
+    for measure in ("possession", "trafficking", "drug_offences"):
+        assert (wards[f"{measure}_count"].astype(int) == expected[measure]).all(), measure
+    assert (wards["drug_offences_count"] == wards["possession_count"] + wards["trafficking_count"]).all()
+    rate = wards["possession_count"] / wards["population"] * 1000
+    assert (abs(wards["possession_rate_per_1000"] - rate) < 1e-12).all()
+    acc = run.layers["mps_ward"].accounting()
+    assert acc["rows_read"] == acc["rows_used"] + sum(acc["rows_excluded"].values()) + sum(acc["rows_rejected"].values())
+    assert acc["rows_rejected"] == {}
+    # Drug rows of the 20 wards, both minor categories (rows with no crime in the window are absent).
+    raw = pd.read_csv(real / "mps_ward" / mps_file)
+    drug_rows = raw[raw["WardCode"].isin(wards.index) & (raw["MajorText"].str.lower() == "drug offences")]
+    assert acc["rows_used"] == len(drug_rows)
+    # The monthly table adds up to the period totals.
+    assert (run.monthly.groupby("ward_code")["possession_count"].sum() == wards["possession_count"]).all()
+
+
+def test_city_of_london_police_uk_accounting(real, tmp_path):
+    study = write_study(tmp_path, f"""
+[study]
+name = "City of London"
+[boundaries]
+path = "{real}/boundaries/gla_london_wards_2014.gpkg"
+where = {{LB_GSS_CD = "E09000001"}}
+[layers.police_uk]
+path = "{real}/police_uk/city_of_london_street"
+""")
+    run = prepare(load_study(study))
+    layer = run.layers["police_uk"]
+    acc = layer.accounting()
+    assert acc["rows_read"] == 18_173
+    assert len(layer.paths) == 24
+    excluded_types = sum(v for k, v in acc["rows_excluded"].items() if k.startswith("crime type not analysed"))
+    assert excluded_types == 18_173 - 1_055 - 505
+    assert acc["rows_read"] == acc["rows_used"] + sum(acc["rows_excluded"].values()) + sum(acc["rows_rejected"].values())
+    wards = run.wards
+    assert len(wards) == 25
+    assert wards["drug_offences_count"].sum() + wards["asb_count"].sum() == acc["rows_used"]
+
+    # Independent check: geopandas sjoin of the raw Drugs/ASB rows with coordinates.
+    raw = pd.concat([pd.read_csv(p) for p in sorted((real / "police_uk" / "city_of_london_street").glob("*.csv"))])
+    raw = raw[raw["Crime type"].isin(["Drugs", "Anti-social behaviour"]) & raw["Longitude"].notna()]
+    assert acc["rows_rejected"]["no coordinates"] == 1_055 + 505 - len(raw)
+    points = gpd.GeoDataFrame(raw, geometry=gpd.points_from_xy(raw["Longitude"], raw["Latitude"]),
+                              crs="EPSG:4326").to_crs("EPSG:27700")
+    joined = gpd.sjoin(points, wards[["ward_code", "geometry"]], predicate="within")
+    drugs = joined[joined["Crime type"] == "Drugs"].groupby("ward_code").size()
+    assert (wards.set_index("ward_code")["drug_offences_count"] == drugs.reindex(wards["ward_code"]).fillna(0)).all()
+    assert acc["rows_rejected"]["outside the study area"] == len(raw) - len(joined)
+    # police.uk has no 2024 files: those months are missing, not zero.
+    assert run.months[0] == "2023-01" and run.months[-1] == "2025-12"
+    monthly = run.monthly.set_index(["ward_code", "month"])
+    assert monthly.xs("2024-06", level="month")["drug_offences_count"].isna().all()
+    assert any("no data for 12 month(s)" in w for w in run.warnings)
