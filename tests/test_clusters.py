@@ -450,3 +450,51 @@ def test_no_more_wards_flagged_than_nominal_on_spatially_random_data(correction)
     slack = 3 * math.sqrt(alpha * (1 - alpha) / tests)
     assert lisa_flagged / tests <= alpha + slack
     assert gi_flagged / tests <= alpha + slack
+
+
+# --------------------------------------------------------------------------- the demo borough
+
+@pytest.fixture(scope="module")
+def demo_clusters():
+    from geomisuse.pipeline import prepare
+    from geomisuse.study import load_study
+    study = load_study(Path(__file__).resolve().parents[1] / "data" / "demo" / "study.toml")
+    run = prepare(study)
+    result = find_clusters(run.wards, ClusterSettings.from_options(study.clusters), study.seed)
+    return run.wards, result
+
+
+def test_demo_possession_high_high_is_the_planted_cluster(demo_clusters):
+    from geomisuse import demo
+    wards, result = demo_clusters
+    table = result.columns.assign(ward_code=wards["ward_code"]).set_index("ward_code")
+    planted = set(demo.PLANTED_POSSESSION_CLUSTER)
+    high_high = set(table.index[table["possession_lisa_label"] == "High-High"])
+    # Default FDR 5 %: the High-High wards are planted ones, at least the cluster's core of two
+    # (the two edge wards border ordinary wards: two-sided p 0.02, FDR-adjusted 0.07).
+    assert high_high <= planted and len(high_high) >= 2
+    assert set(table.index[table["possession_lisa_quadrant"] == 1]) >= planted
+    assert {w["ward_code"] for w in result.manifest["high_high"]["possession"]} == high_high
+    # Uncorrected at 5 %, exactly the planted cluster; Gi* at 95 %+ after FDR, also exactly it.
+    uncorrected = find_clusters(wards, ClusterSettings(correction="none"), seed=20261122).columns
+    assert set(wards["ward_code"][uncorrected["possession_lisa_label"] == "High-High"]) == planted
+    assert set(table.index[table["possession_gi_bin"] >= 2]) == planted
+    assert result.summary_lines[0].startswith("possession: Moran's I 0.6")
+
+
+def test_demo_planted_low_cluster_is_low_low(demo_clusters):
+    from geomisuse import demo
+    wards, result = demo_clusters
+    table = result.columns.assign(ward_code=wards["ward_code"]).set_index("ward_code")
+    assert set(table.index[table["possession_lisa_label"] == "Low-Low"]) == set(demo.PLANTED_LOW_CLUSTER)
+
+
+def test_demo_estate_ward_is_a_trafficking_hot_spot(demo_clusters):
+    from geomisuse import demo
+    wards, result = demo_clusters
+    table = result.columns.assign(ward_code=wards["ward_code"]).set_index("ward_code")
+    assert table.loc[demo.PLANTED_ESTATE_WARD, "trafficking_gi_bin"] == 3
+    assert table["trafficking_gi_z"].idxmax() == demo.PLANTED_ESTATE_WARD
+    # Global Moran's I: every demo measure is clustered, on empirical-Bayes rates.
+    moran = result.global_moran.set_index("measure")
+    assert (moran["rate_adjustment"] == "empirical_bayes").all() and (moran["p_sim"] <= 0.01).all()
