@@ -124,8 +124,13 @@ def conditional_sum_counts(values: np.ndarray, cardinality: np.ndarray, observed
     wrong = prefix[rows, k - 1]
     right = wrong - values[wards] + drawn[rows, k]
     n = values.size
-    at_least += (np.bincount(wards, right >= low[wards], n) - np.bincount(wards, wrong >= low[wards], n)).astype(np.int64)
-    at_most += (np.bincount(wards, right <= high[wards], n) - np.bincount(wards, wrong <= high[wards], n)).astype(np.int64)
+
+    def change(now: np.ndarray, before: np.ndarray) -> np.ndarray:
+        # Per ward: draws that count after the swap minus draws that counted before it.
+        return (np.bincount(wards, now, n) - np.bincount(wards, before, n)).astype(np.int64)
+
+    at_least += change(right >= low[wards], wrong >= low[wards])
+    at_most += change(right <= high[wards], wrong <= high[wards])
     return at_least, at_most
 
 

@@ -388,7 +388,8 @@ def _summary_line(measure: str, global_row: dict, record: dict, settings: Cluste
     level = f"{settings.alpha * 100:g}%"
     correction = {"fdr": f"FDR {level}", "bonferroni": f"Bonferroni {level}", "none": f"uncorrected {level}"}
     names = [w["ward_name"] for w in record["high_high"]]
-    listed = ", ".join(names[:_LIST_NAMES]) + (f" and {len(names) - _LIST_NAMES} more" if len(names) > _LIST_NAMES else "")
+    more = len(names) - _LIST_NAMES
+    listed = ", ".join(names[:_LIST_NAMES]) + (f" and {more} more" if more > 0 else "")
     high_high = f"High-High in {listed}" if names else "no High-High wards"
     eb = ", empirical Bayes" if global_row["rate_adjustment"] == "empirical_bayes" else ""
     return (f"{measure}: Moran's I {global_row['moran_i']:.2f} (p {global_row['p_sim']:.2g}{eb}); "
