@@ -499,3 +499,50 @@ def test_demo_estate_ward_is_a_trafficking_hot_spot(demo_clusters):
     # Global Moran's I: every demo measure is clustered, on empirical-Bayes rates.
     moran = result.global_moran.set_index("measure")
     assert (moran["rate_adjustment"] == "empirical_bayes").all() and (moran["p_sim"] <= 0.01).all()
+
+
+# --------------------------------------------------------------------------- real London data
+
+@pytest.mark.slow
+@pytest.mark.skipif(not LONDON_WARDS.exists(), reason="real data folder not present")
+def test_real_london_possession_clusters_in_the_west_end():
+    """679 MPS wards (2022 set, City excluded: not policed by the MPS), possession of drugs
+    2023-04 to 2025-03, residents from Census 2021 LSOAs via the ONS best-fit lookup."""
+    import esda
+    from libpysal.weights import Queen
+    wards = gpd.read_file(LONDON_WARDS).to_crs(27700).rename(
+        columns={"ward22_code": "ward_code", "ward22_name": "ward_name"})
+    mps = pd.read_csv(REAL / "mps_ward" / "mps_ward_level_crime_2023-04_2025-03_wards2022.csv")
+    months = [c for c in mps.columns if c.isdigit()]
+    possession = mps[mps["MinorText"].str.upper() == "POSSESSION OF DRUGS"]
+    possession = possession.groupby("WardCode")[months].sum().sum(axis=1)
+    lookup = pd.read_csv(REAL / "boundaries" / "lookup_lsoa21_ward25_lad25_bestfit_london.csv")
+    census = pd.read_csv(REAL / "population" / "census2021_lsoa2021_london_age5.csv")
+    residents = census.groupby("Lower layer Super Output Areas Code")["Observation"].sum()
+    population = lookup.assign(people=lookup["LSOA21CD"].map(residents)).groupby("WD25CD")["people"].sum()
+    wards = wards[wards["ward_code"].isin(possession.index)].sort_values("ward_code").reset_index(drop=True)
+    wards["population"] = wards["ward_code"].map(population).astype(float)
+    wards["area_km2"] = wards.area / 1e6
+    wards["possession_count"] = wards["ward_code"].map(possession).astype(float)
+    wards["possession_rate_per_1000"] = wards["possession_count"] / wards["population"] * 1000
+    for measure in ("trafficking", "drug_offences", "asb"):
+        wards[f"{measure}_count"] = np.nan
+        wards[f"{measure}_rate_per_1000"] = np.nan
+    assert len(wards) == 679 and wards["population"].notna().all()
+
+    result = find_clusters(wards, ClusterSettings(), seed=20261122)
+    assert result.manifest["weights"]["islands"] == [] and result.manifest["permutations"]["possession"] == 99999
+    moran = result.global_moran.iloc[0]
+    assert moran["rate_adjustment"] == "empirical_bayes" and moran["moran_i"] > 0.15 and moran["p_sim"] == 0.002
+    # Raw-rate Moran's I agrees with esda on the same real map.
+    raw = global_moran(wards["possession_rate_per_1000"].to_numpy(),
+                       row_standardised(queen_adjacency(wards.geometry)), 0, np.random.default_rng(0))
+    reference = esda.Moran(wards["possession_rate_per_1000"].to_numpy(),
+                           Queen.from_dataframe(wards, use_index=False, silence_warnings=True), permutations=0)
+    assert raw["moran_i"] == pytest.approx(reference.I, rel=1e-10)
+    # St James's and West End have London's highest possession rates (over 100 per 1,000):
+    # High-High, and every High-High ward is in central Camden or Westminster.
+    table = result.columns.join(wards[["ward_code", "LAD22NM"]]).set_index("ward_code")
+    high_high = table[table["possession_lisa_label"] == "High-High"]
+    assert {"E05013806", "E05013808"} <= set(high_high.index)
+    assert set(high_high["LAD22NM"]) <= {"Camden", "Westminster"}
