@@ -27,6 +27,7 @@ gap between the two tells a board how much the optimisation adds.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -305,7 +306,10 @@ def pulp_solver(name: str = "cbc", time_limit_s: float | None = None):
     import pulp
 
     if name == "cbc":
-        solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s)
+        with warnings.catch_warnings():
+            # PuLP 3 announces that PuLP 4 drops the bundled CBC; pyproject pins pulp < 4.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s)
         hint = "reinstall PuLP below version 4 (pip install 'pulp>=2.8,<4'), which bundles CBC"
     elif name == "highs":
         solver = pulp.HiGHS(msg=False, timeLimit=time_limit_s)
@@ -375,9 +379,12 @@ def solve_mclp(cover: np.ndarray, weights: np.ndarray, k: int, solver_name: str 
     sub = cover[:, useful]
     # spopt covers a point when cost <= service radius: cost 0 = in reach, 1 = out of reach.
     cost = np.where(sub, 0.0, 1.0)
-    model = MCLP.from_cost_matrix(cost, weights, service_radius=0.5, p_facilities=k,
-                                  name="satellite_sites")
-    model = model.solve(pulp_solver(solver_name, time_limit_s), results=False)
+    with warnings.catch_warnings():
+        # spopt builds variables the way PuLP 3 deprecates for PuLP 4: one warning per variable.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        model = MCLP.from_cost_matrix(cost, weights, service_radius=0.5, p_facilities=k,
+                                      name="satellite_sites")
+        model = model.solve(pulp_solver(solver_name, time_limit_s), results=False)
     import pulp
 
     status = pulp.LpStatus[model.problem.status]
