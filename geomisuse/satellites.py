@@ -13,11 +13,13 @@ choose sites to
                 sum_j y_j = k                       (k sites)
                 x_i, y_j in {0, 1}
 
-spopt builds the model (:class:`spopt.locate.MCLP`) and PuLP's bundled CBC solves it. spopt
-writes one constraint per demand point with a term for every candidate, so the instance is
-made small first: points that no candidate reaches are dropped, candidates that reach no
-point are dropped, and points reached by exactly the same candidates are merged into one
-point carrying their summed need. None of this changes the optimum.
+The model is spopt's :class:`spopt.locate.MCLP` (its variables, objective, site-count
+constraint and ``solve``) and PuLP's bundled CBC solves it. Two things keep it fast (see
+"Performance notes" in DESIGN.md): the instance is made small first (points no candidate
+reaches are dropped, candidates reaching no point are dropped, and points reached by exactly
+the same candidates are merged into one point carrying their summed need), and each coverage
+constraint lists only the candidates in reach (:func:`build_mclp`). Neither changes the
+optimum; the tests check it against a brute-force search and spopt's own dense build.
 
 The greedy answer (repeatedly take the site adding the most uncovered need) is computed too:
 it is what a person with a map would do, it is never worse than 63 % of the optimum, and the
@@ -368,28 +370,64 @@ def solve_mclp(cover: np.ndarray, weights: np.ndarray, k: int, solver_name: str 
     MclpAnswer
         The sites (positions into ``cover``'s columns) in rank order and their need.
     """
-    from spopt.locate import MCLP
-
     start = time.perf_counter()
     useful = np.flatnonzero(cover.any(axis=0)) if cover.size else np.empty(0, dtype=np.int64)
     if len(useful) <= k:
         sites, gains = order_by_contribution(cover, weights, list(useful))
         return MclpAnswer(sites, gains, covered_need(cover, weights, sites), "trivial",
                           time.perf_counter() - start)
-    sub = cover[:, useful]
-    # spopt covers a point when cost <= service radius: cost 0 = in reach, 1 = out of reach.
-    cost = np.where(sub, 0.0, 1.0)
+    import pulp
+
     with warnings.catch_warnings():
         # spopt builds variables the way PuLP 3 deprecates for PuLP 4: one warning per variable.
         warnings.simplefilter("ignore", DeprecationWarning)
-        model = MCLP.from_cost_matrix(cost, weights, service_radius=0.5, p_facilities=k,
-                                      name="satellite_sites")
+        model = build_mclp(cover[:, useful], weights, k)
         model = model.solve(pulp_solver(solver_name, time_limit_s), results=False)
-    import pulp
-
     status = pulp.LpStatus[model.problem.status]
     chosen = [int(useful[j]) for j, var in enumerate(model.fac_vars)
               if var.value() is not None and var.value() > 0.5]
     sites, gains = order_by_contribution(cover, weights, chosen)
     return MclpAnswer(sites, gains, covered_need(cover, weights, sites), status,
                       time.perf_counter() - start)
+
+
+def build_mclp(cover: np.ndarray, weights: np.ndarray, k: int, name: str = "satellite_sites"):
+    """spopt's MCLP model, with one coverage constraint per demand point over its reach only.
+
+    ``spopt.locate.MCLP.from_cost_matrix`` writes every constraint with a term for every
+    candidate, zero or not: 4,000 demand points x 700 candidates is 2.8 million PuLP terms
+    and half a minute of Python before the solver starts. The model below is the same (same
+    spopt variables, objective, ``sum_j y_j = k`` constraint and ``solve``) but each
+    constraint ``sum_{j in N_i} y_j >= x_i`` lists only the candidates in reach: ~25 terms.
+
+    Parameters
+    ----------
+    cover
+        ``(n, m)`` dense boolean coverage.
+    weights
+        ``n`` needs.
+    k
+        Number of sites.
+    name
+        Problem name.
+
+    Returns
+    -------
+    spopt.locate.MCLP
+        Ready to ``solve(solver)``.
+    """
+    import pulp
+    from spopt.locate import MCLP
+    from spopt.locate.base import FacilityModelBuilder
+
+    n, m = cover.shape
+    model = MCLP(name, pulp.LpProblem(name, pulp.LpMaximize))
+    FacilityModelBuilder.add_facility_integer_variable(model, range(m), "x[{i}]")
+    FacilityModelBuilder.add_client_integer_variable(model, range(n), "y[{i}]")
+    sites, points = model.fac_vars, model.cli_vars
+    model.aij = cover.astype(np.int8)
+    model.problem += pulp.lpSum(float(w) * points[i] for i, w in enumerate(weights)), "need_covered"
+    for i in range(n):
+        model.problem += pulp.lpSum(sites[j] for j in np.flatnonzero(cover[i])) >= points[i]
+    FacilityModelBuilder.add_facility_constraint(model, k)
+    return model

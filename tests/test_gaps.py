@@ -351,6 +351,21 @@ def test_mclp_optimum_equals_brute_force(trial):
     assert answer.gains == sorted(answer.gains, reverse=True)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_sparse_model_matches_spopts_own_build():
+    import pulp
+    from spopt.locate import MCLP
+
+    rng = np.random.default_rng(11)
+    cover = rng.random((80, 15)) < 0.2
+    weights = rng.uniform(0.5, 9.0, 80)
+    reference = MCLP.from_cost_matrix(np.where(cover, 0.0, 1.0), weights, service_radius=0.5,
+                                      p_facilities=4)
+    reference.solve(pulp.PULP_CBC_CMD(msg=False), results=False)
+    ours = sat.solve_mclp(cover, weights, 4)
+    assert ours.objective == pytest.approx(pulp.value(reference.problem.objective))
+
+
 def test_mclp_beats_greedy_where_greedy_is_short_sighted():
     # Candidate 0 reaches b, c, d, e (4); candidate 1 reaches a, b, c; candidate 2 reaches d, e, f.
     # Greedy takes 0 first and then adds only 1 point: 5. The optimum is 1 + 2: 6.
