@@ -88,11 +88,13 @@ def main() -> None:
 
     import spopt.locate  # noqa: F401  (a one-off import, timed apart)
 
-    runs = [("candidate file (300 pharmacies)", True),
-            ("default candidates (pharmacies + grid over gap wards)", False)]
-    for label, from_file in runs:
+    runs = [("candidate file (300 pharmacies)", True, GapSettings()),
+            ("default candidates (pharmacies + grid over gap wards)", False, GapSettings()),
+            ("stress: 10 sites for the unmet need of all wards, default candidates", False,
+             GapSettings(satellites=10, satellite_demand="all_wards"))]
+    for label, from_file, settings in runs:
         start = time.perf_counter()
-        result = find_gaps(wards, treatment, nsp, candidates, None, GapSettings(), seed=args.seed,
+        result = find_gaps(wards, treatment, nsp, candidates, None, settings, seed=args.seed,
                            candidates_from_file=from_file)
         total = time.perf_counter() - start
         t = result.manifest["timings_s"]

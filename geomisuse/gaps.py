@@ -789,8 +789,8 @@ def choose_satellites(wards: gpd.GeoDataFrame, sample: access.ResidentSample,
     greedy_total = float(sum(greedy_gains))
     chosen = optimum.sites if optimum is not None else greedy
     if len(chosen) < settings.satellites:
-        warnings.append(f"gaps: only {len(chosen)} candidate site(s) reach unmet need; "
-                        f"{settings.satellites} were asked for")
+        warnings.append(f"gaps: {len(chosen)} satellite site(s) reach all the unmet need that "
+                        f"any candidate site can reach; {settings.satellites} were asked for")
 
     import pulp
     import spopt

@@ -10,7 +10,7 @@ choose sites to
 
     maximise    sum_i a_i x_i                      (need newly covered)
     subject to  x_i <= sum_{j in N_i} y_j           (covered only by a chosen site in reach)
-                sum_j y_j = k                       (k sites)
+                sum_j y_j <= k                      (at most k sites)
                 x_i, y_j in {0, 1}
 
 The model is spopt's :class:`spopt.locate.MCLP` (its variables, objective, site-count
@@ -274,15 +274,13 @@ def order_by_contribution(cover: np.ndarray, weights: np.ndarray,
     -------
     tuple
         ``(sites, gains)`` in rank order with the need each adds to those ranked above it;
-        the gains sum to the need the set covers.
+        the gains sum to the need the set covers. Sites that add nothing are dropped.
     """
     if not sites:
         return [], []
-    sub = cover[:, sites]
-    order, gains = greedy_sites(sub, weights, len(sites))
-    # Sites adding nothing beyond the others still belong to the answer; keep them last.
-    rest = [p for p in range(len(sites)) if p not in order]
-    return [sites[p] for p in order + rest], gains + [0.0] * len(rest)
+    order, gains = greedy_sites(cover[:, sites], weights, len(sites))
+    # A site adding nothing beyond the others is left out (greedy_sites stops before it).
+    return [int(sites[p]) for p in order], gains
 
 
 def pulp_solver(name: str = "cbc", time_limit_s: float | None = None):
@@ -336,7 +334,7 @@ class MclpAnswer:
     objective : float
         Need covered by all the sites.
     status : str
-        PuLP status (``Optimal``) or ``greedy``/``trivial``.
+        PuLP status (``Optimal`` ...) or ``nothing to cover``.
     seconds : float
         Wall time of building and solving the model.
     """
@@ -359,7 +357,7 @@ def solve_mclp(cover: np.ndarray, weights: np.ndarray, k: int, solver_name: str 
     weights
         ``n`` needs (> 0).
     k
-        Number of sites; when fewer candidates reach any demand, all of those are chosen.
+        Most sites to choose; fewer when fewer already cover all the need they can reach.
     solver_name
         ``cbc`` or ``highs`` (:func:`pulp_solver`).
     time_limit_s
@@ -372,10 +370,8 @@ def solve_mclp(cover: np.ndarray, weights: np.ndarray, k: int, solver_name: str 
     """
     start = time.perf_counter()
     useful = np.flatnonzero(cover.any(axis=0)) if cover.size else np.empty(0, dtype=np.int64)
-    if len(useful) <= k:
-        sites, gains = order_by_contribution(cover, weights, list(useful))
-        return MclpAnswer(sites, gains, covered_need(cover, weights, sites), "trivial",
-                          time.perf_counter() - start)
+    if len(useful) == 0:
+        return MclpAnswer([], [], 0.0, "nothing to cover", time.perf_counter() - start)
     import pulp
 
     with warnings.catch_warnings():
@@ -384,6 +380,8 @@ def solve_mclp(cover: np.ndarray, weights: np.ndarray, k: int, solver_name: str 
         model = build_mclp(cover[:, useful], weights, k)
         model = model.solve(pulp_solver(solver_name, time_limit_s), results=False)
     status = pulp.LpStatus[model.problem.status]
+    if getattr(model.problem, "sol_status", None) == pulp.LpSolutionIntegerFeasible:
+        status = "Feasible (time limit reached; not proven optimal)"
     chosen = [int(useful[j]) for j, var in enumerate(model.fac_vars)
               if var.value() is not None and var.value() > 0.5]
     sites, gains = order_by_contribution(cover, weights, chosen)
@@ -392,20 +390,26 @@ def solve_mclp(cover: np.ndarray, weights: np.ndarray, k: int, solver_name: str 
 
 
 def build_mclp(cover: np.ndarray, weights: np.ndarray, k: int, name: str = "satellite_sites"):
-    """spopt's MCLP model, with one coverage constraint per demand point over its reach only.
+    """spopt's MCLP model, with sparse coverage constraints and a deterministic tie-break.
 
     ``spopt.locate.MCLP.from_cost_matrix`` writes every constraint with a term for every
     candidate, zero or not: 4,000 demand points x 700 candidates is 2.8 million PuLP terms
-    and half a minute of Python before the solver starts. The model below is the same (same
-    spopt variables, objective, ``sum_j y_j = k`` constraint and ``solve``) but each
-    constraint ``sum_{j in N_i} y_j >= x_i`` lists only the candidates in reach: ~25 terms.
+    and half a minute of Python before the solver starts. The model below uses the same spopt
+    variables and ``solve`` but writes each constraint ``sum_{j in N_i} y_j >= x_i`` over the
+    candidates in reach only (~25 terms). Two deliberate differences:
+
+    * at most k sites (``sum_j y_j <= k``), so that no site is opened that adds nothing;
+    * a tie-break: each site costs ``eps * (1 + j / m)``, with ``eps`` so small that all k
+      sites together cost less than the smallest need of any point. The need covered stays
+      the true maximum; among equally good answers the solver takes the one with fewest
+      sites, then the earliest candidates (candidate-file or pharmacy rows before grid points).
 
     Parameters
     ----------
     cover
         ``(n, m)`` dense boolean coverage.
     weights
-        ``n`` needs.
+        ``n`` needs (> 0).
     k
         Number of sites.
     name
@@ -426,8 +430,11 @@ def build_mclp(cover: np.ndarray, weights: np.ndarray, k: int, name: str = "sate
     FacilityModelBuilder.add_client_integer_variable(model, range(n), "y[{i}]")
     sites, points = model.fac_vars, model.cli_vars
     model.aij = cover.astype(np.int8)
-    model.problem += pulp.lpSum(float(w) * points[i] for i, w in enumerate(weights)), "need_covered"
+    eps = 1e-3 * float(weights[weights > 0].min()) / (2 * k) if (weights > 0).any() else 0.0
+    model.problem += (
+        pulp.lpSum(float(w) * points[i] for i, w in enumerate(weights))
+        - pulp.lpSum(eps * (1 + j / m) * sites[j] for j in range(m)), "need_covered")
     for i in range(n):
         model.problem += pulp.lpSum(sites[j] for j in np.flatnonzero(cover[i])) >= points[i]
-    FacilityModelBuilder.add_facility_constraint(model, k)
+    model.problem += pulp.lpSum(sites) <= k, "at_most_k_sites"
     return model

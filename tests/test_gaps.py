@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -378,6 +379,14 @@ def test_mclp_beats_greedy_where_greedy_is_short_sighted():
     assert brute_force(cover, weights, 2) == 6
 
 
+def test_mclp_opens_no_site_that_adds_nothing_and_breaks_ties_by_order():
+    # Candidates 1 and 2 each reach every point; 0 reaches one. One site suffices, and of the
+    # two equally good ones the earlier (1) is taken.
+    cover = np.array([[1, 1, 1], [0, 1, 1], [0, 1, 1]], bool)
+    answer = sat.solve_mclp(cover, np.array([2.0, 1.0, 1.0]), 3)
+    assert answer.sites == [1] and answer.objective == 4.0
+
+
 def test_mclp_with_fewer_useful_candidates_than_k():
     cover = np.array([[1, 0, 0], [0, 0, 0]], bool)
     answer = sat.solve_mclp(cover, np.array([3.0, 5.0]), 2)
@@ -457,3 +466,98 @@ def test_no_gaps_no_satellites():
     assert result.satellites.empty and list(result.satellites.columns) == SATELLITE_COLUMNS
     assert result.manifest["satellites"]["skipped"] == "no outreach gaps"
     assert "Satellite sites: none (no outreach gaps)" in result.summary_lines
+
+
+# --------------------------------------------------------------------------- the demo borough
+
+PROJECT = Path(__file__).resolve().parents[1]
+DEMO = PROJECT / "data" / "demo"
+
+
+def demo_inputs() -> dict:
+    """The demo borough's ward table and service layers, read straight from its files.
+
+    MINIMAL STAND-IN for the real loaders and ward table (geomisuse.layers, ward table):
+    swap in ``load_study(DEMO / "study.toml")`` and the real stages when they are merged.
+    It sums the MPS possession / trafficking / drug-offence months per ward and divides by
+    the ward population; no cluster columns, so need is judged on the rate.
+    """
+    wards = gpd.read_file(PROJECT / "boundaries" / "northmere_wards.geojson").to_crs(CRS)
+    wards = wards.rename(columns={"WD22CD": "ward_code", "WD22NM": "ward_name"})
+    population = pd.read_csv(DEMO / "population.csv").rename(columns={"WD22CD": "ward_code"})
+    wards = wards.merge(population[["ward_code", "population"]], on="ward_code", how="left")
+    mps = pd.read_csv(DEMO / "mps_ward_level_crime.csv", dtype={"WardCode": str})
+    months = [c for c in mps.columns if c.isdigit()]
+    mps["total"] = mps[months].sum(axis=1)
+    drugs = mps[mps["MajorText"] == "Drug Offences"]
+    counts = {"possession": drugs[drugs["MinorText"] == "Possession of Drugs"],
+              "trafficking": drugs[drugs["MinorText"] == "Drug Trafficking"],
+              "drug_offences": drugs}
+    for measure, rows in counts.items():
+        total = rows.groupby("WardCode")["total"].sum()
+        wards[f"{measure}_count"] = wards["ward_code"].map(total).fillna(0.0)
+        wards[f"{measure}_rate_per_1000"] = wards[f"{measure}_count"] / wards["population"] * 1000
+    wards = wards.sort_values("ward_code").reset_index(drop=True)
+
+    treatment = pd.read_csv(DEMO / "treatment_services.csv")
+    treatment = gpd.GeoDataFrame(treatment, geometry=gpd.points_from_xy(
+        treatment["easting"], treatment["northing"]), crs=CRS)
+    pharmacies = pd.read_csv(DEMO / "pharmacies.csv")
+    pharmacies = gpd.GeoDataFrame(pharmacies, geometry=gpd.points_from_xy(
+        pharmacies["longitude"], pharmacies["latitude"]), crs="EPSG:4326").to_crs(CRS)
+    nsp = pharmacies["needle_exchange"].str.strip().str.lower() == "yes"
+    return {"wards": wards, "treatment": treatment, "needle": pharmacies[nsp],
+            "pharmacies": pharmacies[~nsp].assign(site_type="pharmacy")}
+
+
+@pytest.fixture(scope="module")
+def demo():
+    if not (DEMO / "mps_ward_level_crime.csv").exists():
+        pytest.skip("demo files not generated in this checkout")
+    from geomisuse.demo import PLANTED_GAP_WARDS
+    inputs = demo_inputs()
+    result = find_gaps(inputs["wards"], inputs["treatment"], inputs["needle"],
+                       inputs["pharmacies"], None, GapSettings(), seed=20261122)
+    return inputs, result, PLANTED_GAP_WARDS
+
+
+def test_demo_planted_gap_ranks_first_with_reason(demo):
+    inputs, result, planted = demo
+    wards, col = inputs["wards"], result.columns
+    first = col.sort_values("gap_rank").iloc[0]
+    assert wards.loc[first.name, "ward_code"] == planted[0]
+    gap_codes = set(wards.loc[col["is_outreach_gap"], "ward_code"])
+    assert set(planted) <= gap_codes
+    reason = first["gap_reason"]
+    # Top-quintile possession, and no service of either kind within 2.5 km (demo guarantee).
+    assert reason.startswith("drug possession rate in the top fifth (")
+    assert "nearest treatment service" in reason and "nearest needle exchange" in reason
+    assert "0 % of residents within 20 min" in reason
+    assert first["nearest_treatment_service_m"] > 2000
+    assert first["nearest_needle_exchange_m"] > 2000
+
+
+def test_demo_service_inside_the_gap_removes_it(demo):
+    inputs, _, planted = demo
+    wards = inputs["wards"]
+    ward = wards.loc[wards["ward_code"] == planted[0]].iloc[0]
+    spot = ward.geometry.representative_point()
+    outreach = gpd.GeoDataFrame({"name": ["New outreach hub"], "service_type": ["treatment"]},
+                                geometry=[spot], crs=CRS)
+    result = find_gaps(wards, pd.concat([inputs["treatment"], outreach]),
+                       pd.concat([inputs["needle"], outreach]), inputs["pharmacies"], None,
+                       GapSettings(), seed=20261122)
+    at = wards.index[wards["ward_code"] == planted[0]][0]
+    assert not result.columns.loc[at, "is_outreach_gap"]
+    assert result.columns.loc[at, "gap_reason"].startswith("not a gap: drug possession rate")
+    assert result.columns.loc[at, "treatment_services_within_walk"] == 1
+
+
+def test_demo_first_satellite_serves_the_gap(demo):
+    inputs, result, planted = demo
+    sites = result.satellites
+    assert len(sites) >= 1
+    assert sites.loc[0, "ward_code"] == planted[0]
+    assert sites.loc[0, "share_of_gap_need_covered"] > 0.3
+    section = result.manifest["satellites"]
+    assert section["optimal_need_covered"] >= section["greedy_need_covered"] - 1e-9
