@@ -133,12 +133,7 @@ class ResidentSample:
     residents_outside: float = 0.0
 
 
-def _ward_seed(seed: int, position: int) -> np.random.Generator:
-    """A generator for one ward, so that a ward's points do not depend on the other wards."""
-    return np.random.default_rng([int(seed) % (2**32), 0x6A95, position])
-
-
-def halton_points_in(geometry: shapely.Geometry, n: int, rng: np.random.Generator) -> np.ndarray:
+def halton_points_in(geometry: shapely.Geometry, n: int, sampler: qmc.Halton) -> np.ndarray:
     """``n`` evenly spread points inside a polygon, area-uniform, from a scrambled Halton sequence.
 
     Parameters
@@ -147,8 +142,9 @@ def halton_points_in(geometry: shapely.Geometry, n: int, rng: np.random.Generato
         Polygon or MultiPolygon (EPSG:27700).
     n
         Number of points wanted (>= 1).
-    rng
-        Seeded generator (scrambles the sequence; same generator state -> same points).
+    sampler
+        A seeded scrambled Halton sampler (:func:`halton_sampler`); it continues its sequence
+        from one call to the next, so one sampler can serve several polygons.
 
     Returns
     -------
@@ -162,7 +158,6 @@ def halton_points_in(geometry: shapely.Geometry, n: int, rng: np.random.Generato
         point = geometry.representative_point() if not geometry.is_empty else geometry.centroid
         return np.array([[point.x, point.y]]) if not point.is_empty else np.empty((0, 2))
     shapely.prepare(geometry)
-    sampler = _halton(rng)
     kept: list[np.ndarray] = []
     count = 0
     for _ in range(_MAX_ATTEMPTS):
@@ -182,8 +177,10 @@ def halton_points_in(geometry: shapely.Geometry, n: int, rng: np.random.Generato
     return np.vstack(kept)[:n]
 
 
-def _halton(rng: np.random.Generator) -> qmc.Halton:
-    """A scrambled 2-D Halton sampler (SciPy >= 1.15 calls the seed ``rng``, older ``seed``)."""
+def halton_sampler(seed: int, position: int) -> qmc.Halton:
+    """A scrambled 2-D Halton sampler for one ward, so that a ward's points do not depend on
+    the other wards. (SciPy >= 1.15 calls the seed ``rng``, older versions ``seed``.)"""
+    rng = np.random.default_rng([int(seed) % (2**32), 0x6A95, position])
     try:
         return qmc.Halton(d=2, scramble=True, rng=rng)
     except TypeError:
@@ -192,7 +189,7 @@ def _halton(rng: np.random.Generator) -> qmc.Halton:
 
 def _area_sample(geometry: shapely.Geometry, n: int, seed: int, position: int) -> np.ndarray:
     """Area-weighted sample points of one ward (see :func:`halton_points_in`)."""
-    return halton_points_in(geometry, n, _ward_seed(seed, position))
+    return halton_points_in(geometry, n, halton_sampler(seed, position))
 
 
 def assign_points_to_wards(wards: gpd.GeoDataFrame, points: gpd.GeoDataFrame) -> np.ndarray:
@@ -295,10 +292,14 @@ def sample_residents(wards: gpd.GeoDataFrame, residents: gpd.GeoDataFrame | None
             totals = np.zeros(n_wards)
             for w, _, r in pieces:
                 totals[w] += r
-            for i, (w, geom, r) in enumerate(pieces):
-                # Points in proportion to the piece's residents, at least one per piece.
+            samplers: dict[int, qmc.Halton] = {}
+            for w, geom, r in pieces:
+                # Points in proportion to the piece's residents, at least one per piece; one
+                # sampler per ward (building one costs more than drawing from it).
                 n = max(1, int(round(points_per_ward * r / totals[w])))
-                pts = halton_points_in(geom, n, _ward_seed(seed, 1_000_000 + i))
+                if w not in samplers:
+                    samplers[w] = halton_sampler(seed, w)
+                pts = halton_points_in(geom, n, samplers[w])
                 ward_parts.append(np.full(len(pts), w))
                 xy_parts.append(pts)
                 weight_parts.append(np.full(len(pts), r / len(pts)))
