@@ -32,6 +32,7 @@ import math
 import re
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,11 +128,17 @@ def write_briefings(run: StudyRun, published: pd.DataFrame, folder: Path, settin
         path.write_text(page, encoding="utf-8")
         written.append(path)
     if getattr(settings, "pdf", False):
-        pdf = write_pdf(data, selected, folder / PDF_NAME)
-        if pdf is None:
-            run.warnings.append("briefings: PDF skipped, no Chromium found (install Debian's 'chromium' package and "
-                                "the 'playwright' Python package); the HTML pages print to A4 from any browser")
+        try:
+            pdf = write_pdf(data, selected, folder / PDF_NAME)
+        except Exception as err:  # a broken browser install must not lose the run's other outputs
+            pdf = None
+            run.warnings.append(f"briefings: PDF failed ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+                                "the HTML pages print to A4 from any browser")
         else:
+            if pdf is None:
+                run.warnings.append("briefings: PDF skipped, no Chromium found (install Debian's 'chromium' package "
+                                    "and the 'playwright' Python package); the HTML pages print to A4 from any browser")
+        if pdf is not None:
             written.append(pdf)
     return written
 
@@ -187,14 +194,27 @@ def write_pdf(data: dict, selected: list[str], target: Path) -> Path | None:
     executable = find_chromium()
     if executable is None:
         return None
-    from playwright.sync_api import sync_playwright
-
     book = _environment().get_template("briefing_book.html").render(
         **data, mode="book", linked={w["code"] for w in data["wards"] if w["code"] in selected},
         map_link=False, selected=selected)
     with tempfile.TemporaryDirectory(prefix="geomisuse-pdf-") as tmp:
         source = Path(tmp) / "book.html"
         source.write_text(book, encoding="utf-8")
+        # Playwright's sync API refuses to run inside an asyncio loop (Jupyter, or another
+        # Playwright session): print from a thread of its own.
+        errors: list[BaseException] = []
+        worker = threading.Thread(target=_print_pdf, args=(executable, source, target, errors), daemon=True)
+        worker.start()
+        worker.join()
+        if errors:
+            raise errors[0]
+    return target
+
+
+def _print_pdf(executable: str, source: Path, target: Path, errors: list) -> None:
+    try:
+        from playwright.sync_api import sync_playwright
+
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
             try:
@@ -205,7 +225,8 @@ def write_pdf(data: dict, selected: list[str], target: Path) -> Path | None:
                 page.pdf(path=str(target), format="A4", print_background=True, prefer_css_page_size=True)
             finally:
                 browser.close()
-    return target
+    except BaseException as err:  # re-raised in the calling thread
+        errors.append(err)
 
 
 # --------------------------------------------------------------------------------------------
@@ -699,9 +720,10 @@ def _satellites(run: StudyRun, codes: list[str], names: list[str]) -> list[dict]
     return out
 
 
-def _provision(sites: list[_Site], centre, reach_m: float, speed: float, detour: float) -> tuple[list[dict], int]:
+def _provision(sites: list[_Site], centre, reach_m: float, speed: float, detour: float) -> tuple[list[dict], int | None]:
     """Treatment services and needle exchanges within walking reach of a ward's centre (the
-    nearest of each kind when none is); returns the rows and how many are within reach."""
+    nearest of each kind when none is); returns the rows and how many are within reach
+    (``None`` when the study has no sites at all)."""
     rows, within = [], 0
     for kind in ("treatment", "needle_exchange"):
         found = sorted(((s.point.distance(centre), s) for s in sites if s.kind == kind), key=lambda t: t[0])
@@ -712,10 +734,7 @@ def _provision(sites: list[_Site], centre, reach_m: float, speed: float, detour:
             rows.append({"kind": "Treatment service" if kind == "treatment" else "Needle exchange",
                          "name": s.name, "detail": s.detail, "distance": _distance_text(d),
                          "walk": f"{walk_minutes(d, speed, detour):.0f}", "within": d <= reach_m})
-        if not found:
-            rows.append({"kind": "Treatment service" if kind == "treatment" else "Needle exchange",
-                         "name": "none in the data", "detail": "", "distance": "", "walk": "", "within": False})
-    return rows, within
+    return rows, (within if sites else None)
 
 
 # --------------------------------------------------------------------------------------------

@@ -299,7 +299,7 @@ def suggestions(ward: dict) -> list[str]:
             out.append(f"Consider satellite outreach nearby, at {join_names(ward['satellites_near'])}.")
         else:
             out.append("Consider satellite outreach: residents are far from treatment and needle exchanges.")
-    elif ward["within_reach"] == 0:
+    elif ward["within_reach"] == 0:  # None: the study has no service layers
         out.append("No treatment service or needle exchange within walking reach: check how residents get to one.")
     for what in ward["rises"]:
         out.append(f"{what.capitalize()} rose by a quarter or more: check with local teams whether this is "

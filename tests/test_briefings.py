@@ -402,3 +402,48 @@ def test_malicious_names_are_escaped(malicious):
     assert any("<script>alert('svc')</script>" in t.get_text() for t in page.select("svg.map title"))
     assert "<script>alert('svc')</script>" in page.select_one("table.provision").get_text()
     assert soup(paths[2]).select_one("ul.estates").get_text(strip=True) == "<svg onload=alert(2)>"
+
+
+@pytest.mark.slow
+def test_real_previous_period_is_the_comparison_when_the_inputs_cover_it(real, tmp_path):
+    """Tower Hamlets, MPS file 2021-09..2023-08, period 2022-09..2023-08: the previous twelve
+    months are in the file, so changes are against them, from published counts only."""
+    (tmp_path / "study.toml").write_text(f"""
+[study]
+name = "Tower Hamlets"
+period = ["2022-09", "2023-08"]
+[boundaries]
+path = "{real}/boundaries/ons_wards2022_tower_hamlets_bfc.gpkg"
+[layers.population]
+path = "{real}/population/census2021_ward2022_tower_hamlets_usual_residents.csv"
+[layers.mps_ward]
+path = "{real}/mps_ward/mps_ward_level_crime_2021-09_2023-08_wards2022.csv"
+""")
+    run = prepare(load_study(tmp_path / "study.toml"))
+    settings = PublishSettings()
+    published = published_wards(run, settings)
+    paths = write_briefings(run, published, tmp_path / "briefings", settings)
+    index = soup(paths[0])
+    assert "Sep 2022 to Aug 2023 against Sep 2021 to Aug 2022" in index.get_text()
+    assert "Fictional" not in index.get_text()
+    pub = published.set_index("ward_code")
+    real_table = run.wards.set_index("ward_code")
+    exact = 0
+    for path in paths[1:]:
+        code = path.stem
+        for measure in ("possession", "trafficking", "drug_offences"):
+            cell = soup(path).select_one(f'tr[data-measure="{measure}"] td.change').get_text(" ", strip=True)
+            before, after = pub.loc[code, f"{measure}_previous_count"], pub.loc[code, f"{measure}_count"]
+            expected = change(before, after, 5)
+            assert cell.endswith(expected.text)
+            if expected.difference is not None:
+                exact += 1
+                diff = int(real_table.loc[code, f"{measure}_count"]) - int(real_table.loc[code, f"{measure}_previous_count"])
+                assert expected.difference == diff
+                assert cell.startswith(f"{count_text(before)} → {count_text(after)}")
+    assert exact >= 30
+    # Borough change from real totals (protected: every hidden cell has a partner in its column).
+    footer = [td.get_text(strip=True) for td in index.select("table.wards tfoot td")]
+    now, before = int(run.wards["possession_count"].sum()), int(run.wards["possession_previous_count"].sum())
+    assert footer[1] == f"{now:,}" and footer[3] == change(before, now, 5).text
+    check_links(tmp_path / "briefings", paths)
