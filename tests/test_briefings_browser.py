@@ -13,8 +13,7 @@ from geomisuse.publish import PublishSettings, published_wards
 from geomisuse.pipeline import prepare
 from geomisuse.study import load_study
 
-from briefing_fixtures import demo_run
-from test_briefings import MALICIOUS, malicious_study
+from test_briefings import MALICIOUS, demo_run, malicious_study
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
