@@ -46,6 +46,10 @@ class PublishSettings:
         Embed the map's JavaScript and CSS so it renders with no network.
     briefings
         Write ward briefings.
+    pdf
+        Also print the briefings to ``briefings/briefings.pdf`` with headless Chromium (Debian's
+        ``chromium`` package and the ``playwright`` Python package); skipped with a warning
+        when Chromium is not installed.
     """
 
     suppression_threshold: int = SUPPRESSION_THRESHOLD
@@ -53,6 +57,7 @@ class PublishSettings:
     tiles: str = "OpenStreetMap"
     offline: bool = False
     briefings: bool = True
+    pdf: bool = False
 
     @classmethod
     def from_options(cls, options: dict) -> "PublishSettings":

@@ -1,0 +1,916 @@
+"""Ward briefings for Combating Drugs Partnership meetings.
+
+``briefings/index.html`` is the borough overview: the period and sources, key findings in
+short sentences, a sortable table of every ward, and the caveats. ``briefings/<ward_code>.html``
+is one printable A4 page per ward: headline figures with the ward's rank and change, a
+monthly chart per measure, cluster status in words, provision within walking reach, estates,
+outreach gap status, suggested satellite sites, a static map of the ward and its neighbours,
+and a link to the interactive map. ``briefings/briefings.pdf`` (optional) holds the overview
+and every ward page, printed by headless Chromium.
+
+Disclosure control: every count on a page comes from the *published* tables
+(:func:`geomisuse.publish.published_wards`, :func:`geomisuse.publish.published_monthly`);
+real values are only used for borough totals, which the published tables protect (every
+column with a suppressed cell has at least two). Rates and ranks use published rates only, so
+a suppressed ward's position is not revealed by the others' ranks. Changes between periods
+are exact only when both counts are published numbers (:func:`geomisuse.findings.change`).
+
+Comparison with the previous period: when the inputs cover the period of equal length just
+before the study period (``M_previous_count`` in the ward table), that is the comparison.
+Otherwise the second half of the period is compared with the first half, from published
+monthly counts, and only for wards whose months in both halves are all published numbers (a
+half total built from a suppressed month could reveal it); the pages say which rule applied.
+
+Pages need no network: CSS, JavaScript and SVG (charts, maps) are inline. Every string from
+the input data is escaped by Jinja2's autoescape.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import jinja2
+import numpy as np
+import pandas as pd
+import shapely
+from markupsafe import Markup, escape
+
+from . import settings as defaults
+from .disclosure import format_counts, primary_mask, secondary_mask, suppress_value
+from .errors import InputError
+from .findings import (Change, NOT_SHOWN, change, cluster_words, count_text, is_hidden, join_names, key_findings,
+                       number, suggestions)
+from .layers.base import normalise_name
+from .run import StudyRun
+from .settings import MEASURE_LABELS, MEASURES
+
+#: Where each measure's source is described in plain words.
+SOURCE_LABELS = {
+    "mps_ward": "Metropolitan Police ward-level crime data",
+    "police_uk": "police.uk street-level crime data",
+    "asb_warnings": "ASB warnings",
+}
+
+#: Chromium executables tried for the PDF, in order (Debian's ``chromium`` package first).
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync"]
+
+#: Name of the PDF written beside the pages.
+PDF_NAME = "briefings.pdf"
+
+_SAFE_PAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_ENV: jinja2.Environment | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------------------------
+
+def write_briefings(run: StudyRun, published: pd.DataFrame, folder: Path, settings,
+                    wards: list[str] | None = None, *, map_link: bool | None = None) -> list[Path]:
+    """Write the borough overview and one page per ward into ``folder``.
+
+    Parameters
+    ----------
+    run
+        The analysed study (ward table with real values, monthly counts, layers, satellites).
+    published
+        The published ward table (:func:`geomisuse.publish.published_wards`): the only source
+        of ward counts and rates on the pages.
+    folder
+        Output folder (``OUT/briefings``); created if needed.
+    settings
+        :class:`geomisuse.publish.PublishSettings` (``suppression_threshold``,
+        ``unsuppressed``, ``pdf``).
+    wards
+        Ward codes to write pages for (default: every ward). The overview is always written.
+    map_link
+        Link each page to ``../map.html#ward=CODE``. Default: when ``folder/../map.html``
+        exists (write the map first).
+
+    Returns
+    -------
+    list of Path
+        The files written: ``index.html``, the ward pages, and ``briefings.pdf`` when asked for
+        and a PDF engine is available (otherwise a warning is added to ``run.warnings``).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    data = build_data(run, published, settings)
+    codes = [w["code"] for w in data["wards"]]
+    selected = codes if wards is None else [c for c in codes if c in set(wards)]
+    unknown = sorted(set(wards or []) - set(codes))
+    if unknown:
+        raise InputError(f"no ward '{unknown[0]}' in this study")
+    if map_link is None:
+        map_link = (folder.parent / "map.html").exists()
+    linked = {w["code"] for w in data["wards"] if w["code"] in selected or (folder / f"{w['page']}.html").exists()}
+    env = _environment()
+    written = []
+    page = env.get_template("briefing_index.html").render(
+        **data, mode="page", linked=linked, map_link=map_link, selected=selected)
+    (folder / "index.html").write_text(page, encoding="utf-8")
+    written.append(folder / "index.html")
+    ward_template = env.get_template("briefing_ward.html")
+    by_code = {w["code"]: w for w in data["wards"]}
+    for code in selected:
+        page = ward_template.render(**data, ward=by_code[code], mode="page", linked=linked, map_link=map_link)
+        path = folder / f"{by_code[code]['page']}.html"
+        path.write_text(page, encoding="utf-8")
+        written.append(path)
+    if getattr(settings, "pdf", False):
+        try:
+            pdf = write_pdf(data, selected, folder / PDF_NAME)
+        except Exception as err:  # a broken browser install must not lose the run's other outputs
+            pdf = None
+            run.warnings.append(f"briefings: PDF failed ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+                                "the HTML pages print to A4 from any browser")
+        else:
+            if pdf is None:
+                run.warnings.append("briefings: PDF skipped, no Chromium found (install Debian's 'chromium' package "
+                                    "and the 'playwright' Python package); the HTML pages print to A4 from any browser")
+        if pdf is not None:
+            written.append(pdf)
+    return written
+
+
+def resolve_ward(run: StudyRun, text: str) -> str:
+    """The ward code for a ward code or name given on the command line.
+
+    Codes match exactly (any case); names match after folding case, punctuation, '&'/'and'.
+
+    Raises
+    ------
+    InputError
+        No such ward (with the closest names), or a name shared by several wards.
+    """
+    wanted = str(text).strip()
+    codes = run.wards["ward_code"].astype(str).tolist()
+    names = run.wards["ward_name"].astype(str).tolist()
+    for code in codes:
+        if code.casefold() == wanted.casefold():
+            return code
+    folded = normalise_name(wanted)
+    matches = [c for c, n in zip(codes, names) if normalise_name(n) == folded]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise InputError(f"ward name '{wanted}' is shared by {', '.join(matches)}; give the ward code")
+    by_folded = {normalise_name(n): n for n in names}
+    close = [by_folded[f] for f in difflib.get_close_matches(folded, list(by_folded), n=3, cutoff=0.6)]
+    close += difflib.get_close_matches(wanted.upper(), codes, n=2, cutoff=0.8)
+    if close:
+        raise InputError(f"no ward '{wanted}'; did you mean {' or '.join(repr(c) for c in close)}?")
+    raise InputError(f"no ward '{wanted}'; give a ward code (e.g. {codes[0]}) or a ward name (e.g. '{names[0]}')")
+
+
+def find_chromium() -> str | None:
+    """A Chromium executable for printing PDFs, or ``None`` (the playwright package is needed too)."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return None
+    for candidate in CHROMIUM_CANDIDATES:
+        found = candidate if Path(candidate).is_file() else shutil.which(candidate)
+        if found:
+            return found
+    return None
+
+
+def write_pdf(data: dict, selected: list[str], target: Path) -> Path | None:
+    """Print the overview and the selected ward pages to one A4 PDF with headless Chromium.
+
+    Returns the PDF path, or ``None`` when no Chromium (or no playwright) is available.
+    """
+    executable = find_chromium()
+    if executable is None:
+        return None
+    book = _environment().get_template("briefing_book.html").render(
+        **data, mode="book", linked={w["code"] for w in data["wards"] if w["code"] in selected},
+        map_link=False, selected=selected)
+    with tempfile.TemporaryDirectory(prefix="geomisuse-pdf-") as tmp:
+        source = Path(tmp) / "book.html"
+        source.write_text(book, encoding="utf-8")
+        # Playwright's sync API refuses to run inside an asyncio loop (Jupyter, or another
+        # Playwright session): print from a thread of its own.
+        errors: list[BaseException] = []
+        worker = threading.Thread(target=_print_pdf, args=(executable, source, target, errors), daemon=True)
+        worker.start()
+        worker.join()
+        if errors:
+            raise errors[0]
+    return target
+
+
+def _print_pdf(executable: str, source: Path, target: Path, errors: list) -> None:
+    try:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
+                           else route.abort())
+                page.goto(source.as_uri(), wait_until="load")
+                page.pdf(path=str(target), format="A4", print_background=True, prefer_css_page_size=True)
+            finally:
+                browser.close()
+    except BaseException as err:  # re-raised in the calling thread
+        errors.append(err)
+
+
+# --------------------------------------------------------------------------------------------
+# Assembling the figures
+# --------------------------------------------------------------------------------------------
+
+def page_name(code: str, position: int) -> str:
+    """The file stem of a ward's page: its code, unless the code is unusable as a file name."""
+    return code if _SAFE_PAGE.match(code) else f"ward-{position + 1:04d}"
+
+
+def walk_parameters(run: StudyRun) -> tuple[float, float, float]:
+    """Walking speed (km/h), detour factor and walking reach (minutes): the gap stage's when
+    it ran, else the defaults of :mod:`geomisuse.settings`."""
+    gaps = run.manifest.get("gaps") or {}
+    pools = [gaps] + [gaps[k] for k in ("settings", "parameters") if isinstance(gaps.get(k), dict)]
+
+    def find(keys, default):
+        for pool in pools:
+            for key in keys:
+                if isinstance(pool.get(key), (int, float)) and not isinstance(pool.get(key), bool):
+                    return float(pool[key])
+        return float(default)
+
+    return (find(("walk_speed_kmh", "walking_speed_kmh", "speed_kmh"), defaults.WALK_SPEED_KMH),
+            find(("detour_factor", "detour"), defaults.DETOUR_FACTOR),
+            find(("walk_threshold_min", "walk_minutes", "threshold_min"), defaults.WALK_THRESHOLD_MIN))
+
+
+def walk_minutes(distance_m: float, speed_kmh: float, detour: float) -> float:
+    """Estimated walking minutes for a straight-line distance."""
+    return distance_m * detour / (speed_kmh * 1000 / 60)
+
+
+def month_name(month: str, short: bool = False) -> str:
+    return pd.Period(month, freq="M").strftime("%b %Y" if short else "%B %Y")
+
+
+def span(months: list[str], short: bool = True) -> str:
+    if not months:
+        return ""
+    if len(months) == 1:
+        return month_name(months[0], short)
+    return f"{month_name(months[0], short)} to {month_name(months[-1], short)}"
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def build_data(run: StudyRun, published: pd.DataFrame, settings) -> dict:
+    """Everything the templates show, from published figures (see the module docstring)."""
+    from .pipeline import previous_period
+    from .publish import published_monthly
+
+    threshold = int(settings.suppression_threshold)
+    unsuppressed = bool(settings.unsuppressed)
+    real = run.wards.reset_index(drop=True)
+    pub = pd.DataFrame(published).reset_index(drop=True)
+    if list(pub["ward_code"]) != list(real["ward_code"]):
+        pub = pub.set_index("ward_code").loc[real["ward_code"]].reset_index()
+    codes = real["ward_code"].astype(str).tolist()
+    names = real["ward_name"].astype(str).tolist()
+    pages = [page_name(c, i) for i, c in enumerate(codes)]
+    measures = [m for m in MEASURES if m in run.measures]
+    sources = run.manifest.get("measures", {})
+    parts = [m for m in ("possession", "trafficking") if m in measures and sources.get(m) == "mps_ward"]
+    totals_of_parts = ({"drug_offences"} if parts and "drug_offences" in measures
+                       and sources.get("drug_offences") == "mps_ward" else set())
+
+    def borough_total(values) -> str:
+        total = pd.Series(values, dtype="Float64").sum(min_count=1)
+        if total is pd.NA or (isinstance(total, float) and math.isnan(total)):
+            return ""
+        total = int(total)
+        if not unsuppressed and 1 <= total < threshold:
+            return f"<{threshold}"
+        return f"{total:,}"
+
+    population = real["population"].astype("float64")
+    neighbours = _neighbours(real)
+
+    # Monthly published grids (ward x month) per measure.
+    monthly_pub = published_monthly(run, settings) if len(run.monthly) else run.monthly
+    grids = {}
+    for m in measures:
+        column = f"{m}_count"
+        if column in monthly_pub:
+            grids[m] = monthly_pub.pivot(index="ward_code", columns="month", values=column).reindex(
+                index=codes, columns=run.months)
+
+    # Measure summaries and comparisons.
+    needs_halves = [m for m in measures if not (f"{m}_previous_count" in real and real[f"{m}_previous_count"].notna().any())]
+    halves = _protected_halves(run, codes, pub, grids, measures, totals_of_parts, threshold, unsuppressed) \
+        if needs_halves else {}
+    measure_info = {}
+    comparisons: dict[str, dict] = {}
+    for m in measures:
+        count_col, rate_col = f"{m}_count", f"{m}_rate_per_1000"
+        total_text = borough_total(real[count_col])
+        with_pop = real[count_col].notna() & (population > 0)
+        total_num = number(total_text)
+        pop = population[with_pop].sum()
+        rate = (float(real.loc[with_pop, count_col].astype("float64").sum()) / pop * defaults.RATE_PER
+                if pop > 0 and total_num is not None else None)
+        rates = pd.to_numeric(pub[rate_col], errors="coerce")
+        measure_info[m] = {
+            "key": m, "label": MEASURE_LABELS[m], "source": SOURCE_LABELS.get(sources.get(m), sources.get(m, "")),
+            "borough_count": total_text, "borough_rate": "" if rate is None else f"{rate:.1f}",
+            "ranked": int(rates.notna().sum()),
+            "ranks": rates.rank(ascending=False, method="min"),
+            "rates": rates,
+        }
+        comparisons[m] = _comparison(m, run, real, pub, halves.get(m), threshold, borough_total, previous_period)
+
+    # Cluster components and hot spots.
+    clusters_ran = any(f"{m}_lisa_label" in real for m in measures)
+    clusters: dict[str, list[dict]] = {}
+    component_of: dict[tuple[str, int], list[int]] = {}
+    hot_spots: dict[str, list[str]] = {}
+    for m in measures:
+        label_col = f"{m}_lisa_label"
+        if label_col in real:
+            labels = real[label_col].astype(object).where(real[label_col].notna(), None).tolist()
+            p_values = pd.to_numeric(real.get(f"{m}_lisa_p"), errors="coerce") if f"{m}_lisa_p" in real else None
+            found = []
+            for label in ("High-High", "Low-Low"):
+                for comp in _components([i for i, lab in enumerate(labels) if lab == label], neighbours):
+                    for i in comp:
+                        component_of[(m, i)] = comp
+                    p_min = float(p_values.iloc[comp].min()) if p_values is not None else float("nan")
+                    found.append({"label": label, "codes": [codes[i] for i in comp],
+                                  "names": [names[i] for i in comp], "p": p_min if not math.isnan(p_min) else 1.0})
+            found.sort(key=lambda c: (c["label"] != "High-High", -len(c["codes"]), c["p"]))
+            clusters[m] = found
+        gi_col = f"{m}_gi_bin"
+        if gi_col in real:
+            bins = pd.to_numeric(real[gi_col], errors="coerce")
+            hot_spots[m] = [names[i] for i in np.flatnonzero((bins >= 3).to_numpy())]
+
+    # Gaps.
+    gaps_ran = "is_outreach_gap" in real
+    gap_list = []
+    if gaps_ran:
+        flagged = real[real["is_outreach_gap"].fillna(False).astype(bool)]
+        if "gap_rank" in real:
+            flagged = flagged.assign(_r=pd.to_numeric(flagged["gap_rank"], errors="coerce")).sort_values(
+                "_r", kind="stable")
+        for _, row in flagged.iterrows():
+            gap_list.append({"code": row["ward_code"], "name": row["ward_name"], "rank": _int_or(row.get("gap_rank")),
+                             "reason": _text(row.get("gap_reason"))})
+
+    # Sites.
+    speed, detour, reach_min = walk_parameters(run)
+    reach_m = reach_min * speed * 1000 / 60 / detour
+    sites = _sites(run)
+    satellites = _satellites(run, codes, names)
+    estates = run.layer_table("estates")
+
+    # Wards.
+    centres = _centres(real)
+    ward_items = []
+    for i, code in enumerate(codes):
+        row, prow = real.iloc[i], pub.iloc[i]
+        figures, cluster_items, rises = [], [], []
+        for j, m in enumerate(measures):
+            info = measure_info[m]
+            count_col, rate_col = f"{m}_count", f"{m}_rate_per_1000"
+            shown = prow[count_col]
+            rate = number(prow[rate_col])
+            rank = info["ranks"].iloc[i]
+            comparison = comparisons[m]
+            item = comparison["by_code"].get(code) if comparison["mode"] != "none" else None
+            if item is not None and item.percent is not None and item.percent >= 25 and item.difference >= threshold \
+                    and m not in totals_of_parts:
+                rises.append(MEASURE_LABELS[m])
+            chart, chart_note = None, ""
+            if m in totals_of_parts:
+                chart_note = f"Monthly chart omitted: {MEASURE_LABELS[m]} is the sum of the measures charted here."
+            elif m not in grids:
+                chart_note = "No monthly figures."
+            elif is_hidden(shown) and not unsuppressed:
+                chart_note = "Monthly figures not shown: this ward's count for the period is suppressed."
+            else:
+                chart = monthly_chart_svg(run.months, grids[m].iloc[i].tolist(), threshold, f"c{i}-{j}")
+            figures.append({
+                "measure": m, "label": MEASURE_LABELS[m], "count": count_text(shown),
+                "count_sort": _sort_key(shown, threshold),
+                "rate": "" if rate is None else f"{rate:.1f}", "rate_sort": "" if rate is None else f"{rate:.4f}",
+                "rank": "" if rate is None or math.isnan(rank) else f"{ordinal(int(rank))} of {info['ranked']}",
+                "borough_rate": info["borough_rate"], "change": item,
+                "change_sort": "" if item is None or item.difference is None else f"{item.difference:.0f}",
+                "chart": chart, "chart_note": chart_note,
+            })
+            if f"{m}_lisa_label" in real:
+                label = row[f"{m}_lisa_label"]
+                label = None if label is None or (isinstance(label, float) and math.isnan(label)) else str(label)
+                comp = component_of.get((m, i), [i])
+                others = [names[k] for k in comp if k != i]
+                p_value = number(row.get(f"{m}_lisa_p"))
+                gi = number(row.get(f"{m}_gi_bin"))
+                cluster_items.append({
+                    "measure": m, "label": label, "others": others,
+                    "words": cluster_words(m, label, others, p_value, None if gi is None else int(gi)),
+                    "significant": label not in (None, "Not significant"), "gi": None if gi is None else int(gi)})
+            elif f"{m}_gi_bin" in real and number(row.get(f"{m}_gi_bin")):
+                gi = int(number(row.get(f"{m}_gi_bin")))
+                cluster_items.append({"measure": m, "label": None, "others": [], "significant": True, "gi": gi,
+                                      "words": cluster_words(m, "Not significant", [], None, gi)})
+        cluster_summary = "; ".join(
+            [f"{c['label']} ({MEASURE_LABELS[c['measure']]})" for c in cluster_items
+             if c["label"] not in (None, "Not significant")]
+            + [f"Gi* {'hot' if c['gi'] > 0 else 'cold'} spot ({MEASURE_LABELS[c['measure']]})" for c in cluster_items
+               if c["gi"] is not None and abs(c["gi"]) >= 3])
+        gap = None
+        if gaps_ran:
+            gap = {"is_gap": bool(row.get("is_outreach_gap")) if not pd.isna(row.get("is_outreach_gap")) else False,
+                   "rank": _int_or(row.get("gap_rank")), "reason": _text(row.get("gap_reason")),
+                   "score": number(row.get("gap_score")),
+                   "nearest": []}
+            for column, what in (("nearest_treatment_service_m", "treatment service"),
+                                 ("nearest_needle_exchange_m", "needle exchange")):
+                distance = number(row.get(column))
+                if distance is not None:
+                    gap["nearest"].append(f"nearest {what} {_distance_text(distance)} "
+                                          f"(about {walk_minutes(distance, speed, detour):.0f} minutes' walk)")
+        centre = centres[i]
+        provision, within = _provision(sites, centre, reach_m, speed, detour)
+        here = [s for s in satellites if s["ward_code"] == code]
+        near = [s for s in satellites if s["ward_code"] != code and s["point"] is not None
+                and s["point"].distance(centre) <= reach_m]
+        for s in near:
+            s_dist = s["point"].distance(centre)
+            s.setdefault("distances", {})[code] = f"{_distance_text(s_dist)} from the ward centre"
+        ward_estates = []
+        if estates is not None and "ward_code" in estates:
+            chosen = estates[estates["ward_code"] == code]
+            for _, e in chosen.iterrows():
+                homes = number(e.get("homes")) if "homes" in chosen else None
+                ward_estates.append({"name": _text(e.get("name")) or "(unnamed estate)",
+                                     "homes": "" if homes is None else f"{int(homes):,} homes"})
+        ward = {
+            "code": code, "name": names[i], "page": pages[i], "index": i,
+            "borough": _text(row.get("borough_name")) or (run.study.borough or ""),
+            "population": "" if math.isnan(population.iloc[i]) else f"{int(population.iloc[i]):,}",
+            "population_sort": "" if math.isnan(population.iloc[i]) else f"{population.iloc[i]:.0f}",
+            "area": f"{float(row['area_km2']):.2f}" if number(row.get("area_km2")) is not None else "",
+            "figures": figures, "clusters": cluster_items, "cluster_summary": cluster_summary,
+            "gap": gap, "provision": provision, "within_reach": within,
+            "estates": ward_estates, "satellites_here": here,
+            "satellites_near": [dict(s, distance=s["distances"][code]) for s in near],
+            "neighbours": [names[k] for k in neighbours[i]],
+            "map": ward_map_svg(real, i, neighbours[i], sites, estates, satellites, f"m{i}"),
+            "prev": (codes[i - 1], pages[i - 1], names[i - 1]) if i > 0 else None,
+            "next": (codes[i + 1], pages[i + 1], names[i + 1]) if i + 1 < len(codes) else None,
+        }
+        ward["suggestions"] = suggestions({
+            "name": names[i], "clusters": [c for c in cluster_items if c["label"]], "gap": gap,
+            "satellites_here": [s["name"] for s in here], "satellites_near": [s["name"] for s in near],
+            "rises": rises, "estates": [e["name"] for e in ward_estates], "within_reach": within})
+        ward_items.append(ward)
+
+    changes = {m: {"mode": c["mode"], "label": c["label"], "borough": c["borough"],
+                   "wards": [(names[k], c["by_code"][codes[k]]) for k in range(len(codes)) if codes[k] in c["by_code"]]}
+               for m, c in comparisons.items()}
+    findings = key_findings({
+        "measures": measures, "clusters": clusters, "hot_spots": hot_spots, "changes": changes,
+        "gaps": gap_list, "satellites": satellites, "clusters_ran": clusters_ran, "gaps_ran": gaps_ran,
+        "totals_of_parts": totals_of_parts})
+
+    study = run.study
+    period = span(run.months, short=False) if run.months else "no months in the data"
+    input_sources = [f"{MEASURE_LABELS[m].capitalize()}: {measure_info[m]['source']}" for m in measures]
+    comparison_notes = sorted({c["note"] for c in comparisons.values() if c["note"]})
+    return {
+        "title": study.name, "borough": study.borough or (real["borough_name"].dropna().astype(str).iloc[0]
+                                                         if real["borough_name"].notna().any() else ""),
+        "demo": bool(study.demo), "unsuppressed": unsuppressed, "threshold": threshold,
+        "period": period, "months": len(run.months), "sources": list(study.sources), "input_sources": input_sources,
+        "measures": [measure_info[m] for m in measures], "comparisons": comparisons,
+        "comparison_notes": comparison_notes,
+        "change_labels": "; ".join(dict.fromkeys(c["label"] or "no earlier data" for c in comparisons.values())),
+        "wards": ward_items, "findings": findings, "clusters_ran": clusters_ran, "gaps_ran": gaps_ran,
+        "gap_list": gap_list, "satellites": satellites, "police_uk": "police_uk" in run.layers,
+        "population_source": "population" in run.layers,
+        "walk": {"speed": f"{speed:g}", "detour": f"{detour:g}", "minutes": f"{reach_min:g}",
+                 "reach": _distance_text(reach_m)},
+    }
+
+
+def _comparison(measure, run, real, pub, halves, threshold, borough_total, previous_period) -> dict:
+    """How each ward's count moved: against the previous period when the inputs cover it,
+    else the second half of the period against the first (``halves``, from
+    :func:`_protected_halves`)."""
+    count_col, prev_col = f"{measure}_count", f"{measure}_previous_count"
+    codes = real["ward_code"].astype(str).tolist()
+    if prev_col in real and real[prev_col].notna().any() and run.months:
+        before_months = previous_period(run.months)
+        label = f"{span(run.months)} against {span(before_months)}"
+        by_code = {c: change(pub[prev_col].iloc[i], pub[count_col].iloc[i], threshold) for i, c in enumerate(codes)}
+        borough = change(borough_total(real[prev_col]), borough_total(real[count_col]), threshold)
+        return {"mode": "previous", "label": label, "before": span(before_months), "after": span(run.months),
+                "by_code": by_code, "borough": borough, "note": ""}
+    if halves is None:
+        return {"mode": "none", "label": "", "before": "", "after": "", "by_code": {},
+                "borough": Change("", "", "no earlier data"),
+                "note": "No earlier period in the data, so no changes are shown."}
+    first, second = halves["months"]
+    texts = halves["texts"]
+    by_code = {c: change(texts[i][0], texts[i][1], threshold) for i, c in enumerate(codes)}
+    borough = change(*halves["borough"], threshold)
+    label = f"{span(second)} against {span(first)}"
+    return {"mode": "halves", "label": label, "before": span(first), "after": span(second), "by_code": by_code,
+            "borough": borough,
+            "note": (f"No earlier period in the data: changes compare the second half of the period "
+                     f"({span(second)}) with the first ({span(first)}). Half-period counts are suppressed like "
+                     "every other count, and also wherever they could reveal a suppressed month.")}
+
+
+def _protected_halves(run: StudyRun, codes: list[str], pub: pd.DataFrame, grids: dict, measures: list[str],
+                      totals_of_parts: set[str], threshold: int, unsuppressed: bool) -> dict[str, dict]:
+    """Half-period counts per ward and measure, with disclosure control.
+
+    Each ward's two half counts add up to its published period count, each half's counts
+    add up to a borough half total, and each half is a sum of published months. A half is
+    therefore hidden where it is small (primary), where it holds exactly one suppressed
+    month (it would reveal that month), where the ward's period count is hidden, and where
+    the measure is the total of other measures whose half is hidden; then secondary
+    suppression makes sure no row or column has a lone hidden cell. A borough half total is
+    left out if a column still has a lone hidden cell.
+    """
+    months = list(run.months)
+    half = len(months) // 2
+    if half == 0:
+        return {}
+    first, second = months[:half], months[-half:]
+    monthly = run.monthly.set_index(["ward_code", "month"])
+    out: dict[str, dict] = {}
+    order = [m for m in measures if m not in totals_of_parts] + [m for m in measures if m in totals_of_parts]
+    for m in order:
+        column = f"{m}_count"
+        if m not in grids or column not in monthly:
+            continue
+        values = np.full((len(codes), 2), np.nan)
+        hidden_months = np.zeros((len(codes), 2), dtype=int)
+        grid = grids[m]
+        for k, part in enumerate((first, second)):
+            table = monthly[column].astype("Float64").unstack("month").reindex(index=codes, columns=part)
+            values[:, k] = table.sum(axis=1, min_count=len(part)).astype("float64").to_numpy()
+            hidden_months[:, k] = np.array([[is_hidden(v) for v in row] for row in
+                                            grid[part].itertuples(index=False)]).sum(axis=1)
+        if unsuppressed:
+            texts = [[("" if np.isnan(v) else int(v)) for v in row] for row in values]
+            borough = [int(np.nansum(values[:, k])) if not np.isnan(values[:, k]).all() else "" for k in (0, 1)]
+            out[m] = {"months": (first, second), "texts": texts, "borough": borough}
+            continue
+        primary = primary_mask(values, threshold)
+        period_hidden = np.array([is_hidden(v) for v in pub[column]])
+        hidden = primary | (hidden_months == 1) | period_hidden[:, None]
+        if m in totals_of_parts:
+            for part_measure in ("possession", "trafficking"):
+                if part_measure in out:
+                    hidden |= out[part_measure]["hidden"].any(axis=1)[:, None]
+        hidden &= ~np.isnan(values)
+        while True:
+            before = hidden.copy()
+            hidden |= secondary_mask(values, hidden, row_totals=True, column_totals=True)
+            lone = hidden.sum(axis=1) == 1
+            hidden[lone] = ~np.isnan(values[lone])
+            if (hidden == before).all():
+                break
+        texts = format_counts(values, primary, hidden & ~primary, threshold).tolist()
+        lone_column = hidden.sum(axis=0) == 1
+        borough = []
+        for k in (0, 1):
+            total = values[:, k]
+            if lone_column[k] or np.isnan(total).all():
+                borough.append("")
+            else:
+                borough.append(suppress_value(float(np.nansum(total)), threshold))
+        out[m] = {"months": (first, second), "texts": texts, "borough": borough, "hidden": hidden}
+    return out
+
+
+def _sort_key(value, threshold: int) -> str:
+    """A sort key from a published count only: numbers, ``<5`` between 0 and 5, hidden last."""
+    n = number(value)
+    if n is not None:
+        return f"{n:.0f}"
+    if count_text(value) == f"<{threshold}":
+        return f"{threshold - 0.5:g}"
+    return ""
+
+
+def _int_or(value) -> int | None:
+    n = number(value)
+    return None if n is None else int(n)
+
+
+def _text(value) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+def _distance_text(metres: float) -> str:
+    return f"{metres:,.0f} m" if metres < 1000 else f"{metres / 1000:.1f} km"
+
+
+def _neighbours(wards: gpd.GeoDataFrame) -> list[list[int]]:
+    """Queen contiguity: wards whose boundaries share at least a point."""
+    geoms = wards.geometry.to_numpy()
+    left, right = wards.sindex.query(geoms, predicate="intersects")
+    result: list[list[int]] = [[] for _ in range(len(wards))]
+    for a, b in zip(left, right):
+        if a != b:
+            result[int(a)].append(int(b))
+    return [sorted(set(r)) for r in result]
+
+
+def _components(members: list[int], neighbours: list[list[int]]) -> list[list[int]]:
+    """Connected groups of ``members`` under the neighbour relation."""
+    members_set, seen, groups = set(members), set(), []
+    for start in members:
+        if start in seen:
+            continue
+        stack, group = [start], []
+        seen.add(start)
+        while stack:
+            k = stack.pop()
+            group.append(k)
+            for n in neighbours[k]:
+                if n in members_set and n not in seen:
+                    seen.add(n)
+                    stack.append(n)
+        groups.append(sorted(group))
+    return groups
+
+
+def _centres(wards: gpd.GeoDataFrame) -> list:
+    """Each ward's centre: its centroid, or a point inside it when the centroid falls outside."""
+    centroids = wards.geometry.centroid
+    inside = wards.geometry.contains(centroids)
+    return list(centroids.where(inside, wards.geometry.representative_point()))
+
+
+@dataclass
+class _Site:
+    kind: str  # "treatment" or "needle_exchange"
+    name: str
+    detail: str
+    point: object
+
+
+def _sites(run: StudyRun) -> list[_Site]:
+    sites = []
+    treatment = run.layer_table("treatment_services")
+    if treatment is not None:
+        for _, row in treatment.iterrows():
+            sites.append(_Site("treatment", _text(row.get("name")) or "(unnamed service)",
+                               _text(row.get("service_type")) or "Treatment service", row.geometry))
+    exchanges = run.needle_exchanges()
+    if exchanges is not None:
+        for _, row in exchanges.iterrows():
+            level = _text(row.get("nsp_level"))
+            sites.append(_Site("needle_exchange", _text(row.get("name")) or "(unnamed pharmacy)",
+                               "Needle exchange" + (f" ({level})" if level else ""), row.geometry))
+    return [s for s in sites if s.point is not None and not s.point.is_empty]
+
+
+def _satellites(run: StudyRun, codes: list[str], names: list[str]) -> list[dict]:
+    if run.satellites is None or not len(run.satellites):
+        return []
+    frame = run.satellites.copy()
+    if "rank" in frame:
+        frame = frame.sort_values("rank", kind="stable")
+    out = []
+    for k, (_, row) in enumerate(frame.iterrows()):
+        point = None
+        if number(row.get("easting")) is not None and number(row.get("northing")) is not None:
+            point = shapely.Point(float(row["easting"]), float(row["northing"]))
+        share = number(row.get("share_of_gap_need_covered"))
+        if share is not None and share <= 1:
+            share *= 100
+        code = _text(row.get("ward_code"))
+        ward_name = _text(row.get("ward_name")) or (names[codes.index(code)] if code in codes else "")
+        out.append({"rank": _int_or(row.get("rank")) or k + 1, "name": _text(row.get("name")) or "(unnamed site)",
+                    "ward_code": code, "ward_name": ward_name, "point": point,
+                    "share": "" if share is None else f"{share:.0f}%"})
+    return out
+
+
+def _provision(sites: list[_Site], centre, reach_m: float, speed: float, detour: float) -> tuple[list[dict], int | None]:
+    """Treatment services and needle exchanges within walking reach of a ward's centre (the
+    nearest of each kind when none is); returns the rows and how many are within reach
+    (``None`` when the study has no sites at all)."""
+    rows, within = [], 0
+    for kind in ("treatment", "needle_exchange"):
+        found = sorted(((s.point.distance(centre), s) for s in sites if s.kind == kind), key=lambda t: t[0])
+        near = [(d, s) for d, s in found if d <= reach_m][:8]
+        within += len(near)
+        chosen = near or found[:1]
+        for d, s in chosen:
+            rows.append({"kind": "Treatment service" if kind == "treatment" else "Needle exchange",
+                         "name": s.name, "detail": s.detail, "distance": _distance_text(d),
+                         "walk": f"{walk_minutes(d, speed, detour):.0f}", "within": d <= reach_m})
+    return rows, (within if sites else None)
+
+
+# --------------------------------------------------------------------------------------------
+# Pictures (inline SVG; every string escaped)
+# --------------------------------------------------------------------------------------------
+
+def _nice_ceiling(value: float) -> float:
+    if value <= 0:
+        return 1.0
+    exponent = 10 ** math.floor(math.log10(value))
+    for step in (1, 2, 2.5, 5, 10):
+        if value <= step * exponent:
+            return step * exponent
+    return 10 * exponent
+
+
+def monthly_chart_svg(months: list[str], values: list, threshold: int, uid: str) -> Markup:
+    """A bar chart of published monthly counts.
+
+    A suppressed month (``<5``) is drawn as a hatched, dashed box up to the threshold with
+    ``<5`` above it: the reader sees "somewhere from 1 to 4", never a height. A month hidden
+    to protect another (``c``) shows only the letter; a month without data shows a dash.
+    """
+    width, height, left, right, top, bottom = 300, 112, 28, 4, 10, 16
+    plot_w, plot_h = width - left - right, height - top - bottom
+    nums = [number(v) for v in values]
+    top_value = _nice_ceiling(max([n for n in nums if n is not None] + [threshold]))
+    step = plot_w / max(len(months), 1)
+    bar = step * 0.72
+    base = top + plot_h
+
+    def y(v: float) -> float:
+        return base - v / top_value * plot_h
+
+    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" xmlns="http://www.w3.org/2000/svg">',
+             f'<defs><pattern id="h{uid}" width="4" height="4" patternUnits="userSpaceOnUse" '
+             f'patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="4" stroke="#8a8a8a" stroke-width="1.5"/>'
+             f'</pattern></defs>',
+             f'<line x1="{left}" y1="{base}" x2="{width - right}" y2="{base}" stroke="#444" stroke-width="0.8"/>',
+             f'<line x1="{left}" y1="{y(top_value):.1f}" x2="{width - right}" y2="{y(top_value):.1f}" '
+             f'stroke="#ddd" stroke-width="0.6"/>',
+             f'<text x="{left - 3}" y="{y(top_value) + 3:.1f}" class="tick" text-anchor="end">{top_value:g}</text>',
+             f'<text x="{left - 3}" y="{base + 3}" class="tick" text-anchor="end">0</text>']
+    for k, (month, value, n) in enumerate(zip(months, values, nums)):
+        x = left + k * step + (step - bar) / 2
+        label = escape(month_name(month, short=True))
+        text = count_text(value)
+        if n is not None:
+            h = base - y(n)
+            parts.append(f'<rect x="{x:.1f}" y="{y(n):.1f}" width="{bar:.1f}" height="{h:.1f}" class="bar">'
+                         f'<title>{label}: {escape(count_text(value))}</title></rect>')
+        elif text == f"<{threshold}":
+            parts.append(f'<rect x="{x:.1f}" y="{y(threshold):.1f}" width="{bar:.1f}" '
+                         f'height="{base - y(threshold):.1f}" fill="url(#h{uid})" class="suppressed">'
+                         f'<title>{label}: fewer than {threshold} (suppressed)</title></rect>'
+                         f'<text x="{x + bar / 2:.1f}" y="{y(threshold) - 2:.1f}" class="mark" '
+                         f'text-anchor="middle">{escape(text)}</text>')
+        elif text:
+            parts.append(f'<text x="{x + bar / 2:.1f}" y="{base - 2}" class="mark" text-anchor="middle">'
+                         f'{escape(text)}<title>{label}: hidden to protect another count</title></text>')
+        else:
+            parts.append(f'<text x="{x + bar / 2:.1f}" y="{base - 2}" class="mark" text-anchor="middle">'
+                         f'\u2013<title>{label}: no data</title></text>')
+        if len(months) <= 24 or k % 3 == 0:
+            letter = pd.Period(month, freq="M").strftime("%b")[0] if len(months) <= 24 else \
+                pd.Period(month, freq="M").strftime("%b %y")
+            parts.append(f'<text x="{x + bar / 2:.1f}" y="{height - 4}" class="tick" text-anchor="middle">'
+                         f'{escape(letter)}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _path(geom, tx, ty) -> str:
+    """SVG path data for a polygon or multipolygon."""
+    out = []
+    for poly in getattr(geom, "geoms", [geom]):
+        if poly.geom_type != "Polygon":
+            continue
+        for ring in [poly.exterior, *poly.interiors]:
+            coords = np.asarray(ring.coords)
+            if len(coords) < 3:
+                continue
+            xs, ys = tx(coords[:, 0]), ty(coords[:, 1])
+            out.append("M" + " L".join(f"{a:.1f} {b:.1f}" for a, b in zip(xs, ys)) + " Z")
+    return " ".join(out)
+
+
+def ward_map_svg(wards: gpd.GeoDataFrame, i: int, neighbours: list[int], sites: list[_Site],
+                 estates: gpd.GeoDataFrame | None, satellites: list[dict], uid: str) -> Markup:
+    """A static map of one ward and its neighbours: boundaries, names, estates, treatment
+    services, needle exchanges and satellite sites. No tiles, no network."""
+    width, height = 340, 290
+    geoms = wards.geometry
+    focus = [i] + list(neighbours)
+    minx, miny, maxx, maxy = shapely.total_bounds(geoms.iloc[focus].to_numpy())
+    pad = 0.04 * max(maxx - minx, maxy - miny, 1.0)
+    minx, miny, maxx, maxy = minx - pad, miny - pad, maxx + pad, maxy + pad
+    scale = min(width / (maxx - minx), height / (maxy - miny))
+    ox = (width - (maxx - minx) * scale) / 2
+    oy = (height - (maxy - miny) * scale) / 2
+
+    def tx(x):
+        return ox + (np.asarray(x) - minx) * scale
+
+    def ty(y):
+        return oy + (maxy - np.asarray(y)) * scale
+
+    view = shapely.box(minx, miny, maxx, maxy)
+    tolerance = 0.6 / scale
+    parts = [f'<svg class="map" viewBox="0 0 {width} {height}" role="img" xmlns="http://www.w3.org/2000/svg">',
+             f'<defs><pattern id="e{uid}" width="5" height="5" patternUnits="userSpaceOnUse" '
+             f'patternTransform="rotate(-45)"><line x1="0" y1="0" x2="0" y2="5" stroke="#8c510a" '
+             f'stroke-width="1.6"/></pattern><clipPath id="k{uid}"><rect width="{width}" height="{height}"/>'
+             f'</clipPath></defs>',
+             f'<rect width="{width}" height="{height}" class="sea"/><g clip-path="url(#k{uid})">']
+    shown = sorted(int(k) for k in wards.sindex.query(view, predicate="intersects"))
+    labels = []
+    for k in shown:
+        cls = "focus" if k == i else "neighbour" if k in neighbours else "other"
+        geom = shapely.simplify(geoms.iloc[k], tolerance)
+        parts.append(f'<path d="{_path(geom, tx, ty)}" class="ward {cls}" fill-rule="evenodd">'
+                     f'<title>{escape(wards["ward_name"].iloc[k])}</title></path>')
+        if k == i or k in neighbours:
+            anchor = shapely.intersection(geoms.iloc[k], view).representative_point()
+            labels.append((k == i, float(tx(anchor.x)), float(ty(anchor.y)), wards["ward_name"].iloc[k]))
+    if estates is not None and len(estates):
+        for _, e in estates.iloc[estates.sindex.query(view, predicate="intersects")].iterrows():
+            title = f"<title>{escape(_text(e.get('name')))} (estate)</title>"
+            if e.geometry.geom_type in ("Polygon", "MultiPolygon"):
+                parts.append(f'<path d="{_path(e.geometry, tx, ty)}" class="estate" fill="url(#e{uid})">{title}</path>')
+            else:
+                x, y = float(tx(e.geometry.x)), float(ty(e.geometry.y))
+                parts.append(f'<path d="M{x:.1f} {y - 5:.1f} L{x + 5:.1f} {y:.1f} L{x:.1f} {y + 5:.1f} '
+                             f'L{x - 5:.1f} {y:.1f} Z" class="estate-point">{title}</path>')
+    for s in sites:
+        if not view.contains(s.point):
+            continue
+        x, y = float(tx(s.point.x)), float(ty(s.point.y))
+        title = f"<title>{escape(s.name)} ({escape(s.detail)})</title>"
+        if s.kind == "treatment":
+            parts.append(f'<rect x="{x - 4:.1f}" y="{y - 4:.1f}" width="8" height="8" class="treatment">{title}</rect>')
+        else:
+            parts.append(f'<path d="M{x:.1f} {y - 5:.1f} L{x + 4.5:.1f} {y + 3.5:.1f} L{x - 4.5:.1f} {y + 3.5:.1f} Z" '
+                         f'class="exchange">{title}</path>')
+    for s in satellites:
+        if s["point"] is None or not view.contains(s["point"]):
+            continue
+        x, y = float(tx(s["point"].x)), float(ty(s["point"].y))
+        parts.append(f'<g class="satellite"><circle cx="{x:.1f}" cy="{y:.1f}" r="7"/>'
+                     f'<text x="{x:.1f}" y="{y + 3:.1f}" text-anchor="middle">{s["rank"]}</text>'
+                     f'<title>Suggested satellite site {s["rank"]}: {escape(s["name"])}</title></g>')
+    for is_focus, x, y, name in labels:
+        parts.append(f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="middle" class="label{" focus" if is_focus else ""}">'
+                     f'{escape(name)}</text>')
+    parts.append("</g>")
+    # Scale bar.
+    target = (maxx - minx) / 4
+    length = max([v for v in (100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000, 20000) if v <= target] or [100])
+    bar = length * scale
+    parts.append(f'<g class="scale"><rect x="8" y="{height - 16}" width="{bar:.1f}" height="4"/>'
+                 f'<text x="8" y="{height - 20}">{_distance_text(length)}</text></g>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+# --------------------------------------------------------------------------------------------
+# Templates
+# --------------------------------------------------------------------------------------------
+
+def _environment() -> jinja2.Environment:
+    global _ENV
+    if _ENV is None:
+        env = jinja2.Environment(loader=jinja2.PackageLoader("geomisuse", "templates"), autoescape=True,
+                                 undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        env.filters["join_names"] = join_names
+        env.globals["css"] = Markup(Path(__file__).with_name("templates").joinpath("briefing.css")
+                                    .read_text(encoding="utf-8"))
+        _ENV = env
+    return _ENV

@@ -1,0 +1,311 @@
+"""Plain-words sentences for the ward briefings, generated from the numbers.
+
+Everything here works on *published* figures only (suppressed counts as ``<5``/``c``), so a
+sentence can never say more than the tables beside it. The functions return plain text;
+the templates escape it.
+
+* :func:`change` - how a count moved between two periods, without disclosing a suppressed
+  count (no exact difference when either side is hidden);
+* :func:`cluster_words` - one ward's cluster status ("part of a High-High drug possession
+  cluster with X and Y");
+* :func:`key_findings` - the borough overview's findings: strongest clusters, biggest changes,
+  top outreach gaps and suggested satellite sites;
+* :func:`suggestions` - what the data suggests doing in one ward.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import pandas as pd
+
+from .settings import MEASURE_LABELS
+
+#: Getis-Ord Gi* confidence bins in words.
+GI_WORDS = {3: "hot spot (99% confidence)", 2: "hot spot (95% confidence)", 1: "hot spot (90% confidence)",
+            -1: "cold spot (90% confidence)", -2: "cold spot (95% confidence)", -3: "cold spot (99% confidence)"}
+
+
+def number(value: Any) -> float | None:
+    """A published value as a number, or ``None`` when it is hidden (``<5``, ``c``) or missing."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, str):
+        text = value.strip().replace(",", "")
+        if not text:
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) else value
+
+
+def count_text(value: Any) -> str:
+    """A published count as shown on a page: ``1,234``, ``<5``, ``c``, or ``""`` when missing."""
+    value_number = number(value)
+    if value_number is not None:
+        return f"{int(round(value_number)):,}"
+    if isinstance(value, str):
+        return value.strip()
+    return ""
+
+
+def is_hidden(value: Any) -> bool:
+    """Whether a published count is suppressed (shown, but not as a number)."""
+    return number(value) is None and count_text(value) != ""
+
+
+def join_names(names: Iterable[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    names = list(names)
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def percent(value: float) -> str:
+    """A signed percentage in words-friendly form: ``+25%``, ``−3%``."""
+    sign = "+" if value > 0 else "\u2212" if value < 0 else ""
+    return f"{sign}{abs(value):.0f}%"
+
+
+def signed(value: float) -> str:
+    sign = "+" if value > 0 else "\u2212" if value < 0 else ""
+    return f"{sign}{abs(int(round(value))):,}"
+
+
+@dataclass
+class Change:
+    """How a published count moved from ``before`` to ``after``.
+
+    Attributes
+    ----------
+    before, after
+        The two counts as shown (``12``, ``<5``, ``c``, ``not shown``, ``""``).
+    text
+        Short words for a table cell: ``+12 (+25%)``, ``up from <5``, ``not shown``.
+    difference
+        ``after - before`` when both are published numbers, else ``None`` (never derived from
+        a hidden count).
+    percent
+        The relative change in percent when ``difference`` is known and ``before > 0``.
+    """
+
+    before: str
+    after: str
+    text: str
+    difference: float | None = None
+    percent: float | None = None
+
+
+#: Shown for a half-period total that cannot be given without disclosing a suppressed month.
+NOT_SHOWN = "not shown"
+
+
+def change(before: Any, after: Any, threshold: int) -> Change:
+    """Compare two published counts without disclosing a suppressed one.
+
+    Only two published numbers give an exact difference. Where one side is ``<threshold``
+    the direction may still be certain ("up from <5"); anything involving ``c`` or a
+    withheld figure is "not shown".
+    """
+    b, a = number(before), number(after)
+    b_text, a_text = count_text(before), count_text(after)
+    if b is not None and a is not None:
+        diff = a - b
+        if diff == 0:
+            return Change(b_text, a_text, "no change", 0.0, 0.0 if b > 0 else None)
+        pct = diff / b * 100 if b > 0 else None
+        text = signed(diff) + (f" ({percent(pct)})" if pct is not None else " (from 0)")
+        return Change(b_text, a_text, text, diff, pct)
+    if b_text == "" and a_text == "":
+        return Change(b_text, a_text, "no data")
+    if b_text == "":
+        return Change(b_text, a_text, "no earlier data")
+    if a_text == "":
+        return Change(b_text, a_text, "no data")
+    small = f"<{threshold}"
+    if b_text == small and a is not None:
+        if a >= threshold:
+            return Change(b_text, a_text, f"up from {small}")
+        if a == 0:
+            return Change(b_text, a_text, f"down from {small} to 0")
+    if a_text == small and b is not None:
+        if b >= threshold:
+            return Change(b_text, a_text, f"down to {small}")
+        if b == 0:
+            return Change(b_text, a_text, f"up from 0 to {small}")
+    if a_text == small and b_text == small:
+        return Change(b_text, a_text, f"{small} in both")
+    return Change(b_text, a_text, NOT_SHOWN)
+
+
+def cluster_words(measure: str, label: str | None, others: list[str], p_value: float | None = None,
+                  gi_bin: int | None = None) -> str:
+    """One ward's cluster status for one measure, in words.
+
+    Parameters
+    ----------
+    measure
+        Measure key (``possession`` ...).
+    label
+        Local Moran quadrant (``High-High`` ... ``Not significant``), or ``None`` when the
+        cluster stage did not run.
+    others
+        Names of the other wards of the same significant cluster (queen neighbours with the
+        same label, transitively).
+    p_value
+        LISA pseudo p-value.
+    gi_bin
+        Getis-Ord Gi* confidence bin (-3..3), or ``None``.
+    """
+    what = MEASURE_LABELS.get(measure, measure)
+    p = f" (p = {p_value:.3f})" if p_value is not None and not math.isnan(p_value) else ""
+    if label in ("High-High", "Low-Low"):
+        level = "high" if label == "High-High" else "low"
+        if others:
+            text = f"Part of a {label} {what} cluster with {join_names(others)}{p}."
+        else:
+            text = (f"A {label} {what} ward{p}: {level}, with {level} neighbours, though no neighbour is "
+                    "significant itself.")
+    elif label == "High-Low":
+        text = f"A High-Low {what} outlier{p}: high, surrounded by lower wards."
+    elif label == "Low-High":
+        text = f"A Low-High {what} outlier{p}: low, surrounded by higher wards."
+    elif label is None or (isinstance(label, float) and math.isnan(label)):
+        text = f"No cluster statistics for {what}."
+    else:
+        text = f"Not part of a significant {what} cluster."
+    if gi_bin is not None and int(gi_bin) != 0:
+        text += f" Getis-Ord Gi*: {GI_WORDS[max(-3, min(3, int(gi_bin)))]}."
+    return text
+
+
+def _ward_list(names: list[str], limit: int = 6) -> str:
+    if len(names) <= limit:
+        return join_names(names)
+    return ", ".join(names[:limit]) + f" and {len(names) - limit} more"
+
+
+def key_findings(data: dict) -> list[str]:
+    """The borough overview's findings as short sentences.
+
+    ``data`` holds (see :func:`geomisuse.briefings.build_data`): ``measures``, ``clusters``
+    (measure -> list of clusters with ``label``, ``names``, ``p``), ``hot_spots`` (measure ->
+    names at 99% Gi*), ``changes`` (measure -> comparison with ``borough`` Change, ``label``
+    and per-ward changes), ``gaps`` (ranked gap wards with ``name``, ``rank``, ``reason``),
+    ``satellites`` (ranked sites with ``name``, ``ward_name``, ``share``), and
+    ``clusters_ran``/``gaps_ran`` flags.
+    """
+    lines: list[str] = []
+    # Strongest clusters: the largest High-High cluster of each measure, strongest first.
+    if data["clusters_ran"]:
+        high = []
+        for measure in data["measures"]:
+            for cluster in data["clusters"].get(measure, []):
+                if cluster["label"] == "High-High":
+                    high.append((measure, cluster))
+        high.sort(key=lambda mc: (-len(mc[1]["names"]), mc[1]["p"]))
+        for measure, cluster in high[:3]:
+            names = cluster["names"]
+            what = MEASURE_LABELS[measure]
+            if len(names) > 1:
+                lines.append(f"{what.capitalize()} clusters in {_ward_list(names)}: a High-High cluster of "
+                             f"{len(names)} neighbouring wards with high rates.")
+            else:
+                lines.append(f"{names[0]} is a High-High {what} ward: a high rate beside high-rate neighbours.")
+        for measure in data["measures"]:
+            spots = data["hot_spots"].get(measure, [])
+            if spots:
+                lines.append(f"Getis-Ord Gi* finds a {MEASURE_LABELS[measure]} hot spot at 99% confidence in "
+                             f"{_ward_list(spots)}.")
+        if not high and not any(data["hot_spots"].values()):
+            lines.append("No significant High-High cluster or 99% hot spot was found for any measure.")
+    else:
+        lines.append("Cluster statistics were not run for this briefing.")
+    # Biggest changes: borough-wide per measure, then the largest exact rises and falls.
+    for measure in data["measures"]:
+        comparison = data["changes"].get(measure)
+        if comparison is None or comparison["mode"] == "none":
+            continue
+        borough = comparison["borough"]
+        if borough.difference is not None:
+            lines.append(f"Borough-wide, {MEASURE_LABELS[measure]} went from {borough.before} to {borough.after} "
+                         f"({comparison['label']}): {borough.text}.")
+    moves = []
+    for measure in data["measures"]:
+        comparison = data["changes"].get(measure)
+        if comparison is None or comparison["mode"] == "none" or measure in data.get("totals_of_parts", ()):
+            continue
+        for name, item in comparison["wards"]:
+            if item.difference is not None and item.difference != 0:
+                moves.append((item.difference, name, measure, item, comparison["label"]))
+    rises = sorted([m for m in moves if m[0] > 0], key=lambda m: -m[0])[:2]
+    falls = sorted([m for m in moves if m[0] < 0], key=lambda m: m[0])[:1]
+    for diff, name, measure, item, label in rises + falls:
+        word = "rose" if diff > 0 else "fell"
+        lines.append(f"{name}: {MEASURE_LABELS[measure]} {word} from {item.before} to {item.after} "
+                     f"({item.text}; {label}).")
+    if not any(c["mode"] != "none" for c in data["changes"].values()):
+        lines.append("No earlier period in the data, so no changes are reported.")
+    # Outreach gaps and satellite sites.
+    if data["gaps_ran"]:
+        gaps = data["gaps"][:3]
+        for gap in gaps:
+            reason = f": {gap['reason']}" if gap["reason"] else ""
+            lines.append(f"{gap['name']} is outreach gap number {gap['rank']}{reason}.")
+        if not gaps:
+            lines.append("No ward is flagged as an outreach gap.")
+        for site in data["satellites"][:3]:
+            share = f", covering {site['share']} of the need in gap wards" if site["share"] else ""
+            where = f" ({site['ward_name']} ward)" if site["ward_name"] else ""
+            lines.append(f"Suggested satellite site {site['rank']}: {site['name']}{where}{share}.")
+    else:
+        lines.append("The outreach gap analysis was not run for this briefing.")
+    return lines
+
+
+def suggestions(ward: dict) -> list[str]:
+    """What the data suggests doing in one ward (rule-based, from the ward's published figures).
+
+    ``ward`` holds ``name``, ``clusters`` (list of dicts with ``measure``, ``label``,
+    ``others``), ``gap`` (dict or ``None``), ``satellites_here`` and ``satellites_near``
+    (site names), ``rises`` (measure labels with an exact rise of 25% or more), ``estates``
+    (names) and ``within_reach`` (number of services and needle exchanges within walking reach).
+    """
+    out = []
+    for item in ward["clusters"]:
+        what = MEASURE_LABELS[item["measure"]]
+        if item["label"] == "High-High":
+            if item["others"]:
+                out.append(f"Plan {what} work jointly with {join_names(item['others'])}: the cluster crosses "
+                           "ward boundaries.")
+            else:
+                out.append(f"Review {what} here alongside the neighbouring wards.")
+        elif item["label"] == "High-Low":
+            out.append(f"Look for a local cause of high {what}: the neighbouring wards are lower.")
+    gap = ward["gap"]
+    if gap and gap["is_gap"]:
+        if ward["satellites_here"]:
+            out.append(f"Consider satellite outreach at {join_names(ward['satellites_here'])}.")
+        elif ward["satellites_near"]:
+            out.append(f"Consider satellite outreach nearby, at {join_names(ward['satellites_near'])}.")
+        else:
+            out.append("Consider satellite outreach: residents are far from treatment and needle exchanges.")
+    elif ward["within_reach"] == 0:  # None: the study has no service layers
+        out.append("No treatment service or needle exchange within walking reach: check how residents get to one.")
+    for what in ward["rises"]:
+        out.append(f"{what.capitalize()} rose by a quarter or more: check with local teams whether this is "
+                   "activity or enforcement.")
+    if ward["estates"] and ward["clusters"] and any(c["label"] == "High-High" for c in ward["clusters"]):
+        out.append(f"Involve housing for {join_names(ward['estates'])}.")
+    if not out:
+        out.append("No specific action suggested by the data; keep under routine review.")
+    return out
