@@ -103,14 +103,14 @@ def add_clusters(run: StudyRun) -> list[str]:
 
 def add_gaps(run: StudyRun) -> list[str]:
     """Run the gap stage on ``run.wards`` and record its results; returns summary lines."""
-    from .gaps import GapSettings, default_candidates, find_gaps
+    from .gaps import GapSettings, find_gaps
 
     settings = GapSettings.from_options(run.study.gaps)
-    candidates = run.layer_table("candidate_sites")
-    if candidates is None:
-        candidates = default_candidates(run.other_pharmacies(), run.wards, settings)
+    from_file = run.layer_table("candidate_sites") is not None
+    # Without a candidate file the gap stage adds a grid over the gap wards to these pharmacies.
+    candidates = run.layer_table("candidate_sites") if from_file else run.other_pharmacies()
     result = find_gaps(run.wards, run.layer_table("treatment_services"), run.needle_exchanges(), candidates,
-                       run.layer_table("residents"), settings, run.study.seed)
+                       run.layer_table("residents"), settings, run.study.seed, candidates_from_file=from_file)
     run.wards = _replace_columns(run.wards, result.columns)
     run.satellites = result.satellites
     run.manifest["gaps"] = result.manifest

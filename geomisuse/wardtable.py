@@ -179,6 +179,7 @@ def build_ward_table(wards: gpd.GeoDataFrame, layers: dict[str, LayerResult], mo
             table[f"{measure}_rate_per_1000"] = np.nan
     if "police_uk" in layers:
         points = layers["police_uk"].table
+        points = points[points["month"].isin(months)]
         for measure, column in (("drug_offences", "police_uk_drugs_count"), ("asb", "police_uk_asb_count")):
             counted = points.loc[points["measure"] == measure, "ward_code"].value_counts()
             table[column] = table["ward_code"].map(counted).fillna(0).astype("Int64")

@@ -475,39 +475,14 @@ DEMO = PROJECT / "data" / "demo"
 
 
 def demo_inputs() -> dict:
-    """The demo borough's ward table and service layers, read straight from its files.
+    """The demo borough's ward table (no cluster stage: need is judged on the rate) and service
+    layers, through the real loaders."""
+    from geomisuse.pipeline import prepare
+    from geomisuse.study import load_study
 
-    MINIMAL STAND-IN for the real loaders and ward table (geomisuse.layers, ward table):
-    swap in ``load_study(DEMO / "study.toml")`` and the real stages when they are merged.
-    It sums the MPS possession / trafficking / drug-offence months per ward and divides by
-    the ward population; no cluster columns, so need is judged on the rate.
-    """
-    wards = gpd.read_file(PROJECT / "boundaries" / "northmere_wards.geojson").to_crs(CRS)
-    wards = wards.rename(columns={"WD22CD": "ward_code", "WD22NM": "ward_name"})
-    population = pd.read_csv(DEMO / "population.csv").rename(columns={"WD22CD": "ward_code"})
-    wards = wards.merge(population[["ward_code", "population"]], on="ward_code", how="left")
-    mps = pd.read_csv(DEMO / "mps_ward_level_crime.csv", dtype={"WardCode": str})
-    months = [c for c in mps.columns if c.isdigit()]
-    mps["total"] = mps[months].sum(axis=1)
-    drugs = mps[mps["MajorText"] == "Drug Offences"]
-    counts = {"possession": drugs[drugs["MinorText"] == "Possession of Drugs"],
-              "trafficking": drugs[drugs["MinorText"] == "Drug Trafficking"],
-              "drug_offences": drugs}
-    for measure, rows in counts.items():
-        total = rows.groupby("WardCode")["total"].sum()
-        wards[f"{measure}_count"] = wards["ward_code"].map(total).fillna(0.0)
-        wards[f"{measure}_rate_per_1000"] = wards[f"{measure}_count"] / wards["population"] * 1000
-    wards = wards.sort_values("ward_code").reset_index(drop=True)
-
-    treatment = pd.read_csv(DEMO / "treatment_services.csv")
-    treatment = gpd.GeoDataFrame(treatment, geometry=gpd.points_from_xy(
-        treatment["easting"], treatment["northing"]), crs=CRS)
-    pharmacies = pd.read_csv(DEMO / "pharmacies.csv")
-    pharmacies = gpd.GeoDataFrame(pharmacies, geometry=gpd.points_from_xy(
-        pharmacies["longitude"], pharmacies["latitude"]), crs="EPSG:4326").to_crs(CRS)
-    nsp = pharmacies["needle_exchange"].str.strip().str.lower() == "yes"
-    return {"wards": wards, "treatment": treatment, "needle": pharmacies[nsp],
-            "pharmacies": pharmacies[~nsp].assign(site_type="pharmacy")}
+    run = prepare(load_study(DEMO / "study.toml"))
+    return {"wards": run.wards, "treatment": run.layer_table("treatment_services"),
+            "needle": run.needle_exchanges(), "pharmacies": run.other_pharmacies()}
 
 
 @pytest.fixture(scope="module")
