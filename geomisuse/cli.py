@@ -56,12 +56,18 @@ def _study(path: str, seed: int | None) -> Study:
     return study
 
 
-def _publish_settings(study: Study, unsuppressed: bool, tiles: str | None, offline: bool) -> PublishSettings:
+def _publish_settings(study: Study, unsuppressed: bool = False, tiles: str | None = None, offline: bool = False,
+                      pdf: bool = False) -> PublishSettings:
     settings = PublishSettings.from_options(study.publish)
     settings.unsuppressed = settings.unsuppressed or unsuppressed
     settings.tiles = tiles or settings.tiles
     settings.offline = settings.offline or offline
+    settings.pdf = settings.pdf or pdf
     return settings
+
+
+def _out_folder(study: Study, out: str | None) -> Path:
+    return Path(out) if out else Path(DEFAULT_OUT) / (study.path.stem if study.path else "study")
 
 
 def _report(run: StudyRun, summary: list[str]) -> None:
@@ -85,6 +91,7 @@ publish_options = [
     click.option("--unsuppressed", is_flag=True, help="Publish real small counts (internal use only)."),
     click.option("--tiles", default=None, help="Basemap tiles: OpenStreetMap (default), another name, or none."),
     click.option("--offline", is_flag=True, help="Embed map assets so the page works with no network."),
+    click.option("--pdf", is_flag=True, help="Also print the briefings to briefings/briefings.pdf (needs chromium)."),
 ]
 
 
@@ -94,26 +101,28 @@ def with_publish_options(func):
     return func
 
 
-def _run_and_write(study: Study, out: str | None, stages: tuple[str, ...], unsuppressed: bool,
-                   tiles: str | None, offline: bool) -> Path:
-    settings = _publish_settings(study, unsuppressed, tiles, offline)
+def _run_and_write(study: Study, out: str | None, stages: tuple[str, ...], unsuppressed: bool = False,
+                   tiles: str | None = None, offline: bool = False, pdf: bool = False) -> Path:
+    settings = _publish_settings(study, unsuppressed, tiles, offline, pdf)
     run, summary = analyse(study, stages)
-    folder = Path(out) if out else Path(DEFAULT_OUT) / (study.path.stem if study.path else "study")
+    folder = _out_folder(study, out)
     write_outputs(run, folder, settings)
     click.echo(f"{study.name}: {len(run.wards)} wards, {run.months[0] if run.months else '?'} to "
                f"{run.months[-1] if run.months else '?'}")
     _report(run, summary)
     click.echo(f"map:    {folder / 'map.html'}")
     click.echo(f"tables: {folder / 'wards.csv'} (and wards.gpkg, wards_monthly.csv, manifest.json)")
+    if settings.briefings:
+        click.echo(f"briefings: {folder / 'briefings' / 'index.html'}")
     return folder
 
 
 @cli.command()
 @click.argument("study_file", type=click.Path())
 @with_publish_options
-def run(study_file: str, out, seed, unsuppressed, tiles, offline) -> None:
+def run(study_file: str, out, seed, unsuppressed, tiles, offline, pdf) -> None:
     """Run a study: ward table, clusters, gaps, map and tables into OUT."""
-    _run_and_write(_study(study_file, seed), out, ("clusters", "gaps"), unsuppressed, tiles, offline)
+    _run_and_write(_study(study_file, seed), out, ("clusters", "gaps"), unsuppressed, tiles, offline, pdf)
 
 
 @cli.command()
@@ -131,11 +140,11 @@ def validate(study_file: str) -> None:
 @cli.command()
 @click.argument("study_file", type=click.Path())
 @with_publish_options
-def clusters(study_file: str, out, seed, unsuppressed, tiles, offline) -> None:
+def clusters(study_file: str, out, seed, unsuppressed, tiles, offline, pdf) -> None:
     """Spatial clusters (Moran's I, LISA, Gi*) for a study; writes outputs when --out is given."""
     study = _study(study_file, seed)
     if out:
-        _run_and_write(study, out, ("clusters",), unsuppressed, tiles, offline)
+        _run_and_write(study, out, ("clusters",), unsuppressed, tiles, offline, pdf)
         return
     run_, summary = analyse(study, ("clusters",))
     _report(run_, summary)
@@ -144,14 +153,44 @@ def clusters(study_file: str, out, seed, unsuppressed, tiles, offline) -> None:
 @cli.command()
 @click.argument("study_file", type=click.Path())
 @with_publish_options
-def gaps(study_file: str, out, seed, unsuppressed, tiles, offline) -> None:
+def gaps(study_file: str, out, seed, unsuppressed, tiles, offline, pdf) -> None:
     """Outreach gaps and satellite sites for a study; writes outputs when --out is given."""
     study = _study(study_file, seed)
     if out:
-        _run_and_write(study, out, ("clusters", "gaps"), unsuppressed, tiles, offline)
+        _run_and_write(study, out, ("clusters", "gaps"), unsuppressed, tiles, offline, pdf)
         return
     run_, summary = analyse(study, ("clusters", "gaps"))
     _report(run_, summary)
+
+
+@cli.command("map")
+@click.argument("study_file", type=click.Path())
+@with_publish_options
+def map_(study_file: str, out, seed, unsuppressed, tiles, offline, pdf) -> None:
+    """Write only the interactive map (map.html) of a study into OUT."""
+    study = _study(study_file, seed)
+    run_, summary = analyse(study)
+    folder = _out_folder(study, out)
+    write_outputs(run_, folder, _publish_settings(study, unsuppressed, tiles, offline), part="map")
+    _report(run_, summary)
+    click.echo(f"map: {folder / 'map.html'}")
+
+
+@cli.command()
+@click.argument("study_file", type=click.Path())
+@click.option("--ward", "ward_args", multiple=True, help="Ward code or name (repeatable); default every ward.")
+@with_publish_options
+def brief(study_file: str, ward_args, out, seed, unsuppressed, tiles, offline, pdf) -> None:
+    """Write ward briefings (borough overview and one page per ward) into OUT/briefings."""
+    from .briefings import resolve_ward
+
+    study = _study(study_file, seed)
+    run_, summary = analyse(study)
+    codes = [resolve_ward(run_, text) for text in ward_args] or None
+    folder = _out_folder(study, out)
+    write_outputs(run_, folder, _publish_settings(study, unsuppressed, pdf=pdf), part="briefings", wards=codes)
+    _report(run_, summary)
+    click.echo(f"briefings: {folder / 'briefings' / 'index.html'}")
 
 
 @cli.command()

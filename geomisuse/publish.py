@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .disclosure import format_counts, primary_mask, protect_table, secondary_mask
+from .disclosure import format_counts, link_suppression, primary_mask, protect_table
 from .errors import InputError
 from .run import StudyRun
 from .settings import MEASURES, SUPPRESSION_THRESHOLD
@@ -72,59 +72,97 @@ class PublishSettings:
         return settings
 
 
+def _additive_groups(run: StudyRun, suffix: str) -> list[tuple[list[str], str]]:
+    """MPS possession and trafficking add up to all drug offences (in every ward and month)."""
+    sources = run.manifest.get("measures", {})
+    parts = [m for m in ("possession", "trafficking") if sources.get(m) == "mps_ward"]
+    if parts and sources.get("drug_offences") == "mps_ward":
+        return [([f"{m}{suffix}" for m in parts], f"drug_offences{suffix}")]
+    return []
+
+
+def _protected_ward_columns(run: StudyRun) -> list[str]:
+    wards = run.wards
+    columns = [f"{m}{suffix}" for suffix in ("_count", "_previous_count") for m in MEASURES
+               if m in run.measures and f"{m}{suffix}" in wards]
+    return columns + [c for c in ("police_uk_drugs_count", "police_uk_asb_count") if c in wards]
+
+
+def _protect_wards(run: StudyRun, threshold: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    columns = _protected_ward_columns(run)
+    additive = [(parts, total) for suffix in ("_count", "_previous_count")
+                for parts, total in _additive_groups(run, suffix) if total in columns]
+    return protect_table(run.wards, columns, threshold, additive=additive, column_totals=True)
+
+
 def published_wards(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:
     """The ward table as published: counts suppressed and rates blanked where a count is hidden.
 
-    With ``settings.unsuppressed`` the real values are returned unchanged.
+    All count columns are protected together: each column against its borough total, and
+    MPS possession and trafficking against all drug offences. With ``settings.unsuppressed``
+    the real values are returned unchanged.
     """
-    wards = run.wards
     if settings.unsuppressed:
-        return wards.copy()
-    threshold = int(settings.suppression_threshold)
-    published = wards.copy()
-    sources = run.manifest.get("measures", {})
-    groups: list[tuple[list[str], str | None]] = []
-    for suffix in ("_count", "_previous_count"):
-        present = [m for m in MEASURES if m in run.measures and f"{m}{suffix}" in wards]
-        # MPS possession and trafficking add up to all drug offences: protect them as parts of it.
-        additive = [m for m in ("possession", "trafficking") if m in present and sources.get(m) == "mps_ward"]
-        if additive and "drug_offences" in present and sources.get("drug_offences") == "mps_ward":
-            groups.append(([f"{m}{suffix}" for m in additive], f"drug_offences{suffix}"))
-            present = [m for m in present if m not in additive and m != "drug_offences"]
-        groups += [([f"{m}{suffix}"], None) for m in present]
-    groups += [([c], None) for c in ("police_uk_drugs_count", "police_uk_asb_count") if c in wards]
-    for columns, total in groups:
-        protected, hidden = protect_table(wards, columns, threshold, row_total=total, column_totals=True)
-        for column in hidden.columns:
-            published[column] = protected[column]
-            rate = column.replace("_count", "_rate_per_1000")
-            if rate in published:
-                published[rate] = published[rate].where(~hidden[column])
+        return run.wards.copy()
+    published, hidden = _protect_wards(run, int(settings.suppression_threshold))
+    for column in hidden.columns:
+        rate = column.replace("_count", "_rate_per_1000")
+        if rate != column and rate in published:
+            published[rate] = published[rate].where(~hidden[column])
     return published
 
 
 def published_monthly(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:
-    """Monthly counts as published: each measure protected across months (the period total is
-    published) and across wards (borough monthly totals may be shown)."""
+    """Monthly counts as published.
+
+    Protected together with the published ward table: a ward's months add up to its period
+    count (as published, hidden or not), each month's wards add up to a borough total, and
+    MPS possession and trafficking add up to all drug offences in every ward-month.
+    """
     monthly = run.monthly
     if settings.unsuppressed:
         return monthly.copy()
+    threshold = int(settings.suppression_threshold)
+    _, ward_hidden = _protect_wards(run, threshold)
+    columns = [c for c in monthly.columns if c.endswith("_count")]
+    codes = run.wards["ward_code"].to_numpy()
+    months = list(run.months)
+    n_wards, n_months = len(codes), len(months)
+    size = n_wards * n_months
+    grids = [monthly.pivot(index="ward_code", columns="month", values=c).reindex(index=codes, columns=months)
+             for c in columns]
+    # Cells: each measure's wards x months grid, then the ward-table period counts, whose
+    # published or hidden state is already decided (fixed).
+    values = np.concatenate([g.to_numpy(dtype="float64").ravel() for g in grids]
+                            + [run.wards[c].astype("float64").to_numpy() for c in columns])
+    period_start = len(columns) * size
+    fixed = np.arange(values.size) >= period_start
+    primary = primary_mask(values, threshold) & ~fixed
+    hidden = primary.copy()
+    hidden[period_start:] = np.concatenate([ward_hidden[c].to_numpy() for c in columns])
+
+    def grid_cells(column: str) -> np.ndarray:
+        k = columns.index(column)
+        return np.arange(k * size, (k + 1) * size).reshape(n_wards, n_months)
+
+    relations: list[np.ndarray] = []
+    for k, column in enumerate(columns):
+        cells = grid_cells(column)
+        period = period_start + k * n_wards + np.arange(n_wards)
+        relations += [np.append(cells[w], period[w]) for w in range(n_wards)]
+        relations += list(cells.T)
+    for parts, total in _additive_groups(run, "_count"):
+        if all(c in columns for c in parts + [total]):
+            relations += list(np.stack([grid_cells(c).ravel() for c in parts + [total]], axis=1))
+    hidden = link_suppression(values, hidden, relations, fixed)
+    text = format_counts(values[:period_start], primary[:period_start], (hidden & ~primary)[:period_start],
+                         threshold)
     published = monthly.copy()
-    for column in [c for c in monthly.columns if c.endswith("_count")]:
-        grid = monthly.pivot(index="ward_code", columns="month", values=column)
-        protected = _protect_grid(grid, int(settings.suppression_threshold))
-        long = protected.reset_index().melt(id_vars="ward_code", var_name="month", value_name=column)
+    for k, column in enumerate(columns):
+        grid = pd.DataFrame(text[k * size:(k + 1) * size].reshape(n_wards, n_months), index=codes, columns=months)
+        long = grid.rename_axis(index="ward_code", columns="month").stack().rename(column).reset_index()
         published = published.drop(columns=column).merge(long, on=["ward_code", "month"], how="left")
     return published[monthly.columns]
-
-
-def _protect_grid(grid: pd.DataFrame, threshold: int) -> pd.DataFrame:
-    """A wards x months grid protected against both its row totals (each ward's period
-    count) and its column totals (the borough's monthly count)."""
-    values = grid.to_numpy(dtype="float64")
-    primary = primary_mask(values, threshold)
-    secondary = secondary_mask(values, primary, row_totals=True, column_totals=True)
-    return pd.DataFrame(format_counts(values, primary, secondary, threshold), index=grid.index, columns=grid.columns)
 
 
 def unmatched_rows(run: StudyRun) -> pd.DataFrame:
@@ -173,17 +211,30 @@ def manifest(run: StudyRun, settings: PublishSettings, outputs: list[str]) -> di
     }
 
 
-def write_outputs(run: StudyRun, out: Path, settings: PublishSettings) -> list[Path]:
-    """Write every output of a run into ``out`` (replacing what was there).
+#: What a run can write: everything, or only the map or only the briefings.
+PARTS = ("all", "map", "briefings")
+
+
+def write_outputs(run: StudyRun, out: Path, settings: PublishSettings, part: str = "all",
+                  wards: list[str] | None = None) -> list[Path]:
+    """Write a run's outputs into ``out``.
+
+    Everything is written into a staging folder beside ``out`` first. ``part="all"`` then
+    replaces ``out`` as a whole; ``"map"`` and ``"briefings"`` replace only ``map.html`` or
+    the ``briefings`` folder in it. A failure leaves ``out`` as it was.
 
     Parameters
     ----------
     run
         The analysed study.
     out
-        Output folder; created, or replaced as a whole once the new outputs are complete.
+        Output folder.
     settings
         Publishing settings.
+    part
+        One of :data:`PARTS`.
+    wards
+        With ``part="briefings"``: the ward codes to write pages for (default all).
 
     Returns
     -------
@@ -194,21 +245,44 @@ def write_outputs(run: StudyRun, out: Path, settings: PublishSettings) -> list[P
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        written = _write_all(run, staging, settings)
-        if out.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, retired / out.name)
-            os.replace(staging, out)
-            shutil.rmtree(retired, ignore_errors=True)
+        if part == "all":
+            written = _write_all(run, staging, settings)
+            _swap_in(staging, out)
         else:
-            os.replace(staging, out)
+            published = published_wards(run, settings)
+            if part == "map":
+                from .maps import write_map
+
+                write_map(run, published, staging / "map.html", settings)
+                written = ["map.html"]
+            else:
+                from .briefings import write_briefings
+
+                files = write_briefings(run, published, staging / "briefings", settings, wards,
+                                        map_link=(out / "map.html").exists())
+                written = [str(p.relative_to(staging)) for p in files]
+            out.mkdir(exist_ok=True)
+            _swap_in(staging / written[0].split("/")[0], out / written[0].split("/")[0])
+            shutil.rmtree(staging, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return [out / name for name in written]
 
 
+def _swap_in(new: Path, target: Path) -> None:
+    """Put ``new`` where ``target`` is, replacing it (file or folder) only once ``new`` is complete."""
+    if target.exists():
+        retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+        os.replace(target, retired / target.name)
+        os.replace(new, target)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(new, target)
+
+
 def _write_all(run: StudyRun, folder: Path, settings: PublishSettings) -> list[str]:
+    from .briefings import write_briefings
     from .maps import write_map
 
     names: list[str] = []
@@ -227,6 +301,9 @@ def _write_all(run: StudyRun, folder: Path, settings: PublishSettings) -> list[s
     names.append("unmatched.csv")
     write_map(run, wards, folder / "map.html", settings)
     names.append("map.html")
+    if settings.briefings:
+        files = write_briefings(run, wards, folder / "briefings", settings, map_link=True)
+        names += [str(p.relative_to(folder)) for p in files]
     names.append("manifest.json")
     (folder / "manifest.json").write_text(json.dumps(manifest(run, settings, names), indent=2, default=_json_default)
                                           + "\n", encoding="utf-8")

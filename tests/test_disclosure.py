@@ -15,7 +15,8 @@ def test_primary_suppression_of_one_to_four():
 
 def test_lone_suppressed_cell_in_a_row_with_published_total_gets_a_partner():
     frame = pd.DataFrame({"possession": [3, 10, 20], "trafficking": [8, 2, 0], "drug_offences": [11, 12, 20]})
-    published, hidden = protect_table(frame, ["possession", "trafficking"], 5, row_total="drug_offences",
+    published, hidden = protect_table(frame, ["possession", "trafficking", "drug_offences"], 5,
+                                      additive=[(["possession", "trafficking"], "drug_offences")],
                                       column_totals=False)
     assert published["possession"].tolist() == ["<5", "c", "20"]
     assert published["trafficking"].tolist() == ["c", "<5", "0"]
