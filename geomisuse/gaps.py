@@ -128,7 +128,7 @@ class GapSettings:
     detour_factor: float = DETOUR_FACTOR
     walk_threshold_min: float = WALK_THRESHOLD_MIN
     satellites: int = SATELLITE_SITES
-    satellite_demand: str = "gap_wards"
+    satellite_demand: str = "all_wards"
     sample_points: int = 100
     grid_spacing_m: float = 400.0
     candidate_grid: bool | None = None

@@ -461,7 +461,7 @@ def test_no_gaps_no_satellites():
     wards = grid_borough()                        # no cluster, rates all similar
     service = points([(f"S{i}", x, y) for i, (x, y) in
                       enumerate(itertools.product([500, 2500, 4500], repeat=2))])
-    result = find_gaps(wards, service, service, None, None, GapSettings(), seed=1)
+    result = find_gaps(wards, service, service, None, None, GapSettings(satellite_demand="gap_wards"), seed=1)
     assert not result.columns["is_outreach_gap"].any()
     assert result.satellites.empty and list(result.satellites.columns) == SATELLITE_COLUMNS
     assert result.manifest["satellites"]["skipped"] == "no outreach gaps"
