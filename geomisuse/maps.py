@@ -142,16 +142,17 @@ def build_map(run: StudyRun, published: pd.DataFrame, settings) -> folium.Map:
     _estate_layer(layers, run.layer_table("estates"))
     _heat_layers(layers, run.layer_table("police_uk"))
 
+    minx, miny, maxx, maxy = lonlat.total_bounds
     data = {
         "wards": {"type": "FeatureCollection",
                   "features": [{"type": "Feature", "properties": {"i": i}, "geometry": _geometry(g)}
                                for i, g in enumerate(lonlat)]},
         "ward": _ward_info(run, wards, measures, settings),
         "defaultMeasure": default_measure,
+        "bounds": [[round(float(miny), 5), round(float(minx), 5)], [round(float(maxy), 5), round(float(maxx), 5)]],
         "layers": [{k: v for k, v in layer.items() if k not in ("name", "show")} for layer in layers],
     }
 
-    minx, miny, maxx, maxy = lonlat.total_bounds
     fmap = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=12, tiles=None,
                       control_scale=True)
     fmap.default_js = []
@@ -166,7 +167,6 @@ def build_map(run: StudyRun, published: pd.DataFrame, settings) -> folium.Map:
     tiles = tile_layer(getattr(settings, "tiles", "none"))
     if tiles is not None:
         tiles.add_to(fmap)
-    fmap.fit_bounds([[miny, minx], [maxy, maxx]])
     figure.html.add_child(Element(_title_html(run, settings)), name="geomisuse_title")
     _App(script_json(data)).add_to(fmap)
     for i, layer in enumerate(layers):

@@ -20,6 +20,7 @@
   G.init = function (map, dataId) {
     G.map = map;
     G.data = JSON.parse(document.getElementById(dataId).textContent);
+    if (G.data.bounds) { map.fitBounds(G.data.bounds, {animate: false}); }
     PANES.forEach(function (p) { map.createPane(p[0]).style.zIndex = p[1]; });
     map.getPane("gm-catchments").style.pointerEvents = "none";
     map.getPane("gm-highlight").style.pointerEvents = "none";
@@ -99,8 +100,8 @@
 
   G.openWard = function (i, latlng, measure) {
     var W = G.data.ward;
-    L.popup({maxWidth: 420, className: "gm-popup"})
-      .setLatLng(latlng || [W.lat[i], W.lon[i]])
+    G.popup = G.popup || L.popup({maxWidth: 420, className: "gm-popup"});
+    G.popup.setLatLng(latlng || [W.lat[i], W.lon[i]])
       .setContent(G.wardTip(i, measure || G.activeMeasure()))
       .openOn(G.map);
   };
@@ -260,7 +261,7 @@
     var i = G.data.ward.code.indexOf(code);
     if (i < 0) { return; }
     var feature = G.data.wards.features[i];
-    G.map.fitBounds(L.geoJSON(feature).getBounds(), {maxZoom: 15, padding: [30, 30]});
+    G.map.fitBounds(L.geoJSON(feature).getBounds(), {maxZoom: 15, padding: [30, 30], animate: false});
     if (G.highlight) { G.map.removeLayer(G.highlight); }
     G.highlight = L.geoJSON(feature, {pane: "gm-highlight", interactive: false,
       style: function () { return {color: "#00e5ff", weight: 5, fill: false, opacity: 1}; }}).addTo(G.map);
