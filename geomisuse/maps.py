@@ -125,7 +125,10 @@ def build_map(run: StudyRun, published: pd.DataFrame, settings) -> folium.Map:
     if wards.crs is None:
         wards = wards.set_crs(ANALYSIS_CRS)
     wards = wards.to_crs(ANALYSIS_CRS).reset_index(drop=True)
-    tolerance = float(getattr(settings, "map_simplify_m", SIMPLIFY_M))
+    try:
+        tolerance = float(getattr(settings, "map_simplify_m", SIMPLIFY_M))
+    except (TypeError, ValueError):
+        raise InputError("[publish] map_simplify_m must be a number of metres (0 keeps every vertex)") from None
     lonlat = simplify_wards(wards.geometry, tolerance)
     measures = [m for m in MEASURES if f"{m}_rate_per_1000" in wards]
     default_measure = next((m for m in ("drug_offences", "possession", "trafficking", "asb")

@@ -46,6 +46,9 @@ class PublishSettings:
         Embed the map's JavaScript and CSS so it renders with no network.
     briefings
         Write ward briefings.
+    map_simplify_m
+        Tolerance (metres, EPSG:27700) of the coverage simplification of ward polygons on the
+        map; 0 keeps every vertex. The exports are never simplified.
     """
 
     suppression_threshold: int = SUPPRESSION_THRESHOLD
@@ -53,6 +56,7 @@ class PublishSettings:
     tiles: str = "OpenStreetMap"
     offline: bool = False
     briefings: bool = True
+    map_simplify_m: float = 10.0
 
     @classmethod
     def from_options(cls, options: dict) -> "PublishSettings":

@@ -308,6 +308,24 @@ def test_simplified_wards_keep_shared_edges(real):
     assert np.allclose(xy, np.round(xy, 5), atol=1e-12)
 
 
+def test_simplification_setting_on_real_full_resolution_wards(real, tmp_path):
+    """Tower Hamlets' full-resolution (BFC) wards: the tolerance setting reaches the page."""
+    study = tmp_path / "study.toml"
+    study.write_text(f'[study]\nname = "Tower Hamlets"\n[boundaries]\npath = '
+                     f'"{(real / "boundaries" / "ons_wards2022_tower_hamlets_bfc.gpkg").as_posix()}"\n')
+    run = prepare(load_study(study))
+    vertices = {}
+    for tolerance in (0, 10, 50):
+        page = write(run, tmp_path / f"map{tolerance}.html", map_simplify_m=tolerance)
+        features = data_block(page)["wards"]["features"]
+        vertices[tolerance] = sum(len(ring) for f in features for ring in f["geometry"]["coordinates"])
+    source = int(shapely.get_num_coordinates(run.wards.geometry.to_numpy()).sum())
+    assert vertices[0] <= source and vertices[0] > 0.9 * source
+    assert vertices[50] < vertices[10] < 0.6 * vertices[0]
+    with pytest.raises(InputError, match="map_simplify_m"):
+        write(run, tmp_path / "bad.html", map_simplify_m="lots")
+
+
 def test_plain_simplify_would_open_gaps(real):
     """Why coverage simplification: plain per-polygon simplify leaves slivers between wards."""
     wards = gpd.read_file(real / "boundaries" / "gla_london_wards_2018.gpkg").head(120)
