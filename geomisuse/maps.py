@@ -74,6 +74,8 @@ GI_BINS = {3: ("#d62f27", "Hot spot, 99 % confidence"), 2: ("#ed7551", "Hot spot
            1: ("#fab984", "Hot spot, 90 % confidence"), 0: ("#f7f7f7", "Not significant"),
            -1: ("#c0ccbe", "Cold spot, 90 % confidence"), -2: ("#849eba", "Cold spot, 95 % confidence"),
            -3: ("#4575b5", "Cold spot, 99 % confidence")}
+#: Gi* confidence (%) of each absolute bin.
+GI_CONFIDENCE = {1: 90, 2: 95, 3: 99}
 #: Marker colours of treatment service types, in order of first appearance.
 SERVICE_COLOURS = ["#1b7837", "#762a83", "#e08214", "#b2182b", "#35978f", "#8c510a", "#01665e", "#4d4d4d"]
 NEEDLE_EXCHANGE_COLOUR = "#2166ac"
@@ -700,7 +702,9 @@ def _gi_text(value) -> str:
         b = int(float(value))
     except (TypeError, ValueError):
         return ""
-    return GI_BINS.get(b, ("", ""))[1]
+    if b == 0:
+        return "Not significant"
+    return f"{'Hot' if b > 0 else 'Cold'}, {GI_CONFIDENCE.get(abs(b), '')} %" if abs(b) in GI_CONFIDENCE else ""
 
 
 # --------------------------------------------------------------------------------------------

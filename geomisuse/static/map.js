@@ -94,7 +94,7 @@
 
   function bindWard(layer, i, measure) {
     layer.bindTooltip(function () { return G.wardTip(i, measure); },
-                      {sticky: true, className: "gm-tooltip", direction: "top", offset: [0, -8]});
+                      {sticky: true, className: "gm-tooltip", direction: "auto", offset: [12, 0]});
     layer.on("click", function (e) { G.openWard(i, e.latlng, measure); });
   }
 
