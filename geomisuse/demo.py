@@ -22,6 +22,21 @@ The demo also plants a story that the analysis must recover (tests import these 
 * :data:`PLANTED_GAP_WARDS` - a ward on the western edge with top-quintile possession and ASB
   but no treatment service or needle exchange within 2.5 km: an outreach gap.
 
+The files cover two years: the study period :data:`MONTHS` (2025) and the twelve months before
+it, :data:`PREVIOUS_MONTHS` (2024), which the briefings compare against. 2024 has the same
+layout at the same rates (the cluster, estate hotspot and gap were already there), except for a
+planted change:
+
+* :data:`PLANTED_RISING_WARDS` - two town-centre cluster wards whose possession rate in 2024
+  was :data:`RISING_POSSESSION_FACTOR` times lower (2025 is about +80 % on 2024);
+* :data:`PLANTED_FALLING_WARDS` - a ward outside the cluster whose possession rate in 2024 was
+  :data:`FALLING_POSSESSION_FACTOR` times its 2025 rate (2025 is about -50 % on 2024). The fall
+  is planted in possession rather than ASB because ward ASB warning counts (~10-40 a year) are
+  too small for a halving to stand out from Poisson noise.
+
+2024 is drawn from generators of its own, so the 2025 numbers are the same as when the demo
+covered 2025 only.
+
 The ward layout (anchor points, names, rates) is fixed in :data:`WARDS`; the seed only jitters
 the anchors and draws the counts, so the planted roles hold for any seed.
 
@@ -60,8 +75,12 @@ FORCE_NAME = "Northmere Constabulary (demo)"
 #: The fictional neighbouring borough whose rows every loader must filter out.
 NEIGHBOUR_NAME = "Southmere (demo)"
 
-#: Calendar months covered by the demo (police.uk files, MPS columns, ASB warnings).
+#: The demo's study period (``period`` in ``study.toml``).
 MONTHS: tuple[str, ...] = tuple(f"2025-{m:02d}" for m in range(1, 13))
+#: The twelve months before the study period, the "previous period" the briefings compare with.
+PREVIOUS_MONTHS: tuple[str, ...] = tuple(f"2024-{m:02d}" for m in range(1, 13))
+#: Every month in the demo files (police.uk files, MPS columns, ASB warnings), chronological.
+ALL_MONTHS: tuple[str, ...] = PREVIOUS_MONTHS + MONTHS
 
 #: Borough centre in British National Grid metres (open sea east of Orford Ness).
 ORIGIN = (665_000.0, 245_000.0)
@@ -158,6 +177,16 @@ PLANTED_GAP_WARDS: tuple[str, ...] = ("E05999007",)
 #: Minimum straight-line distance (metres) from a gap ward's centroid to any treatment
 #: service or needle-exchange pharmacy.
 GAP_MIN_DISTANCE_M = 2_500.0
+#: Town-centre cluster wards whose possession rose from 2024 to 2025 (the cluster was weaker
+#: in 2024): their 2024 possession rate is the :data:`WARDS` rate / :data:`RISING_POSSESSION_FACTOR`.
+PLANTED_RISING_WARDS: tuple[str, ...] = ("E05999020", "E05999022")
+#: 2025 possession rate over 2024 possession rate in :data:`PLANTED_RISING_WARDS`.
+RISING_POSSESSION_FACTOR = 1.8
+#: A ward (not in the cluster, not a gap ward) whose possession halved from 2024 to 2025: its
+#: 2024 possession rate is the :data:`WARDS` rate x :data:`FALLING_POSSESSION_FACTOR`.
+PLANTED_FALLING_WARDS: tuple[str, ...] = ("E05999014",)
+#: 2024 possession rate over 2025 possession rate in :data:`PLANTED_FALLING_WARDS`.
+FALLING_POSSESSION_FACTOR = 2.0
 
 # Irregular borough outline, km from ORIGIN, clockwise from the west. The southern bulge is
 # the harbour headland that holds the town centre.
@@ -581,18 +610,58 @@ def expected_monthly(population: np.ndarray, rate_per_1000_year: np.ndarray) -> 
     return per_month[:, None] * _SEASON[None, :]
 
 
-def make_mps_counts(borough: Borough, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def ward_rates(previous: bool = False) -> dict[str, np.ndarray]:
+    """Planted annual rates per 1,000 residents, :data:`WARDS` order.
+
+    Parameters
+    ----------
+    previous
+        False for the study period (the :data:`WARDS` rates), True for the previous period:
+        the same rates except possession in :data:`PLANTED_RISING_WARDS` (divided by
+        :data:`RISING_POSSESSION_FACTOR`) and in :data:`PLANTED_FALLING_WARDS` (times
+        :data:`FALLING_POSSESSION_FACTOR`).
+
+    Returns
+    -------
+    dict
+        ``"possession"``, ``"trafficking"``, ``"asb"``: float arrays, one value per ward.
+    """
+    rates = {
+        "possession": np.array([w.possession for w in WARDS]),
+        "trafficking": np.array([w.trafficking for w in WARDS]),
+        "asb": np.array([w.asb for w in WARDS]),
+    }
+    if previous:
+        for code in PLANTED_RISING_WARDS:
+            rates["possession"][_ward_index(code)] /= RISING_POSSESSION_FACTOR
+        for code in PLANTED_FALLING_WARDS:
+            rates["possession"][_ward_index(code)] *= FALLING_POSSESSION_FACTOR
+    return rates
+
+
+def make_mps_counts(borough: Borough, rng: np.random.Generator,
+                    rates: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """MPS-style monthly possession and trafficking counts per ward (Poisson draws).
+
+    Parameters
+    ----------
+    borough
+        The generated geography (populations).
+    rng
+        Random generator (one per year, so one year's draws do not shift another's).
+    rates
+        :func:`ward_rates` of the year; the study period's by default.
 
     Returns
     -------
     dict
         ``"possession"`` and ``"trafficking"``: integer arrays ``(wards, 12)``.
     """
+    rates = ward_rates() if rates is None else rates
     pop = borough.population.astype(float)
     return {
-        "possession": rng.poisson(expected_monthly(pop, np.array([w.possession for w in WARDS]))),
-        "trafficking": rng.poisson(expected_monthly(pop, np.array([w.trafficking for w in WARDS]))),
+        "possession": rng.poisson(expected_monthly(pop, rates["possession"])),
+        "trafficking": rng.poisson(expected_monthly(pop, rates["trafficking"])),
     }
 
 
@@ -685,8 +754,9 @@ def _pick(options: Sequence[tuple[str, float]], rng: np.random.Generator) -> str
 
 
 def police_uk_rows(borough: Borough, streets: StreetPoints, rng: np.random.Generator,
-                   seed: int) -> dict[str, list[list[str]]]:
-    """All police.uk street-level rows, per month.
+                   seed: int, months: Sequence[str] = MONTHS,
+                   rates: dict[str, np.ndarray] | None = None) -> dict[str, list[list[str]]]:
+    """All police.uk street-level rows of one year, per month.
 
     Drugs records follow the MPS possession + trafficking pattern (Poisson around
     :data:`_POLICE_UK_DRUGS_FACTOR` times the expected MPS count, not a copy of it); in the
@@ -703,17 +773,22 @@ def police_uk_rows(borough: Borough, streets: StreetPoints, rng: np.random.Gener
         Random generator.
     seed
         Seed, mixed into the Crime IDs.
+    months
+        The year's twelve months (:data:`MONTHS` or :data:`PREVIOUS_MONTHS`).
+    rates
+        :func:`ward_rates` of that year; the study period's by default.
 
     Returns
     -------
     dict
         Month -> rows (lists of strings in :data:`POLICE_UK_HEADER` order).
     """
+    rates = ward_rates() if rates is None else rates
     pop = borough.population.astype(float)
-    drugs_rate = np.array([w.possession + w.trafficking for w in WARDS]) * _POLICE_UK_DRUGS_FACTOR
+    drugs_rate = (rates["possession"] + rates["trafficking"]) * _POLICE_UK_DRUGS_FACTOR
     expected = {
         "Drugs": expected_monthly(pop, drugs_rate),
-        "Anti-social behaviour": expected_monthly(pop, np.array([w.asb for w in WARDS])),
+        "Anti-social behaviour": expected_monthly(pop, rates["asb"]),
         "other": expected_monthly(pop, np.full(len(WARDS), _OTHER_CRIME_RATE)),
     }
     lonlat = np.round(_to_lonlat(streets.xy), 6)
@@ -723,7 +798,7 @@ def police_uk_rows(borough: Borough, streets: StreetPoints, rng: np.random.Gener
     on_estate = np.flatnonzero(streets.on_hotspot_estate)
 
     out: dict[str, list[list[str]]] = {}
-    for m, month in enumerate(MONTHS):
+    for m, month in enumerate(months):
         records: list[tuple[str, int]] = []  # (crime type, snap point)
         for i in range(len(WARDS)):
             pts = by_ward[i]
@@ -768,37 +843,52 @@ def _police_uk_row(ctype: str, point: int, month: str, n: int, streets: StreetPo
 # tables
 
 
-def mps_rows(borough: Borough, mps: dict[str, np.ndarray], rng: np.random.Generator) -> list[list[str]]:
+def mps_rows(borough: Borough, mps: Sequence[dict[str, np.ndarray]],
+             rngs: Sequence[np.random.Generator]) -> list[list[str]]:
     """The MPS ward-level wide table: header then one row per ward x minor category.
 
     Northmere wards carry the planted drug counts; other categories and the Southmere wards
     are there to be filtered out. Rows are sorted by borough, ward name, major and minor text
-    as in the London Datastore file.
+    and month columns run chronologically, as in the London Datastore file.
+
+    Parameters
+    ----------
+    borough
+        The generated geography.
+    mps
+        Per year, oldest first: :func:`make_mps_counts` of that year.
+    rngs
+        Per year, oldest first: the generator for that year's other categories and Southmere
+        rows. Each year draws in the same order from its own generator, so adding a year does
+        not change the numbers of the others.
 
     Returns
     -------
     list of list of str
-        Header (``MajorText ... LookUp_BoroughName, 202501 ... 202512``) and data rows.
+        Header (``MajorText ... LookUp_BoroughName, 202401 ... 202512``) and data rows.
     """
     header = ["MajorText", "MinorText", "WardName", "WardCode", "LookUp_BoroughName"]
-    header += [m.replace("-", "") for m in MONTHS]
+    header += [m.replace("-", "") for m in ALL_MONTHS]
     wards = [(w.code, w.name, LAD_NAME, int(p)) for w, p in zip(WARDS, borough.population)]
     wards += [(c, n, NEIGHBOUR_NAME, p) for c, n, p in _NEIGHBOUR_WARDS]
     drugs_by_code = {w.code: i for i, w in enumerate(WARDS)}
+
+    def draw(pop: int, rate: float) -> np.ndarray:
+        return np.concatenate([rng.poisson(expected_monthly(np.array([pop]), np.array([rate]))[0])
+                               for rng in rngs])
+
     rows = []
     for code, name, borough_name, pop in sorted(wards, key=lambda r: (r[2], r[1])):
         categories = []
         for major, minor in _MPS_DRUGS:
             if code in drugs_by_code:
                 key = "trafficking" if minor == "Drug Trafficking" else "possession"
-                counts = mps[key][drugs_by_code[code]]
+                counts = np.concatenate([year[key][drugs_by_code[code]] for year in mps])
             else:
-                rate = 0.6 if minor == "Drug Trafficking" else 3.0
-                counts = rng.poisson(expected_monthly(np.array([pop]), np.array([rate]))[0])
+                counts = draw(pop, 0.6 if minor == "Drug Trafficking" else 3.0)
             categories.append((major, minor, counts))
         for major, minor, rate in _MPS_OTHER:
-            categories.append((major, minor, rng.poisson(expected_monthly(np.array([pop]),
-                                                                          np.array([rate]))[0])))
+            categories.append((major, minor, draw(pop, rate)))
         for major, minor, counts in sorted(categories, key=lambda c: (c[0], c[1])):
             rows.append([major, minor, name, code, borough_name] + [str(int(c)) for c in counts])
     return [header] + rows
@@ -810,13 +900,28 @@ def population_rows(borough: Borough) -> list[list[str]]:
         [w.code, w.name, str(int(p))] for w, p in zip(WARDS, borough.population)]
 
 
-def asb_warning_rows(borough: Borough, rng: np.random.Generator) -> list[list[str]]:
-    """ASB warnings per ward per month (``ward_code, ward_name, month, warnings``)."""
-    rate = np.array([w.asb for w in WARDS]) * _ASB_WARNING_FACTOR
-    counts = rng.poisson(expected_monthly(borough.population.astype(float), rate))
+def asb_warning_rows(borough: Borough, rngs: Sequence[np.random.Generator],
+                     rates: Sequence[dict[str, np.ndarray]]) -> list[list[str]]:
+    """ASB warnings per ward per month (``ward_code, ward_name, month, warnings``).
+
+    Parameters
+    ----------
+    borough
+        The generated geography.
+    rngs, rates
+        Per year, oldest first (:data:`ALL_MONTHS` order): generator and :func:`ward_rates`.
+
+    Returns
+    -------
+    list of list of str
+        Header, then per ward (:data:`WARDS` order) one row per month of :data:`ALL_MONTHS`.
+    """
+    pop = borough.population.astype(float)
+    counts = np.concatenate([rng.poisson(expected_monthly(pop, r["asb"] * _ASB_WARNING_FACTOR))
+                             for rng, r in zip(rngs, rates)], axis=1)
     rows = [["ward_code", "ward_name", "month", "warnings"]]
     for i, w in enumerate(WARDS):
-        rows += [[w.code, w.name, month, str(int(counts[i, m]))] for m, month in enumerate(MONTHS)]
+        rows += [[w.code, w.name, month, str(int(counts[i, m]))] for m, month in enumerate(ALL_MONTHS)]
     return rows
 
 
@@ -887,21 +992,30 @@ def build_files(seed: int = DEMO_SEED) -> dict[Path, str]:
     """
     # One generator per concern, so that changing how one layer draws its numbers does not
     # reshuffle all the others.
-    rngs = {k: np.random.default_rng([seed, j]) for j, k in enumerate(
-        ("borough", "mps", "streets", "police_uk", "pharmacies", "asb", "mps_other"))}
+    concerns = ("borough", "mps", "streets", "police_uk", "pharmacies", "asb", "mps_other")
+    rngs = {k: np.random.default_rng([seed, j]) for j, k in enumerate(concerns)}
+    # The previous year draws from generators of its own: the study year's numbers are the
+    # same as when the demo held the study year only.
+    prev_rngs = {k: np.random.default_rng([seed, int(PREVIOUS_MONTHS[0][:4]), j])
+                 for j, k in enumerate(concerns)}
+    rates, prev_rates = ward_rates(), ward_rates(previous=True)
     borough = make_borough(rngs["borough"])
     estates = make_estates(borough)
-    mps = make_mps_counts(borough, rngs["mps"])
+    mps = make_mps_counts(borough, rngs["mps"], rates)
+    prev_mps = make_mps_counts(borough, prev_rngs["mps"], prev_rates)
     streets = make_street_points(borough, estates, rngs["streets"])
     files: dict[Path, str] = {}
     files[BOUNDARY_FILE] = _geojson_text("northmere_wards", [
         ({"WD22CD": w.code, "WD22NM": w.name, "LAD22CD": LAD_CODE, "LAD22NM": LAD_NAME}, poly)
         for w, poly in zip(WARDS, borough.wards)])
     files[DEMO_DIR / "population.csv"] = _csv_text(population_rows(borough))
-    for month, rows in police_uk_rows(borough, streets, rngs["police_uk"], seed).items():
-        files[DEMO_DIR / "police_uk" / f"{month}-northmere-street.csv"] = _csv_text([POLICE_UK_HEADER] + rows)
-    files[DEMO_DIR / "mps_ward_level_crime.csv"] = _csv_text(mps_rows(borough, mps, rngs["mps_other"]))
-    files[DEMO_DIR / "asb_warnings.csv"] = _csv_text(asb_warning_rows(borough, rngs["asb"]))
+    for months, gen, year_rates in ((PREVIOUS_MONTHS, prev_rngs, prev_rates), (MONTHS, rngs, rates)):
+        for month, rows in police_uk_rows(borough, streets, gen["police_uk"], seed, months, year_rates).items():
+            files[DEMO_DIR / "police_uk" / f"{month}-northmere-street.csv"] = _csv_text([POLICE_UK_HEADER] + rows)
+    files[DEMO_DIR / "mps_ward_level_crime.csv"] = _csv_text(
+        mps_rows(borough, [prev_mps, mps], [prev_rngs["mps_other"], rngs["mps_other"]]))
+    files[DEMO_DIR / "asb_warnings.csv"] = _csv_text(
+        asb_warning_rows(borough, [prev_rngs["asb"], rngs["asb"]], [prev_rates, rates]))
     services = make_services(borough)
     files[DEMO_DIR / "treatment_services.csv"] = _csv_text(
         [list(services[0])] + [[str(v) for v in s.values()] for s in services])
@@ -970,8 +1084,9 @@ def regenerate(root: Path, seed: int = DEMO_SEED) -> list[str]:
 
 
 __all__ = [
-    "DEMO_SEED", "LAD_CODE", "LAD_NAME", "MONTHS", "WARDS", "ESTATES", "POLICE_UK_HEADER",
-    "PLANTED_POSSESSION_CLUSTER", "PLANTED_LOW_CLUSTER", "PLANTED_ESTATE_WARD",
-    "PLANTED_HOTSPOT_ESTATE", "PLANTED_GAP_WARDS", "GAP_MIN_DISTANCE_M",
+    "DEMO_SEED", "LAD_CODE", "LAD_NAME", "MONTHS", "PREVIOUS_MONTHS", "ALL_MONTHS", "WARDS", "ESTATES",
+    "POLICE_UK_HEADER", "PLANTED_POSSESSION_CLUSTER", "PLANTED_LOW_CLUSTER", "PLANTED_ESTATE_WARD",
+    "PLANTED_HOTSPOT_ESTATE", "PLANTED_GAP_WARDS", "GAP_MIN_DISTANCE_M", "PLANTED_RISING_WARDS",
+    "RISING_POSSESSION_FACTOR", "PLANTED_FALLING_WARDS", "FALLING_POSSESSION_FACTOR", "ward_rates",
     "NO_LOCATION_SHARE", "OUTSIDE_SHARE", "generate_demo", "regenerate", "build_files",
 ]

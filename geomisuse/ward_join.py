@@ -1,10 +1,11 @@
 """Point-to-ward join: which ward each point falls in, fast and deterministic.
 
-The study area is covered by a regular grid. A cell that lies wholly inside one ward answers
-for every point in it by lookup; only points in cells that touch a ward boundary (a few per
-cent of them) are tested exactly against the polygons. A point on a shared ward edge, or on
-a vertex shared by several wards, is counted in the ward that comes first in ward-code order,
-so every point is counted at most once and always in the same ward.
+The study area is covered by a regular grid. Cells crossed by a ward boundary are marked;
+every other cell lies wholly inside one ward (or outside them all) and answers for the
+points in it by lookup. Only points in boundary cells (a few per cent) are tested exactly
+against the polygons. A point on a shared ward edge, or on a vertex shared by several
+wards, is counted in the ward that comes first in ward-code order, so every point is
+counted at most once and always in the same ward.
 
 :func:`assign_wards` works on one chunk of coordinates and the :class:`WardLocator` pickles,
 so the join can run per partition on a distributed engine, e.g.
@@ -15,12 +16,13 @@ from __future__ import annotations
 
 import numpy as np
 import shapely
+from scipy import ndimage
 from shapely import STRtree
 
-#: Grid cell code for cells that intersect a ward boundary (points there are tested exactly).
-_BOUNDARY = -2
 #: Returned for points outside every ward.
 OUTSIDE = -1
+#: Grid code of cells crossed by a ward boundary (their points are tested exactly).
+_BOUNDARY = -2
 
 
 class WardLocator:
@@ -32,7 +34,7 @@ class WardLocator:
         Ward polygons in ward-code order, in a projected CRS (metres).
     cells_across
         Grid cells along the longer side of the study area's bounding box. More cells mean
-        fewer exact tests but a larger index; 512 suits a borough and all of London alike.
+        fewer exact tests and a larger grid (``cells_across**2`` int32 at most: 16 MB at 2,048).
 
     Attributes
     ----------
@@ -43,7 +45,7 @@ class WardLocator:
         Grid origin (x, y) and cell size in CRS units.
     """
 
-    def __init__(self, polygons: np.ndarray, cells_across: int = 512) -> None:
+    def __init__(self, polygons: np.ndarray, cells_across: int = 2048) -> None:
         self.polygons = np.asarray(polygons, dtype=object)
         minx, miny, maxx, maxy = shapely.total_bounds(self.polygons)
         self.cell_size = max(maxx - minx, maxy - miny, 1.0) / cells_across
@@ -67,23 +69,51 @@ class WardLocator:
         state["_tree"] = None
         return state
 
+    def _cells_of(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return (np.floor((y - self.origin[1]) / self.cell_size), np.floor((x - self.origin[0]) / self.cell_size))
+
     def _classify_cells(self) -> np.ndarray:
-        rows, cols = self.shape
-        x0, y0 = self.origin
-        xs = x0 + np.arange(cols) * self.cell_size
-        ys = y0 + np.arange(rows) * self.cell_size
-        gx, gy = np.meshgrid(xs, ys)
-        boxes = shapely.box(gx.ravel(), gy.ravel(), gx.ravel() + self.cell_size, gy.ravel() + self.cell_size)
-        cell_index, ward_index = self.tree.query(boxes, predicate="intersects")
-        hits = np.bincount(cell_index, minlength=boxes.size)
-        grid = np.full(boxes.size, OUTSIDE, dtype=np.int32)
-        grid[hits > 1] = _BOUNDARY
-        single = hits[cell_index] == 1
-        cells, wards = cell_index[single], ward_index[single]
-        inside = shapely.contains_properly(self.polygons[wards], boxes[cells])
-        grid[cells[inside]] = wards[inside]
-        grid[cells[~inside]] = _BOUNDARY
-        return grid.reshape(self.shape)
+        # Mark every cell a boundary passes through: sample each ring densely (under half a
+        # cell apart) and widen the marks by one cell, so a boundary clipping a cell corner
+        # between two samples is still caught.
+        lines = shapely.get_parts(shapely.boundary(self.polygons))
+        coords, line_of = shapely.get_coordinates(lines, return_index=True)
+        same_line = line_of[:-1] == line_of[1:]
+        start, end = coords[:-1][same_line], coords[1:][same_line]
+        steps = np.maximum(np.ceil(np.hypot(*(end - start).T) / (self.cell_size / 2)), 1).astype(np.intp)
+        offsets = np.repeat(np.cumsum(steps) - steps, steps)
+        t = (np.arange(steps.sum()) - offsets) / np.repeat(steps, steps)
+        samples = np.vstack([np.repeat(start, steps, axis=0) + np.repeat(end - start, steps, axis=0) * t[:, None],
+                             end])
+        row, col = self._cells_of(samples[:, 0], samples[:, 1])
+        boundary = np.zeros(self.shape, dtype=bool)
+        boundary[row.astype(np.intp), col.astype(np.intp)] = True
+        boundary = ndimage.binary_dilation(boundary, structure=np.ones((3, 3), dtype=bool))
+        # Cells not touched by a boundary form connected regions, each wholly inside one ward
+        # or outside all of them: one exact test per region labels all its cells.
+        regions, count = ndimage.label(~boundary)
+        grid = np.full(self.shape, _BOUNDARY, dtype=np.int32)
+        if count:
+            first = ndimage.minimum_position(regions > 0, regions, index=np.arange(1, count + 1))
+            centres_row = np.array([p[0] for p in first], dtype=float) + 0.5
+            centres_col = np.array([p[1] for p in first], dtype=float) + 0.5
+            ward = self._exact(self.origin[0] + centres_col * self.cell_size,
+                               self.origin[1] + centres_row * self.cell_size)
+            lookup = np.concatenate([[_BOUNDARY], ward]).astype(np.int32)
+            grid = lookup[regions]
+        return grid
+
+    def _exact(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Exact point-in-polygon; ties on shared edges go to the smallest ward position."""
+        result = np.full(x.shape, OUTSIDE, dtype=np.int32)
+        if not x.size:
+            return result
+        point_index, ward_index = self.tree.query(shapely.points(x, y), predicate="intersects")
+        first = np.full(x.size, np.iinfo(np.int32).max, dtype=np.int64)
+        np.minimum.at(first, point_index, ward_index)
+        found = first != np.iinfo(np.int32).max
+        result[found] = first[found]
+        return result
 
     def locate(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Ward position (0-based, ward-code order) of each point, or :data:`OUTSIDE`.
@@ -100,21 +130,15 @@ class WardLocator:
         """
         x = np.asarray(x, dtype=float)
         y = np.asarray(y, dtype=float)
-        col = np.floor((x - self.origin[0]) / self.cell_size)
-        row = np.floor((y - self.origin[1]) / self.cell_size)
+        row, col = self._cells_of(x, y)
         on_grid = (col >= 0) & (col < self.shape[1]) & (row >= 0) & (row < self.shape[0])
         result = np.full(x.shape, OUTSIDE, dtype=np.int32)
         result[on_grid] = self.grid[row[on_grid].astype(np.intp), col[on_grid].astype(np.intp)]
         exact = np.flatnonzero(result == _BOUNDARY)
-        result[exact] = OUTSIDE
         if exact.size:
-            points = shapely.points(x[exact], y[exact])
-            point_index, ward_index = self.tree.query(points, predicate="intersects")
-            # Smallest ward position per point: the ward-code order breaks ties on shared edges.
-            first = np.full(exact.size, np.iinfo(np.int32).max, dtype=np.int64)
-            np.minimum.at(first, point_index, ward_index)
-            found = first != np.iinfo(np.int32).max
-            result[exact[found]] = first[found]
+            # Many points share a location (police.uk snaps crimes to street points): test each once.
+            xy, inverse = np.unique(np.column_stack([x[exact], y[exact]]), axis=0, return_inverse=True)
+            result[exact] = self._exact(xy[:, 0], xy[:, 1])[inverse.ravel()]
         return result
 
 

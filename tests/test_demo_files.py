@@ -4,6 +4,7 @@ geomisuse.demo says."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -21,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / demo.DEMO_DIR
 POLICE = DEMO / "police_uk"
 _TO_BNG = Transformer.from_crs("EPSG:4326", "EPSG:27700", always_xy=True)
+STUDY_COLUMNS = [m.replace("-", "") for m in demo.MONTHS]
+PREVIOUS_COLUMNS = [m.replace("-", "") for m in demo.PREVIOUS_MONTHS]
 
 
 def _bng(geom):
@@ -85,7 +88,30 @@ def test_other_seed_gives_other_numbers_same_codes(tmp_path):
 def test_demo_files_are_small():
     total = sum(p.stat().st_size for p in DEMO.rglob("*") if p.is_file())
     total += (ROOT / demo.BOUNDARY_FILE).stat().st_size
-    assert total < 2_000_000
+    assert total < 2_500_000
+
+
+# SHA-256 of the 2025 data as committed before the demo gained 2024 (3012a5c): other tests
+# rely on its counts, so generating more years must never change it.
+_SHA256_2025_POLICE_UK = "682f0d4c6c4cf1d8733b1eb70e49c3ca3158f51e3f2e4b3b4a16ccc80e31b02b"
+_SHA256_2025_MPS = "1cbdf85c7bf5eef476e42a28197a2aa1636c1e3b7f56e86dbcde044c940cb8a5"
+_SHA256_2025_ASB = "1055c95d4bd9c554581de480e109c8853180411c21c8c96c059113c7133699c1"
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def test_study_year_data_unchanged_by_the_previous_year():
+    police = b"".join((POLICE / f"{m}-northmere-street.csv").read_bytes() for m in demo.MONTHS)
+    assert hashlib.sha256(police).hexdigest() == _SHA256_2025_POLICE_UK
+    with open(DEMO / "mps_ward_level_crime.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    keep = [j for j, c in enumerate(rows[0]) if not c.isdigit() or c in STUDY_COLUMNS]
+    assert _sha256(demo._csv_text([[r[j] for j in keep] for r in rows])) == _SHA256_2025_MPS
+    with open(DEMO / "asb_warnings.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    assert _sha256(demo._csv_text([rows[0]] + [r for r in rows[1:] if r[2] in demo.MONTHS])) == _SHA256_2025_ASB
 
 
 # --- boundaries ------------------------------------------------------------------------------
@@ -206,7 +232,10 @@ def test_hotspot_estate_inside_its_ward(wards):
 
 
 def test_mps_header_and_drug_totals(mps):
-    months = [m.replace("-", "") for m in demo.MONTHS]
+    # 24 month columns, chronological (2024-01 ... 2025-12), as in the London Datastore file.
+    months = PREVIOUS_COLUMNS + STUDY_COLUMNS
+    assert months == [m.replace("-", "") for m in demo.ALL_MONTHS] and months == sorted(months)
+    assert len(months) == 24
     assert list(mps.columns) == ["MajorText", "MinorText", "WardName", "WardCode", "LookUp_BoroughName"] + months
     drugs = mps[mps.MajorText == "Drug Offences"]
     assert set(drugs.MinorText) == {"Possession of Drugs", "Drug Trafficking"}
@@ -229,7 +258,7 @@ def test_mps_has_rows_to_filter_out(mps):
 
 
 def test_mps_planted_rates(mps):
-    months = [m.replace("-", "") for m in demo.MONTHS]
+    months = STUDY_COLUMNS
     pop = pd.read_csv(DEMO / "population.csv").set_index("WD22CD").population
     north = mps[mps.LookUp_BoroughName == demo.LAD_NAME]
     year = north.assign(total=north[months].sum(axis=1)).pivot(index="WardCode", columns="MinorText", values="total")
@@ -243,6 +272,65 @@ def test_mps_planted_rates(mps):
         assert poss.rank(pct=True)[code] >= 0.8
 
 
+def _mps_year_totals(mps, minor: str) -> pd.DataFrame:
+    """Northmere ward -> (previous, study) year totals of one MPS minor category."""
+    rows = mps[(mps.LookUp_BoroughName == demo.LAD_NAME) & (mps.MinorText == minor)].set_index("WardCode")
+    return pd.DataFrame({"previous": rows[PREVIOUS_COLUMNS].sum(axis=1), "study": rows[STUDY_COLUMNS].sum(axis=1)})
+
+
+def test_study_period_and_previous_period():
+    assert demo.MONTHS == tuple(f"2025-{m:02d}" for m in range(1, 13))
+    assert demo.PREVIOUS_MONTHS == tuple(f"2024-{m:02d}" for m in range(1, 13))
+    assert demo.ALL_MONTHS == demo.PREVIOUS_MONTHS + demo.MONTHS
+    assert 'period = ["2025-01", "2025-12"]' in (DEMO / "study.toml").read_text(encoding="utf-8")
+
+
+def test_planted_change_constants():
+    assert 1 <= len(demo.PLANTED_RISING_WARDS) <= 2
+    assert set(demo.PLANTED_RISING_WARDS) <= set(demo.PLANTED_POSSESSION_CLUSTER)
+    assert not set(demo.PLANTED_FALLING_WARDS) & set(
+        demo.PLANTED_RISING_WARDS + demo.PLANTED_POSSESSION_CLUSTER + demo.PLANTED_GAP_WARDS)
+    assert 1.6 <= demo.RISING_POSSESSION_FACTOR <= 2.0 and demo.FALLING_POSSESSION_FACTOR == 2.0
+    now, before = demo.ward_rates(), demo.ward_rates(previous=True)
+    changed = {demo.WARDS[i].code for i in np.flatnonzero(now["possession"] != before["possession"])}
+    assert changed == set(demo.PLANTED_RISING_WARDS + demo.PLANTED_FALLING_WARDS)
+    for key in ("trafficking", "asb"):
+        np.testing.assert_array_equal(now[key], before[key])
+
+
+def test_mps_planted_change_against_the_previous_year(mps):
+    poss = _mps_year_totals(mps, "Possession of Drugs")
+    change = poss.study / poss.previous
+    rising, falling = list(demo.PLANTED_RISING_WARDS), list(demo.PLANTED_FALLING_WARDS)
+    # Rising wards: each clearly up, together about +60-100 %.
+    assert (change[rising] > 1.6).all()
+    together = poss.study[rising].sum() / poss.previous[rising].sum()
+    assert 1.6 <= together <= 2.0
+    # Falling ward: down by about half.
+    assert change[falling].between(0.4, 0.6).all()
+    # Everyone else: similar (Poisson noise) - the borough total within 10 %, and every ward
+    # with enough counts to judge within -35 %/+50 %, below the rising and above the falling wards.
+    rest = poss.drop(rising + falling)
+    assert 0.9 <= rest.study.sum() / rest.previous.sum() <= 1.1
+    big = rest[(rest.previous >= 30) & (rest.study >= 30)]
+    assert len(big) >= 6
+    ratio = big.study / big.previous
+    assert ratio.between(0.65, 1.5).all()
+    assert ratio.max() < change[rising].min() and ratio.min() > change[falling].max()
+    # The cluster existed in 2024 too, weaker.
+    pop = pd.read_csv(DEMO / "population.csv").set_index("WD22CD").population
+    rate = poss.previous / pop * 1000
+    cluster = list(demo.PLANTED_POSSESSION_CLUSTER)
+    assert rate[cluster].mean() > 2 * rate.median()
+    assert rate[cluster].mean() < (poss.study / pop * 1000)[cluster].mean()
+    # Trafficking and ASB warnings: no planted change, the borough totals are similar.
+    traf = _mps_year_totals(mps, "Drug Trafficking")
+    assert 0.8 <= traf.study.sum() / traf.previous.sum() <= 1.25
+    asb = pd.read_csv(DEMO / "asb_warnings.csv")
+    year = asb.groupby(asb.month.str[:4]).warnings.sum()
+    assert 0.8 <= year["2025"] / year["2024"] <= 1.25
+
+
 # --- other tables ------------------------------------------------------------------------------
 
 
@@ -252,9 +340,10 @@ def test_population_and_asb_warnings():
     assert pop.population.between(6_000, 14_000).all()
     asb = pd.read_csv(DEMO / "asb_warnings.csv")
     assert list(asb.columns) == ["ward_code", "ward_name", "month", "warnings"]
-    assert len(asb) == len(pop) * 12 and not asb.duplicated(["ward_code", "month"]).any()
-    assert set(asb.month) == set(demo.MONTHS)
-    rate = asb.groupby("ward_code").warnings.sum() / pop.set_index("WD22CD").population
+    assert len(asb) == len(pop) * 24 and not asb.duplicated(["ward_code", "month"]).any()
+    assert set(asb.month) == set(demo.ALL_MONTHS)
+    study = asb[asb.month.isin(demo.MONTHS)]
+    rate = study.groupby("ward_code").warnings.sum() / pop.set_index("WD22CD").population
     for code in demo.PLANTED_GAP_WARDS:
         assert rate.rank(pct=True)[code] >= 0.8
 
@@ -275,7 +364,8 @@ def test_study_file_loads():
 
 def test_police_uk_files_have_the_real_header():
     files = sorted(POLICE.glob("*.csv"))
-    assert [f.name for f in files] == [f"{m}-northmere-street.csv" for m in demo.MONTHS]
+    assert len(files) == 24
+    assert [f.name for f in files] == [f"{m}-northmere-street.csv" for m in demo.ALL_MONTHS]
     for f in files:
         with open(f, newline="", encoding="utf-8") as fh:
             assert next(csv.reader(fh)) == [
@@ -337,3 +427,17 @@ def test_police_uk_drugs_follow_the_planted_pattern(police, wards):
                    if f["properties"]["name"] == demo.PLANTED_HOTSPOT_ESTATE)
     on_estate = shapely.contains_xy(hotspot, x, y).sum()
     assert on_estate > 0.5 * counts[demo.PLANTED_ESTATE_WARD]
+
+
+def test_police_uk_drugs_follow_the_planted_change(police, wards):
+    drugs = police[(police["Crime type"] == "Drugs") & (police.Longitude != "")]
+    x, y = _TO_BNG.transform(drugs.Longitude.to_numpy(float), drugs.Latitude.to_numpy(float))
+    previous = drugs.Month.isin(demo.PREVIOUS_MONTHS).to_numpy()
+    counts = pd.DataFrame({c: {"previous": shapely.contains_xy(p, x[previous], y[previous]).sum(),
+                               "study": shapely.contains_xy(p, x[~previous], y[~previous]).sum()}
+                           for c, p in wards.items()}).T
+    rising, falling = list(demo.PLANTED_RISING_WARDS), list(demo.PLANTED_FALLING_WARDS)
+    assert counts.study[rising].sum() > 1.4 * counts.previous[rising].sum()
+    assert counts.study[falling].sum() < 0.75 * counts.previous[falling].sum()
+    rest = counts.drop(rising + falling)
+    assert 0.85 <= rest.study.sum() / rest.previous.sum() <= 1.15

@@ -45,7 +45,7 @@ def write_police(folder: Path) -> None:
         crime_row("2025-02", "Burglary", 500, 500),         # other type: excluded
         crime_row("2025-02", "Drugs", None, None),          # no coordinates
         crime_row("2025-02", "Drugs", 5000, 5000),          # outside the borough
-        crime_row("2024-12", "Drugs", 500, 500),            # outside the period
+        crime_row("2023-12", "Drugs", 500, 500),            # outside the period (and the one before)
     ]
     (folder / "police").mkdir()
     (folder / "police" / "2025-01-test-street.csv").write_text(HEADER + "\n" + "\n".join(rows) + "\n")

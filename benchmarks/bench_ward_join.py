@@ -1,0 +1,108 @@
+"""Benchmark: the point-to-ward join on a generated police.uk-format file of 1 million rows.
+
+Compares geomisuse's grid-indexed join (:mod:`geomisuse.ward_join`) with a plain
+``geopandas.sjoin`` on the same points and wards (all 657 full-resolution London wards of
+2018, from ../shared/data/real). Each method runs in its own fresh process so that peak
+memory (max RSS) is its own. Prints rows per second and peak memory.
+
+    python benchmarks/bench_ward_join.py [--rows 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WARDS = ROOT.parent / "shared" / "data" / "real" / "boundaries" / "gla_london_wards_2018.gpkg"
+HEADER = ("Crime ID,Month,Reported by,Falls within,Longitude,Latitude,Location,LSOA code,LSOA name,Crime type,"
+          "Last outcome category,Context")
+
+
+def generate(path: Path, rows: int, seed: int = 1) -> None:
+    """Write a police.uk-format CSV of ``rows`` Drugs/ASB rows at snap points over London."""
+    import geopandas as gpd
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    wards = gpd.read_file(WARDS).to_crs("EPSG:4326")
+    minx, miny, maxx, maxy = wards.total_bounds
+    # police.uk snaps crimes to a fixed set of street points; 200,000 distinct points here.
+    snaps = np.column_stack([rng.uniform(minx, maxx, 200_000), rng.uniform(miny, maxy, 200_000)])
+    pick = rng.integers(0, len(snaps), rows)
+    frame = pd.DataFrame({
+        "Crime ID": "", "Month": rng.choice([f"2025-{m:02d}" for m in range(1, 13)], rows),
+        "Reported by": "Metropolitan Police Service", "Falls within": "Metropolitan Police Service",
+        "Longitude": np.round(snaps[pick, 0], 6), "Latitude": np.round(snaps[pick, 1], 6),
+        "Location": "On or near Test Street", "LSOA code": "", "LSOA name": "",
+        "Crime type": rng.choice(["Drugs", "Anti-social behaviour"], rows), "Last outcome category": "",
+        "Context": ""})
+    frame.to_csv(path, index=False)
+
+
+def measure(method: str, path: Path) -> dict:
+    """Run one method in this process: read points, join, count per ward."""
+    import geopandas as gpd
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.read_csv(path, usecols=["Longitude", "Latitude"])
+    wards = gpd.read_file(WARDS).to_crs("EPSG:27700").sort_values("GSS_CODE").reset_index(drop=True)
+    points = gpd.GeoSeries(gpd.points_from_xy(frame["Longitude"], frame["Latitude"]), crs="EPSG:4326") \
+        .to_crs("EPSG:27700")
+    x, y = points.x.to_numpy(), points.y.to_numpy()
+    start = time.perf_counter()
+    if method == "geomisuse":
+        from geomisuse.ward_join import WardLocator
+
+        locator = WardLocator(wards.geometry.to_numpy())
+        built = time.perf_counter()
+        position = locator.locate(x, y)
+        counts = np.bincount(position[position >= 0], minlength=len(wards))
+    else:
+        built = start
+        joined = gpd.sjoin(gpd.GeoDataFrame(geometry=points), wards[["geometry"]], predicate="intersects")
+        # One ward per point, as geomisuse does, for the same answer.
+        first = joined.groupby(level=0)["index_right"].min()
+        counts = np.bincount(first.to_numpy(), minlength=len(wards))
+    elapsed = time.perf_counter() - start
+    return {"method": method, "rows": len(frame), "seconds": elapsed, "index_seconds": built - start,
+            "rows_per_second": len(frame) / elapsed, "counted": int(counts.sum()),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--method", choices=["geomisuse", "sjoin"], help=argparse.SUPPRESS)
+    parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.method:
+        print(json.dumps(measure(args.method, args.file)))
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "police-uk-1m.csv"
+        generate(path, args.rows)
+        print(f"file: {args.rows:,} police.uk rows, {path.stat().st_size / 1e6:.0f} MB; wards: {WARDS.name}")
+        results = []
+        for method in ("geomisuse", "sjoin"):
+            out = subprocess.run([sys.executable, __file__, "--method", method, "--file", str(path)],
+                                 capture_output=True, text=True, check=True, env={"PYTHONPATH": str(ROOT)})
+            results.append(json.loads(out.stdout))
+    for r in results:
+        print(f"{r['method']:>10}: join {r['seconds']:.2f} s (index {r['index_seconds']:.2f} s), "
+              f"{r['rows_per_second'] / 1e6:.2f} M rows/s, counted {r['counted']:,}, "
+              f"peak RSS {r['peak_rss_mb']:.0f} MB (whole process)")
+    assert results[0]["counted"] == results[1]["counted"], "the two joins disagree"
+    print(f"speed-up: {results[1]['seconds'] / results[0]['seconds']:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
