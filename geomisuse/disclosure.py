@@ -20,6 +20,8 @@ import pandas as pd
 
 #: Mark for a cell suppressed to protect another cell.
 SECONDARY_MARK = "c"
+#: Partner choice: a total is hidden in preference to a part up to twice its size.
+TOTAL_COST_FACTOR = 0.5
 
 
 def primary_mask(values: np.ndarray, threshold: int) -> np.ndarray:
@@ -30,7 +32,7 @@ def primary_mask(values: np.ndarray, threshold: int) -> np.ndarray:
 
 
 def link_suppression(values: np.ndarray, hidden: np.ndarray, relations: Sequence[np.ndarray],
-                     fixed: np.ndarray | None = None) -> np.ndarray:
+                     fixed: np.ndarray | None = None, cost_factor: np.ndarray | None = None) -> np.ndarray:
     """Secondary suppression over additive relations between cells.
 
     Parameters
@@ -45,6 +47,10 @@ def link_suppression(values: np.ndarray, hidden: np.ndarray, relations: Sequence
     fixed
         Cells whose status was decided elsewhere (e.g. a ward-table count when protecting
         monthly counts): they count as members but are never chosen as partners.
+    cost_factor
+        Multiplies each cell's value when choosing a partner (the cheapest is hidden). Totals
+        get a lower factor than their parts, so that a small trafficking count costs the
+        all-drug-offences figure rather than the possession figure analysts look at.
 
     Returns
     -------
@@ -56,7 +62,7 @@ def link_suppression(values: np.ndarray, hidden: np.ndarray, relations: Sequence
     unusable = np.isnan(values) | (values == 0)
     if fixed is not None:
         unusable |= fixed
-    cost = np.where(unusable, np.inf, values)
+    cost = np.where(unusable, np.inf, values * (1.0 if cost_factor is None else cost_factor))
     changed = True
     while changed:
         changed = False
@@ -149,9 +155,11 @@ def protect_table(frame: pd.DataFrame, count_columns: list[str], threshold: int,
     grid = CellGrid(frame, count_columns)
     primary = primary_mask(grid.values, threshold)
     relations = grid.column_relations() if column_totals else []
+    factor = np.ones_like(grid.values)
     for parts, total in additive:
         relations += grid.row_relations(parts, total)
-    hidden = link_suppression(grid.values, primary, relations)
+        factor[grid.cells(total)] = TOTAL_COST_FACTOR
+    hidden = link_suppression(grid.values, primary, relations, cost_factor=factor)
     return grid.publish(hidden, primary, threshold)
 
 

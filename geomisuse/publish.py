@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .disclosure import format_counts, link_suppression, primary_mask, protect_table
+from .disclosure import TOTAL_COST_FACTOR, format_counts, link_suppression, primary_mask, protect_table
 from .errors import InputError
 from .run import StudyRun
 from .settings import MEASURES, SUPPRESSION_THRESHOLD
@@ -50,6 +50,9 @@ class PublishSettings:
         Also print the briefings to ``briefings/briefings.pdf`` with headless Chromium (Debian's
         ``chromium`` package and the ``playwright`` Python package); skipped with a warning
         when Chromium is not installed.
+    map_simplify_m
+        Tolerance (metres, EPSG:27700) of the coverage simplification of ward polygons on the
+        map; 0 keeps every vertex. The exports are never simplified.
     """
 
     suppression_threshold: int = SUPPRESSION_THRESHOLD
@@ -58,6 +61,7 @@ class PublishSettings:
     offline: bool = False
     briefings: bool = True
     pdf: bool = False
+    map_simplify_m: float = 10.0
 
     @classmethod
     def from_options(cls, options: dict) -> "PublishSettings":
@@ -109,7 +113,18 @@ def published_wards(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:
         rate = column.replace("_count", "_rate_per_1000")
         if rate != column and rate in published:
             published[rate] = published[rate].where(~hidden[column])
+    if "gap_reason" in published and "gap_need_measure" in published:
+        # The reason quotes the need rate; with the population that would give a hidden count back.
+        need_hidden = [bool(hidden.at[i, f"{m}_count"]) if f"{m}_count" in hidden else False
+                       for i, m in zip(published.index, published["gap_need_measure"])]
+        published["gap_reason"] = published["gap_reason"].where(
+            ~pd.Series(need_hidden, index=published.index),
+            published["gap_reason"].astype(str).str.replace(_RATE_TEXT, "rate not shown (small count)", regex=True))
     return published
+
+
+#: A rate as quoted in gap reasons, e.g. "rate 0.5 per 1,000" or "(10.2 per 1,000)".
+_RATE_TEXT = r"(rate )?\(?\d[\d,]*(\.\d+)? per 1,000\)?"
 
 
 def published_monthly(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:
@@ -151,10 +166,12 @@ def published_monthly(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:
         period = period_start + k * n_wards + np.arange(n_wards)
         relations += [np.append(cells[w], period[w]) for w in range(n_wards)]
         relations += list(cells.T)
+    factor = np.ones_like(values)
     for parts, total in _additive_groups(run, "_count"):
         if all(c in columns for c in parts + [total]):
             relations += list(np.stack([grid_cells(c).ravel() for c in parts + [total]], axis=1))
-    hidden = link_suppression(values, hidden, relations, fixed)
+            factor[grid_cells(total).ravel()] = TOTAL_COST_FACTOR
+    hidden = link_suppression(values, hidden, relations, fixed, factor)
     text = format_counts(values[:period_start], primary[:period_start], (hidden & ~primary)[:period_start],
                          threshold)
     published = monthly.copy()
