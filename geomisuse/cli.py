@@ -57,8 +57,10 @@ def _study(path: str, seed: int | None) -> Study:
 
 
 def _publish_settings(study: Study, unsuppressed: bool = False, tiles: str | None = None, offline: bool = False,
-                      pdf: bool = False) -> PublishSettings:
+                      pdf: bool = False, simplify: float | None = None) -> PublishSettings:
     settings = PublishSettings.from_options(study.publish)
+    if simplify is not None:
+        settings.map_simplify_m = simplify
     settings.unsuppressed = settings.unsuppressed or unsuppressed
     settings.tiles = tiles or settings.tiles
     settings.offline = settings.offline or offline
@@ -92,6 +94,8 @@ publish_options = [
     click.option("--tiles", default=None, help="Basemap tiles: OpenStreetMap (default), another name, or none."),
     click.option("--offline", is_flag=True, help="Embed map assets so the page works with no network."),
     click.option("--pdf", is_flag=True, help="Also print the briefings to briefings/briefings.pdf (needs chromium)."),
+    click.option("--simplify", type=float, default=None,
+                 help="Map ward outline simplification in metres (default 10; 0 keeps every vertex)."),
 ]
 
 
@@ -102,8 +106,9 @@ def with_publish_options(func):
 
 
 def _run_and_write(study: Study, out: str | None, stages: tuple[str, ...], unsuppressed: bool = False,
-                   tiles: str | None = None, offline: bool = False, pdf: bool = False) -> Path:
-    settings = _publish_settings(study, unsuppressed, tiles, offline, pdf)
+                   tiles: str | None = None, offline: bool = False, pdf: bool = False,
+                   simplify: float | None = None) -> Path:
+    settings = _publish_settings(study, unsuppressed, tiles, offline, pdf, simplify)
     run, summary = analyse(study, stages)
     folder = _out_folder(study, out)
     write_outputs(run, folder, settings)
@@ -120,9 +125,9 @@ def _run_and_write(study: Study, out: str | None, stages: tuple[str, ...], unsup
 @cli.command()
 @click.argument("study_file", type=click.Path())
 @with_publish_options
-def run(study_file: str, out, seed, unsuppressed, tiles, offline, pdf) -> None:
+def run(study_file: str, out, seed, unsuppressed, tiles, offline, pdf, simplify) -> None:
     """Run a study: ward table, clusters, gaps, map and tables into OUT."""
-    _run_and_write(_study(study_file, seed), out, ("clusters", "gaps"), unsuppressed, tiles, offline, pdf)
+    _run_and_write(_study(study_file, seed), out, ("clusters", "gaps"), unsuppressed, tiles, offline, pdf, simplify)
 
 
 @cli.command()
@@ -140,11 +145,11 @@ def validate(study_file: str) -> None:
 @cli.command()
 @click.argument("study_file", type=click.Path())
 @with_publish_options
-def clusters(study_file: str, out, seed, unsuppressed, tiles, offline, pdf) -> None:
+def clusters(study_file: str, out, seed, unsuppressed, tiles, offline, pdf, simplify) -> None:
     """Spatial clusters (Moran's I, LISA, Gi*) for a study; writes outputs when --out is given."""
     study = _study(study_file, seed)
     if out:
-        _run_and_write(study, out, ("clusters",), unsuppressed, tiles, offline, pdf)
+        _run_and_write(study, out, ("clusters",), unsuppressed, tiles, offline, pdf, simplify)
         return
     run_, summary = analyse(study, ("clusters",))
     _report(run_, summary)
@@ -153,11 +158,11 @@ def clusters(study_file: str, out, seed, unsuppressed, tiles, offline, pdf) -> N
 @cli.command()
 @click.argument("study_file", type=click.Path())
 @with_publish_options
-def gaps(study_file: str, out, seed, unsuppressed, tiles, offline, pdf) -> None:
+def gaps(study_file: str, out, seed, unsuppressed, tiles, offline, pdf, simplify) -> None:
     """Outreach gaps and satellite sites for a study; writes outputs when --out is given."""
     study = _study(study_file, seed)
     if out:
-        _run_and_write(study, out, ("clusters", "gaps"), unsuppressed, tiles, offline, pdf)
+        _run_and_write(study, out, ("clusters", "gaps"), unsuppressed, tiles, offline, pdf, simplify)
         return
     run_, summary = analyse(study, ("clusters", "gaps"))
     _report(run_, summary)
@@ -166,12 +171,12 @@ def gaps(study_file: str, out, seed, unsuppressed, tiles, offline, pdf) -> None:
 @cli.command("map")
 @click.argument("study_file", type=click.Path())
 @with_publish_options
-def map_(study_file: str, out, seed, unsuppressed, tiles, offline, pdf) -> None:
+def map_(study_file: str, out, seed, unsuppressed, tiles, offline, pdf, simplify) -> None:
     """Write only the interactive map (map.html) of a study into OUT."""
     study = _study(study_file, seed)
     run_, summary = analyse(study)
     folder = _out_folder(study, out)
-    write_outputs(run_, folder, _publish_settings(study, unsuppressed, tiles, offline), part="map")
+    write_outputs(run_, folder, _publish_settings(study, unsuppressed, tiles, offline, simplify=simplify), part="map")
     _report(run_, summary)
     click.echo(f"map: {folder / 'map.html'}")
 
@@ -180,7 +185,7 @@ def map_(study_file: str, out, seed, unsuppressed, tiles, offline, pdf) -> None:
 @click.argument("study_file", type=click.Path())
 @click.option("--ward", "ward_args", multiple=True, help="Ward code or name (repeatable); default every ward.")
 @with_publish_options
-def brief(study_file: str, ward_args, out, seed, unsuppressed, tiles, offline, pdf) -> None:
+def brief(study_file: str, ward_args, out, seed, unsuppressed, tiles, offline, pdf, simplify) -> None:
     """Write ward briefings (borough overview and one page per ward) into OUT/briefings."""
     from .briefings import resolve_ward
 

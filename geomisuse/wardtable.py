@@ -188,6 +188,8 @@ def build_ward_table(wards: gpd.GeoDataFrame, layers: dict[str, LayerResult], mo
                                                       needle_exchanges_only=True)
     table["estates_count"] = _sites_per_ward(table, layers, ("estates",))
     measures = [m for m in MEASURES if m in sources]
+    first = ["ward_code", "ward_name", "borough_name", "population", "area_km2"]
+    table = table[first + [c for c in table.columns if c not in first]]
     return WardTable(wards=table, monthly=monthly, measures=measures, sources=sources, warnings=warnings)
 
 

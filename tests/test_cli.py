@@ -1,0 +1,159 @@
+"""The command line end to end on the demo borough: outputs, accounting, suppression,
+determinism, exit codes, and the README's commands."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from geomisuse.settings import MEASURES
+
+from conftest import ROOT, run_cli
+
+CONTRACT_COLUMNS = ["ward_code", "ward_name", "borough_name", "population", "area_km2",
+                    *[f"{m}_{s}" for m in MEASURES for s in ("count", "rate_per_1000")],
+                    "treatment_services_count", "needle_exchanges_count", "estates_count",
+                    *[f"{m}_{s}" for m in MEASURES for s in ("lisa_i", "lisa_p", "lisa_label", "gi_z", "gi_p",
+                                                             "gi_bin")],
+                    "nearest_treatment_service_m", "nearest_needle_exchange_m", "gap_score", "gap_rank",
+                    "is_outreach_gap", "gap_reason"]
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "out"
+    result = run_cli("demo", "--out", str(out), "--tiles", "none")
+    assert result.returncode == 0, result.stderr
+    assert f"map:    {out / 'map.html'}" in result.stdout
+    return out
+
+
+def test_demo_writes_the_output_contract(demo_out):
+    for name in ("map.html", "wards.gpkg", "wards.csv", "wards_monthly.csv", "global_moran.csv", "satellites.csv",
+                 "unmatched.csv", "manifest.json", "briefings/index.html"):
+        assert (demo_out / name).is_file(), name
+    wards = pd.read_csv(demo_out / "wards.csv", dtype=str)
+    assert [c for c in CONTRACT_COLUMNS if c not in wards.columns] == []
+    assert list(wards.columns[:5]) == CONTRACT_COLUMNS[:5]
+    assert len(wards) == 24 and wards["ward_code"].is_unique
+    import geopandas as gpd
+
+    gpkg = gpd.read_file(demo_out / "wards.gpkg", layer="wards")
+    assert gpkg.crs.to_epsg() == 27700 and len(gpkg) == 24
+    moran = pd.read_csv(demo_out / "global_moran.csv")
+    assert list(moran.columns[:7]) == ["measure", "moran_i", "expected_i", "z", "p_sim", "permutations",
+                                       "rate_adjustment"]
+    monthly = pd.read_csv(demo_out / "wards_monthly.csv", dtype=str)
+    assert list(monthly.columns[:2]) == ["ward_code", "month"] and len(monthly) == 24 * 12
+
+
+def test_published_counts_are_suppressed(demo_out):
+    for name in ("wards.csv", "wards_monthly.csv"):
+        table = pd.read_csv(demo_out / name, dtype=str, keep_default_na=False)
+        counts = table[[c for c in table.columns if c.endswith("_count") and c.split("_")[0] in
+                        ("possession", "trafficking", "drug", "asb", "police")]]
+        values = counts.stack()
+        numeric = pd.to_numeric(values, errors="coerce")
+        assert not numeric.between(1, 4).any(), name
+        assert (values == "<5").any()
+    wards = pd.read_csv(demo_out / "wards.csv", dtype=str, keep_default_na=False)
+    hidden = wards["possession_count"].isin(["<5", "c"])
+    assert (wards.loc[hidden, "possession_rate_per_1000"] == "").all()
+
+
+def test_manifest_accounting_adds_up_and_unmatched_lists_every_rejected_row(demo_out):
+    manifest = json.loads((demo_out / "manifest.json").read_text())
+    rejected = 0
+    for entry in manifest["inputs"]:
+        total = entry["rows_used"] + sum(entry["rows_excluded"].values()) + sum(entry["rows_rejected"].values())
+        assert entry["rows_read"] == total, entry["kind"]
+        rejected += sum(entry["rows_rejected"].values())
+        for item in entry["files"]:
+            assert not item["path"].startswith("/"), "paths are relative to the study file"
+    unmatched = pd.read_csv(demo_out / "unmatched.csv")
+    assert len(unmatched) == rejected > 0
+    assert set(unmatched.columns) == {"layer", "file", "row", "reason"}
+    assert manifest["seed"] == 20261122 and manifest["study"]["demo"] is True
+    assert manifest["suppression"]["unsuppressed"] is False
+    assert manifest["clusters"]["weights"]["kind"] == "queen"
+    assert set(manifest["outputs"]) >= {"map.html", "wards.csv", "manifest.json", "briefings/index.html"}
+
+
+def test_same_inputs_and_seed_give_identical_outputs(demo_out, tmp_path):
+    again = tmp_path / "again"
+    assert run_cli("demo", "--out", str(again), "--tiles", "none").returncode == 0
+    for name in ("wards.csv", "wards_monthly.csv", "global_moran.csv", "satellites.csv", "unmatched.csv",
+                 "briefings/index.html"):
+        assert (again / name).read_bytes() == (demo_out / name).read_bytes(), name
+
+
+def test_validate_writes_nothing(tmp_path):
+    study = ROOT / "data" / "demo" / "study.toml"
+    before = sorted(p.name for p in study.parent.iterdir())
+    result = run_cli("validate", str(study), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "ok: every input read" in result.stdout
+    assert list(tmp_path.iterdir()) == []
+    assert sorted(p.name for p in study.parent.iterdir()) == before
+
+
+def test_failed_run_leaves_previous_outputs_untouched(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "wards.csv").write_text("previous run\n")
+    (tmp_path / "study.toml").write_text('[boundaries]\npath = "missing.gpkg"\n')
+    result = run_cli("run", str(tmp_path / "study.toml"), "--out", str(out))
+    assert result.returncode == 2
+    assert (out / "wards.csv").read_text() == "previous run\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "study.toml"]
+
+
+def test_unknown_command_is_a_usage_error():
+    result = run_cli("frobnicate")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+
+
+def test_brief_for_one_ward_by_name(tmp_path):
+    result = run_cli("brief", str(ROOT / "data" / "demo" / "study.toml"), "--ward", "saltmarsh",
+                     "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    pages = sorted(p.name for p in (tmp_path / "out" / "briefings").glob("E05*.html"))
+    assert pages == ["E05999007.html"]
+    result = run_cli("brief", str(ROOT / "data" / "demo" / "study.toml"), "--ward", "Nowhere Green",
+                     "--out", str(tmp_path / "out2"))
+    assert result.returncode == 2 and "no ward 'Nowhere Green'" in result.stderr
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"## Quick start\n.*?```(?:bash|sh)?\n(.*?)```", text, re.S).group(1)
+    return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_readme_gives_the_two_commands():
+    commands = readme_commands()
+    assert len(commands) == 2
+    assert commands[0].endswith("geomisuse demo") and "pip install" in commands[0]
+    assert commands[1] == "bash .ci/run"
+    assert "pytest" in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.slow
+def test_readme_demo_command_runs_the_installed_console_script(tmp_path):
+    """The console script from the README's install (present when installed with pip -e)."""
+    script = Path(sys.executable).parent / "geomisuse"
+    if not script.exists():
+        pytest.skip("geomisuse is not installed in this environment (run via .ci/run)")
+    result = subprocess.run([str(script), "demo", "--out", str(tmp_path / "demo")], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "demo" / "map.html").is_file()
+    assert "map:" in result.stdout and "tables:" in result.stdout
