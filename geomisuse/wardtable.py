@@ -88,7 +88,7 @@ def join_layers_to_wards(wards: gpd.GeoDataFrame, layers: dict[str, LayerResult]
     warnings = []
     for kind, layer in layers.items():
         table = layer.table
-        if not isinstance(table, gpd.GeoDataFrame) or table.empty and "geometry" not in table:
+        if not isinstance(table, gpd.GeoDataFrame):  # ward-level tables carry ward_code already
             continue
         anchor = table.geometry.where(table.geom_type == "Point", table.geometry.representative_point())
         position = locator.locate(anchor.x.to_numpy(), anchor.y.to_numpy())

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import InputError
+from ..progress import progress
 from ..study import LayerSpec
 from .base import (LayerResult, LoadContext, apply_where, find_columns, parse_months, points_from_table,
                    read_table, require_file)
@@ -47,7 +48,7 @@ def load_police_uk(spec: LayerSpec, context: LoadContext) -> LayerResult:
         ``asb``), ``crime_type``, ``crime_id``, ``location``, ``source_file``, ``source_row``.
     """
     frames, paths = [], []
-    for name, raw, source in _csv_sources(spec.paths):
+    for name, raw, source in progress(_csv_sources(spec.paths), "reading police.uk files"):
         frames.append(read_table(source, "police_uk", raw=raw, name=name))
         paths.append(source)
     if not frames:
