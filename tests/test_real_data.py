@@ -116,3 +116,43 @@ path = "{real}/police_uk/city_of_london_street"
     monthly = run.monthly.set_index(["ward_code", "month"])
     assert monthly.xs("2024-06", level="month")["drug_offences_count"].isna().all()
     assert any("no data for 12 month(s)" in w for w in run.warnings)
+
+
+def test_tower_hamlets_full_run_with_real_pharmacies(real, tmp_path):
+    """The whole job on real inputs: ward table, clusters, gaps, map, briefings, exports."""
+    from conftest import run_cli
+
+    study = write_study(tmp_path, f"""
+[study]
+name = "Tower Hamlets"
+borough = "Tower Hamlets"
+period = ["2024-04", "2025-03"]
+sources = ["MPS ward-level crime (London Datastore, OGL)", "Census 2021 (ONS, OGL)", "NHS ODS (OGL)"]
+[boundaries]
+path = "{real}/boundaries/ons_wards2022_tower_hamlets_bfc.gpkg"
+[layers.population]
+path = "{real}/population/census2021_ward2022_tower_hamlets_usual_residents.csv"
+[layers.mps_ward]
+path = "{real}/mps_ward/mps_ward_level_crime_2024-03_2026-03_wards2022.csv"
+[layers.pharmacies]
+path = "{real}/services/nhs_ods_edispensary_london_geocoded.csv"
+where = {{Status_Code = "A", cp_Admin_district_code = "E09000030"}}
+""")
+    out = tmp_path / "out"
+    result = run_cli("run", str(study), "--out", str(out), "--tiles", "none")
+    assert result.returncode == 0, result.stderr
+    assert "no needle-exchange column" in result.stderr
+    wards = pd.read_csv(out / "wards.csv")
+    assert len(wards) == 20
+    manifest = __import__("json").loads((out / "manifest.json").read_text())
+    pharmacies = next(i for i in manifest["inputs"] if i["kind"] == "pharmacies")
+    raw = pd.read_csv(real / "services" / "nhs_ods_edispensary_london_geocoded.csv", dtype=str)
+    active = raw[(raw["Status_Code"] == "A") & (raw["cp_Admin_district_code"] == "E09000030")]
+    assert pharmacies["rows_read"] == len(raw)
+    assert pharmacies["rows_used"] + sum(pharmacies["rows_rejected"].values()) == len(active)
+    assert int(wards["needle_exchanges_count"].sum()) == 0
+    # No treatment services and no needle exchanges given: every ward lacks access, and says so.
+    assert wards["gap_reason"].notna().all()
+    assert set(manifest["clusters"]["measures"]) == {"possession", "trafficking", "drug_offences"}
+    assert (out / "briefings" / "E05009317.html").is_file()
+    assert "Bethnal Green" in (out / "map.html").read_text()
