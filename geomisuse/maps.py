@@ -133,7 +133,8 @@ def build_map(run: StudyRun, published: pd.DataFrame, settings) -> folium.Map:
         raise InputError("[publish] map_simplify_m must be a number of metres (0 keeps every vertex)") from None
     lonlat = simplify_wards(wards.geometry, tolerance)
     measures = [m for m in MEASURES if f"{m}_rate_per_1000" in wards]
-    default_measure = next((m for m in ("drug_offences", "possession", "trafficking", "asb")
+    # Possession first: it is the measure analysts map, and disclosure control hides totals before it.
+    default_measure = next((m for m in ("possession", "drug_offences", "trafficking", "asb")
                             if m in measures and _numeric(wards[f"{m}_rate_per_1000"]).notna().any()),
                            measures[0] if measures else None)
 

@@ -159,7 +159,7 @@ def test_default_layers_are_need_and_services(rich):
     _, page = rich
     shown = set(re.findall(r"(geomisuse_layer_\w+)\.addTo\(", page))
     names = dict((v, json.loads(k)) for k, v in re.findall(r'^\s*("[^"\n]*") : (geomisuse_layer_\w+),$', page, re.M))
-    assert sorted(names[v] for v in shown) == sorted(["Rate: all drug offences per 1,000 residents",
+    assert sorted(names[v] for v in shown) == sorted(["Rate: drug possession per 1,000 residents",
                                                       "Treatment services", "Needle exchanges"])
 
 

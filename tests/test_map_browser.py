@@ -167,7 +167,7 @@ def test_toggling_a_layer_changes_what_is_drawn(browser, rich_map):
         assert count(".leaflet-gm-estates-pane path") == 0
 
         assert count(".leaflet-gm-fill-pane path") == 24
-        page.toggle("Rate: all drug offences")
+        page.toggle("Rate: drug possession")
         assert count(".leaflet-gm-fill-pane path") == 0
         page.toggle("Clusters (LISA): drug possession")
         fills = page.eval("Array.from(document.querySelectorAll('.leaflet-gm-fill-pane path'))"
