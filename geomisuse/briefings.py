@@ -714,9 +714,12 @@ def _satellites(run: StudyRun, codes: list[str], names: list[str]) -> list[dict]
             share *= 100
         code = _text(row.get("ward_code"))
         ward_name = _text(row.get("ward_name")) or (names[codes.index(code)] if code in codes else "")
+        residents = _int_or(row.get("residents_newly_within_walk"))
         out.append({"rank": _int_or(row.get("rank")) or k + 1, "name": _text(row.get("name")) or "(unnamed site)",
                     "ward_code": code, "ward_name": ward_name, "point": point,
-                    "share": "" if share is None else f"{share:.0f}%"})
+                    # A site chosen for need outside the gap wards covers none of theirs: say what it does.
+                    "share": "" if share is None or share == 0 else f"{share:.0f}%",
+                    "residents": f"{residents:,}" if residents else ""})
     return out
 
 
