@@ -7,6 +7,7 @@ planted structure, so that the briefings can be checked on their own.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import re
 from pathlib import Path
@@ -326,9 +327,18 @@ def test_change_never_gives_an_exact_difference_for_a_hidden_count():
     assert change("", 40, 5).text == "no earlier data"
 
 
+def without_previous_period(run):
+    """A copy of ``run`` as if its inputs did not cover the period before the study period."""
+    other = copy.copy(run)
+    other.wards = run.wards.drop(columns=[c for c in run.wards.columns if c.endswith("_previous_count")])
+    return other
+
+
 def test_half_period_changes_cannot_reveal_a_suppressed_month(planted):
-    """The demo has no earlier period: halves are compared, protected against months and totals."""
+    """Without an earlier period, halves are compared, protected against months and totals."""
     settings = PublishSettings()
+    assert build_data(planted, published_wards(planted, settings), settings)["comparisons"]["possession"]["mode"] == "previous"
+    planted = without_previous_period(planted)
     published = published_wards(planted, settings)
     data = build_data(planted, published, settings)
     monthly = published_monthly(planted, settings)

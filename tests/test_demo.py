@@ -87,3 +87,20 @@ def test_site_counts(demo_run):
     assert wards["treatment_services_count"].sum() == len(services)
     assert wards["needle_exchanges_count"].sum() == (pharmacies["needle_exchange"] == "Yes").sum()
     assert wards["estates_count"].sum() == 8
+
+
+@pytest.mark.parametrize("seed", [demo.DEMO_SEED, 1, 2, 3])
+def test_default_cluster_settings_recover_exactly_the_planted_clusters(demo_run, seed):
+    """The issue's requirement, at the defaults (queen, FDR 5 %, default permutations) and
+    whatever the permutation seed: exactly the planted cluster is High-High for possession,
+    exactly the planted low cluster is Low-Low, and the estate ward is a Gi* hot spot for
+    trafficking."""
+    from geomisuse.clusters import ClusterSettings, find_clusters
+
+    result = find_clusters(demo_run.wards, ClusterSettings.from_options({}), seed)
+    wards = demo_run.wards[["ward_code"]].join(result.columns).set_index("ward_code")
+    labels = wards["possession_lisa_label"]
+    assert set(labels.index[labels == "High-High"]) == set(demo.PLANTED_POSSESSION_CLUSTER)
+    assert set(labels.index[labels == "Low-Low"]) == set(demo.PLANTED_LOW_CLUSTER)
+    assert set(labels) == {"High-High", "Low-Low", "Not significant"}
+    assert wards.loc[demo.PLANTED_ESTATE_WARD, "trafficking_gi_bin"] >= 2

@@ -81,13 +81,23 @@ class Page:
         label.locator("input").click()
 
     def hover_ward(self, i: int) -> str:
-        """Move the mouse onto ward ``i``'s label point; returns the visible tooltip's text."""
+        """Move the mouse onto ward ``i``'s label point (or, when a site marker sits there, the
+        nearest point around it where the ward polygon is on top); returns the visible tooltip's
+        text."""
         x, y = self.eval("""i => {
             const W = geomisuse.data.ward, map = geomisuse.map;
             map.setView([W.lat[i], W.lon[i]], map.getZoom(), {animate: false});  // clear of the controls
             const p = map.latLngToContainerPoint([W.lat[i], W.lon[i]]);
             const box = map.getContainer().getBoundingClientRect();
-            return [box.left + p.x, box.top + p.y];
+            const x = box.left + p.x, y = box.top + p.y;
+            for (let r = 0; r <= 40; r += 8) {
+                for (let k = 0; k < (r ? 8 : 1); k++) {
+                    const px = x + r * Math.cos(k * Math.PI / 4), py = y + r * Math.sin(k * Math.PI / 4);
+                    const e = document.elementFromPoint(px, py);
+                    if (e && e.closest('.leaflet-gm-fill-pane')) return [px, py];
+                }
+            }
+            return [x, y];
         }""", i)
         self.page.mouse.move(200, 30)  # onto the title box, off every ward: old tooltips close
         self.page.wait_for_function("document.querySelectorAll('.leaflet-tooltip-pane .gm-tip').length === 0")
