@@ -471,9 +471,8 @@ def test_demo_possession_high_high_is_the_planted_cluster(demo_clusters):
     table = result.columns.assign(ward_code=wards["ward_code"]).set_index("ward_code")
     planted = set(demo.PLANTED_POSSESSION_CLUSTER)
     high_high = set(table.index[table["possession_lisa_label"] == "High-High"])
-    # Default FDR 5 %: the High-High wards are planted ones, at least the cluster's core of two
-    # (the two edge wards border ordinary wards: two-sided p 0.02, FDR-adjusted 0.07).
-    assert high_high <= planted and len(high_high) >= 2
+    # Default settings (FDR 5 %): exactly the planted cluster.
+    assert high_high == planted
     assert set(table.index[table["possession_lisa_quadrant"] == 1]) >= planted
     assert {w["ward_code"] for w in result.manifest["high_high"]["possession"]} == high_high
     # Uncorrected at 5 %, exactly the planted cluster; Gi* at 95 %+ after FDR, also exactly it.
