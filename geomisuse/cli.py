@@ -142,30 +142,30 @@ def validate(study_file: str) -> None:
     click.echo("ok: every input read")
 
 
+def _stage(study_file: str, stages: tuple[str, ...], out, seed, **publish) -> None:
+    """Run up to ``stages``: print the findings, and write the outputs when ``out`` is given."""
+    study = _study(study_file, seed)
+    if out:
+        _run_and_write(study, out, stages, **publish)
+        return
+    run_, summary = analyse(study, stages)
+    _report(run_, summary)
+
+
 @cli.command()
 @click.argument("study_file", type=click.Path())
 @with_publish_options
-def clusters(study_file: str, out, seed, unsuppressed, tiles, offline, pdf, simplify) -> None:
+def clusters(study_file: str, out, seed, **publish) -> None:
     """Spatial clusters (Moran's I, LISA, Gi*) for a study; writes outputs when --out is given."""
-    study = _study(study_file, seed)
-    if out:
-        _run_and_write(study, out, ("clusters",), unsuppressed, tiles, offline, pdf, simplify)
-        return
-    run_, summary = analyse(study, ("clusters",))
-    _report(run_, summary)
+    _stage(study_file, ("clusters",), out, seed, **publish)
 
 
 @cli.command()
 @click.argument("study_file", type=click.Path())
 @with_publish_options
-def gaps(study_file: str, out, seed, unsuppressed, tiles, offline, pdf, simplify) -> None:
+def gaps(study_file: str, out, seed, **publish) -> None:
     """Outreach gaps and satellite sites for a study; writes outputs when --out is given."""
-    study = _study(study_file, seed)
-    if out:
-        _run_and_write(study, out, ("clusters", "gaps"), unsuppressed, tiles, offline, pdf, simplify)
-        return
-    run_, summary = analyse(study, ("clusters", "gaps"))
-    _report(run_, summary)
+    _stage(study_file, ("clusters", "gaps"), out, seed, **publish)
 
 
 @cli.command("map")

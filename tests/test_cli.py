@@ -157,3 +157,18 @@ def test_readme_demo_command_runs_the_installed_console_script(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "demo" / "map.html").is_file()
     assert "map:" in result.stdout and "tables:" in result.stdout
+
+
+def test_clusters_and_gaps_commands_print_the_planted_findings():
+    from geomisuse import demo
+
+    study = str(ROOT / "data" / "demo" / "study.toml")
+    result = run_cli("clusters", study)
+    assert result.returncode == 0, result.stderr
+    line = next(l for l in result.stdout.splitlines() if l.strip().startswith("possession:"))
+    names = pd.read_csv(ROOT / "data" / "demo" / "population.csv").set_index("WD22CD")["WD22NM"]
+    assert all(names[code] in line for code in demo.PLANTED_POSSESSION_CLUSTER)
+    result = run_cli("gaps", study)
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.split("Outreach gaps:")[1].splitlines()[1]
+    assert first.strip().startswith(f"1. {names[demo.PLANTED_GAP_WARDS[0]]}:")
