@@ -156,3 +156,26 @@ where = {{Status_Code = "A", cp_Admin_district_code = "E09000030"}}
     assert set(manifest["clusters"]["measures"]) == {"possession", "trafficking", "drug_offences"}
     assert (out / "briefings" / "E05009317.html").is_file()
     assert "Bethnal Green" in (out / "map.html").read_text()
+
+
+def test_gla_ward_profiles_latin1_population_for_2014_wards(real, tmp_path):
+    """A real Windows-1252/latin-1 file (the £ sign) read as it comes, matched by 'New code'."""
+    study = write_study(tmp_path, f"""
+[boundaries]
+path = "{real}/boundaries/gla_london_wards_2014.gpkg"
+where = {{BOROUGH = "Harrow"}}
+[layers.population]
+path = "{real}/population/gla_ward_profiles_2015_latin1.csv"
+columns = {{ward_code = "New code", population = "Population - 2015"}}
+""")
+    run = prepare(load_study(study))
+    raw = pd.read_csv(real / "population" / "gla_ward_profiles_2015_latin1.csv", encoding="latin-1")
+    wards = run.wards
+    assert len(wards) == 21 and wards["population"].notna().all()
+    harrow = raw[raw["New code"].isin(wards["ward_code"])]
+    expected = harrow.set_index("New code")["Population - 2015"].reindex(wards["ward_code"])
+    # Excel wrote thousands separators ("11,650"): read as numbers.
+    assert (wards["population"].to_numpy() == pd.to_numeric(expected.str.replace(",", "")).to_numpy()).all()
+    acc = run.layers["population"].accounting()
+    assert acc["rows_read"] == len(raw) and acc["rows_used"] == 21
+    assert acc["rows_excluded"] == {"ward not in the study area": len(raw) - 21}
