@@ -179,3 +179,36 @@ columns = {{ward_code = "New code", population = "Population - 2015"}}
     acc = run.layers["population"].accounting()
     assert acc["rows_read"] == len(raw) and acc["rows_used"] == 21
     assert acc["rows_excluded"] == {"ward not in the study area": len(raw) - 21}
+
+
+def test_met_police_api_output_with_slugs_for_harrow(real, tmp_path):
+    """Real Met data from the police.uk API (slugs, lower-case columns, no LSOA) on Harrow's 2018 wards."""
+    api = real / "police_uk" / "police_api_wardpoly_2017-07_2018-06_harrow_barnet_havering_all_crime.csv"
+    study = write_study(tmp_path, f"""
+[study]
+period = ["2017-07", "2018-06"]
+[boundaries]
+path = "{real}/boundaries/gla_london_wards_2018.gpkg"
+where = {{DISTRICT = "Harrow"}}
+[layers.police_uk]
+path = "{api}"
+""")
+    run = prepare(load_study(study))
+    acc = run.layers["police_uk"].accounting()
+    raw = pd.read_csv(api)
+    assert acc["rows_read"] == len(raw) == 74_339
+    analysed = raw[raw["category"].isin(["drugs", "anti-social-behaviour"])]
+    assert sum(v for k, v in acc["rows_excluded"].items() if k.startswith("crime type")) == len(raw) - len(analysed)
+    # Independent: which analysed points fall in Harrow's wards.
+    points = gpd.GeoDataFrame(analysed, geometry=gpd.points_from_xy(analysed["longitude"], analysed["latitude"]),
+                              crs="EPSG:4326").to_crs("EPSG:27700")
+    inside = gpd.sjoin(points, run.wards[["ward_code", "geometry"]], predicate="intersects")
+    inside = inside[~inside.index.duplicated()]
+    assert acc["rows_used"] == len(inside)
+    assert acc["rows_rejected"] == {"outside the study area": len(analysed) - len(inside)}
+    drugs = inside[inside["category"] == "drugs"]
+    assert run.wards["drug_offences_count"].sum() == len(drugs)
+    # The Harrow query returned 476 drug offences; nearly all fall inside Harrow's wards.
+    harrow_drugs = analysed[(analysed["query_borough"] == "Harrow") & (analysed["category"] == "drugs")]
+    assert len(harrow_drugs) == 476
+    assert len(drugs) >= 0.95 * len(harrow_drugs)
