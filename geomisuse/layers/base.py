@@ -233,8 +233,23 @@ def _data_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def to_number(values: pd.Series) -> pd.Series:
-    """Parse strings to floats; blanks and unparseable values become NaN."""
-    return pd.to_numeric(values.astype(str).str.strip().str.replace(",", "", regex=False), errors="coerce")
+    """Parse strings to floats (``"11,650"`` too); blanks and unparseable values become NaN."""
+    number = pd.to_numeric(values, errors="coerce").astype("float64")
+    missing = number.isna()
+    if missing.any():  # the slow path only for values with spaces or thousands separators
+        cleaned = values[missing].astype(str).str.strip().str.replace(",", "", regex=False)
+        number[missing] = pd.to_numeric(cleaned, errors="coerce")
+    return number
+
+
+def by_unique(values: pd.Series, parse) -> pd.Series:
+    """Apply a vectorised string ``parse`` to each distinct value once (months, crime types and
+    snapped coordinates repeat a great deal), then spread the results back over the rows."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    parsed = parse(pd.Series(uniques, dtype=object))
+    if isinstance(parsed, pd.DataFrame):
+        return parsed.iloc[codes].set_axis(values.index)
+    return pd.Series(parsed.to_numpy()[codes], index=values.index)
 
 
 def points_from_table(layer: LayerResult, x_column: str, y_column: str, lonlat: bool) -> None:
@@ -256,8 +271,8 @@ def points_from_table(layer: LayerResult, x_column: str, y_column: str, lonlat: 
     """
     table = layer.table
     first_file = table["source_file"].iloc[0] if len(table) else ""
-    raw_x = table[x_column].astype(str).str.strip()
-    raw_y = table[y_column].astype(str).str.strip()
+    raw_x = by_unique(table[x_column].astype(str), lambda u: u.str.strip())
+    raw_y = by_unique(table[y_column].astype(str), lambda u: u.str.strip())
     x, y = to_number(raw_x), to_number(raw_y)
     blank = (raw_x == "") | (raw_y == "")
     layer.reject(table[blank], "no coordinates")
@@ -392,12 +407,12 @@ def parse_months(layer: LayerResult, column: str, months: list[str] | None) -> p
     ``unparseable month``; when most rows do not parse the column is wrong and the file is
     refused. Rows outside ``months`` (the study period, if given) are excluded.
     """
-    raw = layer.table[column].astype(str).str.strip()
-    parts = raw.str.extract(_MONTH)
+    raw = layer.table[column].astype(str)
+    parts = by_unique(raw, lambda u: u.str.strip().str.extract(_MONTH))
     ok = parts[0].notna()
     if len(raw) and ok.sum() < len(raw) / 2:
         first = layer.table.loc[~ok].iloc[0]
-        raise InputError(f"month '{raw[~ok].iloc[0]}' is not YYYY-MM; check the month column or its "
+        raise InputError(f"month '{raw[~ok].iloc[0].strip()}' is not YYYY-MM; check the month column or its "
                          "mapping in the study file", first["source_file"], row=int(first["source_row"]),
                          column=column)
     layer.reject(layer.table[~ok], "unparseable month")

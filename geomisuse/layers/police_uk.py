@@ -15,8 +15,8 @@ import pandas as pd
 from ..errors import InputError
 from ..progress import progress
 from ..study import LayerSpec
-from .base import (LayerResult, LoadContext, apply_where, find_columns, parse_months, points_from_table,
-                   read_table, require_file)
+from .base import (LayerResult, LoadContext, apply_where, by_unique, find_columns, parse_months,
+                   points_from_table, read_table, require_file)
 
 #: Normalised crime type -> ward-table measure.
 MEASURE_OF_CRIME_TYPE = {"drugs": "drug_offences", "anti social behaviour": "asb"}
@@ -71,9 +71,9 @@ def load_police_uk(spec: LayerSpec, context: LoadContext) -> LayerResult:
     layer.months = sorted(month.unique())
     if context.months is not None:
         layer.exclude(layer.table[~month.isin(context.months)], "month outside the study period")
-    crime_type = layer.table[columns["crime_type"]].astype(str).str.strip()
-    normalised = crime_type.str.lower().str.replace("-", " ", regex=False)
-    measure = normalised.map(MEASURE_OF_CRIME_TYPE)
+    crime_type = by_unique(layer.table[columns["crime_type"]].astype(str), lambda u: u.str.strip())
+    measure = by_unique(crime_type, lambda u: u.str.lower().str.replace("-", " ", regex=False)
+                        .map(MEASURE_OF_CRIME_TYPE))
     other = measure.isna()
     for label, rows in layer.table[other].groupby(crime_type[other], sort=True):
         layer.exclude(rows, f"crime type not analysed: {label or '(blank)'}")
