@@ -86,23 +86,28 @@ def _report(run: StudyRun, summary: list[str]) -> None:
         click.echo(f"warning: {warning}", err=True)
 
 
-publish_options = [
-    click.option("--out", "out", type=click.Path(file_okay=False), default=None,
-                 help=f"Output folder (default: {DEFAULT_OUT}/<study file name>)."),
-    click.option("--seed", type=int, default=None, help="Seed for permutation inference (default: the study's)."),
-    click.option("--unsuppressed", is_flag=True, help="Publish real small counts (internal use only)."),
-    click.option("--tiles", default=None, help="Basemap tiles: OpenStreetMap (default), another name, or none."),
-    click.option("--offline", is_flag=True, help="Embed map assets so the page works with no network."),
-    click.option("--pdf", is_flag=True, help="Also print the briefings to briefings/briefings.pdf (needs chromium)."),
-    click.option("--simplify", type=float, default=None,
-                 help="Map ward outline simplification in metres (default 10; 0 keeps every vertex)."),
-]
+_OUT = click.option("--out", "out", type=click.Path(file_okay=False), default=None,
+                    help=f"Output folder (default: {DEFAULT_OUT}/<study file name>).")
+_SEED = click.option("--seed", type=int, default=None, help="Seed for permutation inference (default: the study's).")
+_UNSUPPRESSED = click.option("--unsuppressed", is_flag=True, help="Publish real small counts (internal use only).")
+_TILES = click.option("--tiles", default=None, help="Basemap tiles: OpenStreetMap (default), another name, or none.")
+_OFFLINE = click.option("--offline", is_flag=True, help="Embed map assets so the page works with no network.")
+_SIMPLIFY = click.option("--simplify", type=float, default=None,
+                         help="Map ward outline simplification in metres (default 10; 0 keeps every vertex).")
+_PDF = click.option("--pdf", is_flag=True, help="Also print the briefings to briefings/briefings.pdf (needs chromium).")
 
 
-def with_publish_options(func):
-    for option in reversed(publish_options):
-        func = option(func)
-    return func
+def _options(*options):
+    """Apply click options in the order given (top to bottom in --help)."""
+    def decorate(func):
+        for option in reversed(options):
+            func = option(func)
+        return func
+    return decorate
+
+
+#: Options of the commands that write every output.
+with_publish_options = _options(_OUT, _SEED, _UNSUPPRESSED, _TILES, _OFFLINE, _SIMPLIFY, _PDF)
 
 
 def _run_and_write(study: Study, out: str | None, stages: tuple[str, ...], unsuppressed: bool = False,
@@ -170,8 +175,8 @@ def gaps(study_file: str, out, seed, **publish) -> None:
 
 @cli.command("map")
 @click.argument("study_file", type=click.Path())
-@with_publish_options
-def map_(study_file: str, out, seed, unsuppressed, tiles, offline, pdf, simplify) -> None:
+@_options(_OUT, _SEED, _UNSUPPRESSED, _TILES, _OFFLINE, _SIMPLIFY)
+def map_(study_file: str, out, seed, unsuppressed, tiles, offline, simplify) -> None:
     """Write only the interactive map (map.html) of a study into OUT."""
     study = _study(study_file, seed)
     run_, summary = analyse(study)
@@ -184,8 +189,8 @@ def map_(study_file: str, out, seed, unsuppressed, tiles, offline, pdf, simplify
 @cli.command()
 @click.argument("study_file", type=click.Path())
 @click.option("--ward", "ward_args", multiple=True, help="Ward code or name (repeatable); default every ward.")
-@with_publish_options
-def brief(study_file: str, ward_args, out, seed, unsuppressed, tiles, offline, pdf, simplify) -> None:
+@_options(_OUT, _SEED, _UNSUPPRESSED, _PDF)
+def brief(study_file: str, ward_args, out, seed, unsuppressed, pdf) -> None:
     """Write ward briefings (borough overview and one page per ward) into OUT/briefings."""
     from .briefings import resolve_ward
 
@@ -202,8 +207,7 @@ def brief(study_file: str, ward_args, out, seed, unsuppressed, tiles, offline, p
 @click.option("--out", type=click.Path(file_okay=False), default=f"{DEFAULT_OUT}/demo", show_default=True,
               help="Output folder.")
 @click.option("--regenerate", is_flag=True, help="Rebuild the demo input files from the seed first.")
-@click.option("--tiles", default=None, help="Basemap tiles: OpenStreetMap (default), another name, or none.")
-@click.option("--offline", is_flag=True, help="Embed map assets so the page works with no network.")
+@_options(_TILES, _OFFLINE)
 def demo(out: str, regenerate: bool, tiles, offline) -> None:
     """Run the fictional demo borough end to end."""
     from .demo import DEMO_DIR, generate_demo, regenerate as regenerate_files

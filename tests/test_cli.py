@@ -172,3 +172,16 @@ def test_clusters_and_gaps_commands_print_the_planted_findings():
     assert result.returncode == 0, result.stderr
     first = result.stdout.split("Outreach gaps:")[1].splitlines()[1]
     assert first.strip().startswith(f"1. {names[demo.PLANTED_GAP_WARDS[0]]}:")
+
+
+def test_map_command_replaces_only_the_map(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "wards.csv").write_text("kept\n")
+    result = run_cli("map", str(ROOT / "data" / "demo" / "study.toml"), "--out", str(out), "--tiles", "none",
+                     "--offline")
+    assert result.returncode == 0, result.stderr
+    assert (out / "wards.csv").read_text() == "kept\n"
+    page = (out / "map.html").read_text()
+    assert "DEMO DATA" in page and "unpkg.com" not in page and "cdn.jsdelivr" not in page
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
