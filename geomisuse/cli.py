@@ -112,13 +112,13 @@ with_publish_options = _options(_OUT, _SEED, _UNSUPPRESSED, _TILES, _OFFLINE, _S
 
 def _run_and_write(study: Study, out: str | None, stages: tuple[str, ...], unsuppressed: bool = False,
                    tiles: str | None = None, offline: bool = False, pdf: bool = False,
-                   simplify: float | None = None) -> Path:
+                   simplify: float | None = None, skip_unavailable: bool = False) -> Path:
     settings = _publish_settings(study, unsuppressed, tiles, offline, pdf, simplify)
-    run, summary = analyse(study, stages)
+    run, summary = analyse(study, stages, skip_unavailable)
     folder = _out_folder(study, out)
     write_outputs(run, folder, settings)
-    click.echo(f"{study.name}: {len(run.wards)} wards, {run.months[0] if run.months else '?'} to "
-               f"{run.months[-1] if run.months else '?'}")
+    period = f"{run.months[0]} to {run.months[-1]}" if run.months else "no dated records"
+    click.echo(f"{study.name}: {len(run.wards)} wards, {period}")
     _report(run, summary)
     click.echo(f"map:    {folder / 'map.html'}")
     click.echo(f"tables: {folder / 'wards.csv'} (and wards.gpkg, wards_monthly.csv, manifest.json)")
@@ -132,7 +132,8 @@ def _run_and_write(study: Study, out: str | None, stages: tuple[str, ...], unsup
 @with_publish_options
 def run(study_file: str, out, seed, unsuppressed, tiles, offline, pdf, simplify) -> None:
     """Run a study: ward table, clusters, gaps, map and tables into OUT."""
-    _run_and_write(_study(study_file, seed), out, ("clusters", "gaps"), unsuppressed, tiles, offline, pdf, simplify)
+    _run_and_write(_study(study_file, seed), out, ("clusters", "gaps"), unsuppressed, tiles, offline, pdf, simplify,
+                   skip_unavailable=True)
 
 
 @cli.command()
@@ -179,7 +180,7 @@ def gaps(study_file: str, out, seed, **publish) -> None:
 def map_(study_file: str, out, seed, unsuppressed, tiles, offline, simplify) -> None:
     """Write only the interactive map (map.html) of a study into OUT."""
     study = _study(study_file, seed)
-    run_, summary = analyse(study)
+    run_, summary = analyse(study, skip_unavailable=True)
     folder = _out_folder(study, out)
     write_outputs(run_, folder, _publish_settings(study, unsuppressed, tiles, offline, simplify=simplify), part="map")
     _report(run_, summary)
@@ -195,7 +196,7 @@ def brief(study_file: str, ward_args, out, seed, unsuppressed, pdf) -> None:
     from .briefings import resolve_ward
 
     study = _study(study_file, seed)
-    run_, summary = analyse(study)
+    run_, summary = analyse(study, skip_unavailable=True)
     codes = [resolve_ward(run_, text) for text in ward_args] or None
     folder = _out_folder(study, out)
     write_outputs(run_, folder, _publish_settings(study, unsuppressed, pdf=pdf), part="briefings", wards=codes)

@@ -118,8 +118,32 @@ def add_gaps(run: StudyRun) -> list[str]:
     return result.summary_lines
 
 
-def analyse(study: Study, stages: tuple[str, ...] = STAGES) -> tuple[StudyRun, list[str]]:
+def unavailable_stages(run: StudyRun) -> dict[str, str]:
+    """Stages the study's data cannot support, with the reason in words."""
+    from .clusters.stage import MIN_WARDS
+
+    reasons = {}
+    if len(run.wards) < MIN_WARDS:
+        reasons["clusters"] = f"they need at least {MIN_WARDS} wards and the study has {len(run.wards)}"
+    if not {"possession", "trafficking", "drug_offences"} & set(run.measures):
+        reasons["gaps"] = "they need drug offence counts (police.uk, or the MPS ward file) and the study has none"
+    return reasons
+
+
+def analyse(study: Study, stages: tuple[str, ...] = STAGES,
+            skip_unavailable: bool = False) -> tuple[StudyRun, list[str]]:
     """Run the study up to and including ``stages``.
+
+    Parameters
+    ----------
+    study
+        The study.
+    stages
+        Stages after the ward table, in order.
+    skip_unavailable
+        Skip, with a warning, a stage the data cannot support (too few wards for cluster
+        statistics, no drug offences for gaps) instead of stopping with its error; a whole
+        run still maps and briefs what there is.
 
     Returns
     -------
@@ -127,6 +151,11 @@ def analyse(study: Study, stages: tuple[str, ...] = STAGES) -> tuple[StudyRun, l
     """
     run = prepare(study)
     summary = []
+    if skip_unavailable:
+        for stage, reason in unavailable_stages(run).items():
+            if stage in stages:
+                run.warnings.append(f"{stage} skipped: {reason}")
+                stages = tuple(s for s in stages if s != stage)
     for stage in progress(stages, "analysing"):
         summary.extend({"clusters": add_clusters, "gaps": add_gaps}[stage](run))
     return run, summary

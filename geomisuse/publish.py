@@ -140,6 +140,8 @@ def published_monthly(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:
     threshold = int(settings.suppression_threshold)
     _, ward_hidden = _protect_wards(run, threshold)
     columns = [c for c in monthly.columns if c.endswith("_count")]
+    if not columns or monthly.empty:
+        return monthly.copy()
     codes = run.wards["ward_code"].to_numpy()
     months = list(run.months)
     n_wards, n_months = len(codes), len(months)

@@ -185,3 +185,18 @@ def test_map_command_replaces_only_the_map(tmp_path):
     page = (out / "map.html").read_text()
     assert "DEMO DATA" in page and "unpkg.com" not in page and "cdn.jsdelivr" not in page
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_single_ward_study_runs_without_clusters_and_says_why(tiny):
+    text = (tiny / "study.toml").read_text().replace('path = "wards.geojson"',
+                                                     'path = "wards.geojson"\nwhere = {WD22CD = "E05000001"}')
+    (tiny / "study.toml").write_text(text)
+    result = run_cli("run", str(tiny / "study.toml"), "--out", str(tiny / "out"), "--tiles", "none")
+    assert result.returncode == 0, result.stderr
+    assert "clusters skipped: they need at least 4 wards and the study has 1" in result.stderr
+    assert "gaps skipped: they need drug offence counts" in result.stderr
+    assert (tiny / "out" / "map.html").is_file()
+    result = run_cli("clusters", str(tiny / "study.toml"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: spatial clusters need at least 4 wards and the study has 1; "
+                                     "use a boundary file covering more wards")
