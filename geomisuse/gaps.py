@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 
 import geopandas as gpd
@@ -551,126 +552,38 @@ def find_gaps(wards: gpd.GeoDataFrame, treatment_services: gpd.GeoDataFrame | No
     """
     settings.validate()
     _check_wards(wards)
+    layers, residents = _input_layers(treatment_services, needle_exchanges, residents)
     timings: dict[str, float] = {}
-    warnings: list[str] = []
-    n = len(wards)
-    layers = {"treatment": _point_layer(treatment_services, "treatment services"),
-              "needle_exchange": _point_layer(needle_exchanges, "needle exchanges")}
-    residents = _point_layer(residents, "residents layer")
-    if residents is not None and access.RESIDENTS_COLUMN not in residents:
-        raise InputError("residents layer lacks a 'residents' count column")
 
-    # 1. Access --------------------------------------------------------------------------
     start = time.perf_counter()
-    sample = access.sample_residents(wards, residents, settings.sample_points, seed)
-    radius = settings.walk_radius_m
-    kind_access: dict[str, access.KindAccess] = {}
-    any_services: dict[str, bool] = {}
-    for kind, layer in layers.items():
-        xy = access.service_xy(layer)
-        any_services[kind] = len(xy) > 0
-        if not len(xy):
-            warnings.append(f"gaps: no {KINDS[kind]}s given, so no ward has access to one")
-        kind_access[kind] = access.ward_access(sample, n, xy, radius)
-    either = kind_access["treatment"].point_within | kind_access["needle_exchange"].point_within
-    both = kind_access["treatment"].point_within & kind_access["needle_exchange"].point_within
-    any_share = np.bincount(sample.ward, weights=sample.weight * either, minlength=n)
+    walk, warnings = measure_access(wards, layers, residents, settings, seed)
     timings["access"] = time.perf_counter() - start
 
-    # 2-4. Need, gaps, score, reasons ------------------------------------------------------
     start = time.perf_counter()
     measure, notes = choose_need_measure(wards, settings.need_measure)
     warnings += notes
     need, notes = assess_need(wards, measure, settings)
     warnings += notes
-    population = pd.to_numeric(wards["population"], errors="coerce").to_numpy(dtype=float)
-    no_residents = np.isfinite(population) & (population <= 0)
-
-    share = {k: kind_access[k].share_within.copy() for k in KINDS}
-    if settings.access_rule == "each_kind":
-        effective = np.minimum(share["treatment"], share["needle_exchange"])
-        poor = {k: share[k] < settings.access_share for k in KINDS}
-    else:
-        effective = any_share
-        verdict = any_share < settings.access_share
-        poor = {k: verdict for k in KINDS}
-    access_poor = effective < settings.access_share
-    is_gap = need.high & access_poor & need.assessed
-    score = np.where(need.assessed, need.percentile * (1.0 - effective), np.nan)
-
-    columns = pd.DataFrame(index=wards.index)
-    minutes = {}
-    for kind, prefix in (("treatment", "treatment_service"), ("needle_exchange", "needle_exchange")):
-        distance = kind_access[kind].mean_distance_m
-        minutes[kind] = access.walk_minutes(distance, settings.walk_speed_kmh,
-                                            settings.detour_factor)
-        columns[f"nearest_{prefix}_m"] = np.round(distance, 0)
-    columns["gap_score"] = np.round(score, 4)
-    # Sort keys: gaps first, then by score (highest first; unassessed last), then ward code.
-    order = np.lexsort((wards["ward_code"].astype(str).to_numpy(),
-                        -np.nan_to_num(score, nan=-1.0), ~is_gap))
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(1, n + 1)
-    columns["gap_rank"] = rank
-    columns["is_outreach_gap"] = is_gap
-    reasons = []
-    for i in range(n):
-        values = {k: (kind_access[k].mean_distance_m[i], float(minutes[k][i]),
-                      np.nan if no_residents[i] else share[k][i]) for k in KINDS}
-        reasons.append(gap_reason(i, need, {k: bool(poor[k][i]) for k in KINDS},
-                                  bool(is_gap[i]), values, population[i], settings, measure,
-                                  any_services, any_share[i]))
-    columns["gap_reason"] = reasons
-    columns["treatment_walk_min"] = np.round(minutes["treatment"], 1)
-    columns["needle_exchange_walk_min"] = np.round(minutes["needle_exchange"], 1)
-    for kind, name in (("treatment", "treatment"), ("needle_exchange", "needle_exchange")):
-        # A ward with no residents has no share of residents to report.
-        columns[f"share_within_walk_{name}"] = np.where(no_residents, np.nan,
-                                                        np.round(share[kind], 4))
-    columns["treatment_services_within_walk"] = kind_access["treatment"].services_within
-    columns["needle_exchanges_within_walk"] = kind_access["needle_exchange"].services_within
-    columns["gap_need_measure"] = measure
-    columns["gap_need_high"] = need.high
-    columns["gap_access_poor"] = np.where(no_residents, False, access_poor)
+    verdict = judge_access(walk, settings)
+    is_gap, score, order = score_and_rank(wards, need, verdict)
+    columns = _gap_columns(wards, need, walk, verdict, is_gap, score, order, measure, settings)
     timings["gaps"] = time.perf_counter() - start
 
-    not_assessed = [
-        {"ward_code": str(wards["ward_code"].iloc[i]), "ward_name": str(wards["ward_name"].iloc[i]),
-         "reason": reasons[i].removeprefix("not assessed: ")}
-        for i in np.flatnonzero(~need.assessed)]
-    if not_assessed:
-        warnings.append(f"gaps: {len(not_assessed)} ward(s) not assessed for outreach gaps "
-                        "(no resident population or no rate); see the manifest")
-    if sample.fallback_wards:
-        warnings.append(f"gaps: {len(sample.fallback_wards)} ward(s) have no residents in the "
-                        "residents layer; their access is measured over the ward's area")
+    not_assessed = _wards_not_assessed(wards, need, columns["gap_reason"].to_numpy())
+    warnings += _assessment_warnings(not_assessed, walk.sample)
 
-    # 5. Satellite sites -------------------------------------------------------------------
+    need_count = pd.to_numeric(wards[f"{measure}_count"], errors="coerce").fillna(0)
     sites, sat_manifest, sat_warnings = choose_satellites(
-        wards, sample, need_count=pd.to_numeric(wards[f"{measure}_count"], errors="coerce")
-        .fillna(0).to_numpy(dtype=float), served=(both if settings.access_rule == "each_kind"
-                                                  else either),
-        is_gap=is_gap, candidate_sites=candidate_sites, settings=settings,
+        wards, walk.sample, need_count=need_count.to_numpy(dtype=float),
+        served=walk.served(settings.access_rule), is_gap=is_gap,
+        candidate_sites=candidate_sites, settings=settings,
         candidates_from_file=candidates_from_file, timings=timings)
     warnings += sat_warnings
 
     manifest = {
-        "parameters": {**{k: (list(v) if isinstance(v, tuple) else v)
-                          for k, v in asdict(settings).items()},
-                       "need_measure_used": measure, "need_criteria_used": need.criteria_used,
-                       "walk_radius_m": round(radius, 1),
-                       "walk_speed_m_per_min": round(access.walk_speed_m_per_min(
-                           settings.walk_speed_kmh), 2),
-                       "seed": int(seed)},
-        "sampling": {
-            "points": int(len(sample.xy)),
-            "wards_by_basis": {b: int(sum(1 for x in sample.basis if x == b))
-                               for b in sorted(set(sample.basis))},
-            "wards_area_sampled_for_lack_of_residents": [
-                str(wards["ward_code"].iloc[w]) for w in sample.fallback_wards],
-            "residents_outside_wards": round(sample.residents_outside, 1),
-        },
-        "services": {k: int(len(access.service_xy(layers[k]))) for k in KINDS},
+        "parameters": _parameters_section(settings, measure, need, seed),
+        "sampling": _sampling_section(wards, walk.sample),
+        "services": dict(walk.service_counts),
         "outreach_gaps": int(is_gap.sum()),
         "gap_wards": [str(c) for c in wards["ward_code"].to_numpy()[order][:int(is_gap.sum())]],
         "wards_not_assessed": not_assessed,
@@ -681,6 +594,242 @@ def find_gaps(wards: gpd.GeoDataFrame, treatment_services: gpd.GeoDataFrame | No
     return GapResult(columns=columns, satellites=sites, manifest=manifest,
                      warnings=warnings, summary_lines=summary)
 
+
+def _input_layers(treatment_services: gpd.GeoDataFrame | None,
+                  needle_exchanges: gpd.GeoDataFrame | None,
+                  residents: gpd.GeoDataFrame | None,
+                  ) -> tuple[dict[str, gpd.GeoDataFrame | None], gpd.GeoDataFrame | None]:
+    """The service layers by kind (:data:`KINDS`) and the residents layer, in the analysis CRS.
+
+    Raises
+    ------
+    InputError
+        A layer without a CRS, or a residents layer without a ``residents`` column.
+    """
+    layers = {"treatment": _point_layer(treatment_services, "treatment services"),
+              "needle_exchange": _point_layer(needle_exchanges, "needle exchanges")}
+    residents = _point_layer(residents, "residents layer")
+    if residents is not None and access.RESIDENTS_COLUMN not in residents:
+        raise InputError("residents layer lacks a 'residents' count column")
+    return layers, residents
+
+
+# --------------------------------------------------------------------------- access
+
+@dataclass
+class WalkAccess:
+    """Walking access of the wards' residents to each service kind.
+
+    Attributes
+    ----------
+    sample : access.ResidentSample
+        The resident sample points access is measured from.
+    kinds : dict[str, access.KindAccess]
+        Per service kind (:data:`KINDS`): mean distance, share of residents and services
+        within the walk, per ward; within the walk or not, per sample point.
+    minutes : dict[str, numpy.ndarray]
+        Per kind, the walk minutes each ward's mean distance implies.
+    service_counts : dict[str, int]
+        Per kind, the number of services in the study data.
+    either, both : numpy.ndarray
+        Per sample point: within the walk of a service of either kind / of both kinds.
+    any_share : numpy.ndarray
+        Per ward, share of residents within the walk of a service of either kind.
+    """
+
+    sample: access.ResidentSample
+    kinds: dict[str, access.KindAccess]
+    minutes: dict[str, np.ndarray]
+    service_counts: dict[str, int]
+    either: np.ndarray
+    both: np.ndarray
+    any_share: np.ndarray
+
+    def served(self, access_rule: str) -> np.ndarray:
+        """Per sample point, is it already served under ``access_rule``?"""
+        return self.both if access_rule == "each_kind" else self.either
+
+
+def measure_access(wards: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame | None],
+                   residents: gpd.GeoDataFrame | None, settings: GapSettings, seed: int,
+                   ) -> tuple[WalkAccess, list[str]]:
+    """Sample each ward's residents and measure their walk to each kind of service.
+
+    Parameters
+    ----------
+    wards
+        The ward table.
+    layers
+        Service point layer per kind (:data:`KINDS`), ``None`` when not given.
+    residents
+        Optional finer population layer.
+    settings
+        Gap settings (``sample_points`` and the walk).
+    seed
+        Seed of the resident sampling.
+
+    Returns
+    -------
+    tuple
+        ``(WalkAccess, warnings)``.
+    """
+    warnings: list[str] = []
+    n = len(wards)
+    sample = access.sample_residents(wards, residents, settings.sample_points, seed)
+    kinds: dict[str, access.KindAccess] = {}
+    minutes: dict[str, np.ndarray] = {}
+    counts: dict[str, int] = {}
+    for kind, layer in layers.items():
+        xy = access.service_xy(layer)
+        counts[kind] = len(xy)
+        if not len(xy):
+            warnings.append(f"gaps: no {KINDS[kind]}s given, so no ward has access to one")
+        kinds[kind] = access.ward_access(sample, n, xy, settings.walk_radius_m)
+        minutes[kind] = access.walk_minutes(kinds[kind].mean_distance_m, settings.walk_speed_kmh,
+                                            settings.detour_factor)
+    treatment = kinds["treatment"].point_within
+    needle_exchange = kinds["needle_exchange"].point_within
+    either = treatment | needle_exchange
+    any_share = np.bincount(sample.ward, weights=sample.weight * either, minlength=n)
+    return WalkAccess(sample, kinds, minutes, counts, either, treatment & needle_exchange,
+                      any_share), warnings
+
+
+@dataclass
+class AccessVerdict:
+    """Whether each ward's access is poor under the access rule.
+
+    Attributes
+    ----------
+    effective : numpy.ndarray
+        Per ward, the share of residents the rule counts as within reach (the smaller of the
+        two kinds for ``each_kind``; within reach of either kind for ``any_service``).
+    poor : dict[str, numpy.ndarray]
+        Per kind, is access poor; under ``any_service`` both carry the combined verdict.
+    access_poor : numpy.ndarray
+        Per ward, is access poor overall.
+    """
+
+    effective: np.ndarray
+    poor: dict[str, np.ndarray]
+    access_poor: np.ndarray
+
+
+def judge_access(walk: WalkAccess, settings: GapSettings) -> AccessVerdict:
+    """Apply ``settings.access_rule`` and ``settings.access_share`` to the measured access."""
+    if settings.access_rule == "each_kind":
+        share = {k: walk.kinds[k].share_within for k in KINDS}
+        effective = np.minimum(share["treatment"], share["needle_exchange"])
+        poor = {k: share[k] < settings.access_share for k in KINDS}
+    else:
+        effective = walk.any_share
+        poor = dict.fromkeys(KINDS, walk.any_share < settings.access_share)
+    return AccessVerdict(effective, poor, effective < settings.access_share)
+
+
+# --------------------------------------------------------------------------- gaps
+
+def score_and_rank(wards: pd.DataFrame, need: NeedAssessment, verdict: AccessVerdict,
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which wards are outreach gaps, their gap score, and the order of the gap ranking.
+
+    Returns
+    -------
+    tuple
+        ``(is_gap, score, order)``: ``score = need_percentile * (1 - access share)`` (NaN when
+        not assessed); ``order`` lists ward positions from gap rank 1 down: gaps first, then
+        by score (highest first, unassessed last), then by ward code.
+    """
+    is_gap = need.high & verdict.access_poor & need.assessed
+    score = np.where(need.assessed, need.percentile * (1.0 - verdict.effective), np.nan)
+    order = np.lexsort((wards["ward_code"].astype(str).to_numpy(),
+                        -np.nan_to_num(score, nan=-1.0), ~is_gap))
+    return is_gap, score, order
+
+
+def _gap_columns(wards: pd.DataFrame, need: NeedAssessment, walk: WalkAccess,
+                 verdict: AccessVerdict, is_gap: np.ndarray, score: np.ndarray,
+                 order: np.ndarray, measure: str, settings: GapSettings) -> pd.DataFrame:
+    """The :data:`GAP_COLUMNS`, indexed like the ward table."""
+    n = len(wards)
+    population = pd.to_numeric(wards["population"], errors="coerce").to_numpy(dtype=float)
+    # A ward with no residents has no share of residents to report.
+    no_residents = np.isfinite(population) & (population <= 0)
+    share = {k: np.where(no_residents, np.nan, walk.kinds[k].share_within) for k in KINDS}
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(1, n + 1)
+    any_services = {k: walk.service_counts[k] > 0 for k in KINDS}
+    reasons = [
+        gap_reason(i, need, {k: bool(verdict.poor[k][i]) for k in KINDS}, bool(is_gap[i]),
+                   {k: (walk.kinds[k].mean_distance_m[i], float(walk.minutes[k][i]), share[k][i])
+                    for k in KINDS},
+                   population[i], settings, measure, any_services, walk.any_share[i])
+        for i in range(n)]
+    treatment, needle_exchange = walk.kinds["treatment"], walk.kinds["needle_exchange"]
+    return pd.DataFrame({
+        "nearest_treatment_service_m": np.round(treatment.mean_distance_m, 0),
+        "nearest_needle_exchange_m": np.round(needle_exchange.mean_distance_m, 0),
+        "gap_score": np.round(score, 4),
+        "gap_rank": rank,
+        "is_outreach_gap": is_gap,
+        "gap_reason": reasons,
+        "treatment_walk_min": np.round(walk.minutes["treatment"], 1),
+        "needle_exchange_walk_min": np.round(walk.minutes["needle_exchange"], 1),
+        "share_within_walk_treatment": np.round(share["treatment"], 4),
+        "share_within_walk_needle_exchange": np.round(share["needle_exchange"], 4),
+        "treatment_services_within_walk": treatment.services_within,
+        "needle_exchanges_within_walk": needle_exchange.services_within,
+        "gap_need_measure": measure,
+        "gap_need_high": need.high,
+        "gap_access_poor": np.where(no_residents, False, verdict.access_poor),
+    }, index=wards.index)
+
+
+# --------------------------------------------------------------------------- manifest
+
+def _wards_not_assessed(wards: pd.DataFrame, need: NeedAssessment,
+                        reasons: np.ndarray) -> list[dict]:
+    """Code, name and reason of each ward that could not be assessed."""
+    return [{"ward_code": str(wards["ward_code"].iloc[i]),
+             "ward_name": str(wards["ward_name"].iloc[i]),
+             "reason": reasons[i].removeprefix("not assessed: ")}
+            for i in np.flatnonzero(~need.assessed)]
+
+
+def _assessment_warnings(not_assessed: list[dict], sample: access.ResidentSample) -> list[str]:
+    """Warnings about wards not assessed and wards whose residents were area-sampled."""
+    warnings = []
+    if not_assessed:
+        warnings.append(f"gaps: {len(not_assessed)} ward(s) not assessed for outreach gaps "
+                        "(no resident population or no rate); see the manifest")
+    if sample.fallback_wards:
+        warnings.append(f"gaps: {len(sample.fallback_wards)} ward(s) have no residents in the "
+                        "residents layer; their access is measured over the ward's area")
+    return warnings
+
+
+def _parameters_section(settings: GapSettings, measure: str, need: NeedAssessment,
+                        seed: int) -> dict:
+    """The settings as given, plus the measure, criteria, walk radius and speed used."""
+    return {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(settings).items()},
+            "need_measure_used": measure, "need_criteria_used": need.criteria_used,
+            "walk_radius_m": round(settings.walk_radius_m, 1),
+            "walk_speed_m_per_min": round(access.walk_speed_m_per_min(settings.walk_speed_kmh), 2),
+            "seed": int(seed)}
+
+
+def _sampling_section(wards: pd.DataFrame, sample: access.ResidentSample) -> dict:
+    """How the residents were sampled: points, wards per basis, area-sampled wards."""
+    return {
+        "points": int(len(sample.xy)),
+        "wards_by_basis": dict(sorted(Counter(sample.basis).items())),
+        "wards_area_sampled_for_lack_of_residents": [
+            str(wards["ward_code"].iloc[w]) for w in sample.fallback_wards],
+        "residents_outside_wards": round(sample.residents_outside, 1),
+    }
+
+
+# --------------------------------------------------------------------------- satellites
 
 def _candidate_table(wards: gpd.GeoDataFrame, candidate_sites: gpd.GeoDataFrame | None,
                      is_gap: np.ndarray, settings: GapSettings,
@@ -738,42 +887,103 @@ def choose_satellites(wards: gpd.GeoDataFrame, sample: access.ResidentSample,
     tuple
         ``(satellites table, manifest section, warnings)``.
     """
-    warnings: list[str] = []
-    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in SATELLITE_COLUMNS})
     section: dict = {"k": settings.satellites, "demand": settings.satellite_demand}
     if settings.satellites == 0:
-        section["skipped"] = "satellites = 0"
-        return empty, section, warnings
-    demand_ward = is_gap if settings.satellite_demand == "gap_wards" else np.ones(len(wards), bool)
-    point_need = need_count[sample.ward] * sample.weight
-    unmet = np.where(served | ~demand_ward[sample.ward], 0.0, point_need)
-    gap_unmet = np.where(served | ~is_gap[sample.ward], 0.0, point_need)
+        return _no_sites(section, "satellites = 0")
+    unmet, gap_unmet = _unmet_need(sample, need_count, served, is_gap, settings.satellite_demand)
     section["unmet_need"] = round(float(unmet.sum()), 2)
     section["gap_need_unmet"] = round(float(gap_unmet.sum()), 2)
     if not is_gap.any() and settings.satellite_demand == "gap_wards":
-        section["skipped"] = "no outreach gaps"
-        return empty, section, warnings
+        return _no_sites(section, "no outreach gaps")
 
     candidates = _candidate_table(wards, candidate_sites, is_gap, settings, candidates_from_file)
     section["candidates"] = {str(k): int(v) for k, v in
                              candidates["source"].value_counts().sort_index().items()}
     if unmet.sum() <= 0 or not len(candidates):
-        section["skipped"] = "no unmet need" if len(candidates) else "no candidate sites"
-        warnings.append(f"gaps: no satellite sites suggested ({section['skipped']})")
-        return empty, section, warnings
+        return _no_sites(section, "no unmet need" if len(candidates) else "no candidate sites",
+                         warn=True)
 
+    solution, warnings = _solve_sites(sample.xy, unmet, candidates, settings, timings)
+    section.update(_solution_section(solution, candidates, settings, timings))
+    table = _site_rows(wards, candidates, solution, unmet, gap_unmet, sample)
+    return table, section, warnings
+
+
+def _no_sites(section: dict, reason: str, warn: bool = False,
+              ) -> tuple[pd.DataFrame, dict, list[str]]:
+    """The empty answer of :func:`choose_satellites`, with ``reason`` as ``skipped``."""
+    section["skipped"] = reason
+    warnings = [f"gaps: no satellite sites suggested ({reason})"] if warn else []
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in SATELLITE_COLUMNS}), section, warnings
+
+
+def _unmet_need(sample: access.ResidentSample, need_count: np.ndarray, served: np.ndarray,
+                is_gap: np.ndarray, demand: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample point, the unmet need of the demand wards and of the gap wards.
+
+    A point's need is its ward's count times its weight; it is unmet where the point is not
+    already served. Under ``demand = "gap_wards"`` the two arrays are the same.
+    """
+    point_need = need_count[sample.ward] * sample.weight
+    gap_unmet = np.where(served | ~is_gap[sample.ward], 0.0, point_need)
+    if demand == "gap_wards":
+        return gap_unmet, gap_unmet
+    return np.where(served, 0.0, point_need), gap_unmet
+
+
+@dataclass
+class SiteSolution:
+    """The chosen satellite sites and how they were found.
+
+    Attributes
+    ----------
+    keep : numpy.ndarray
+        Per sample point, does it have unmet need (is it a demand point)?
+    cover : scipy.sparse.csr_matrix
+        Demand point x candidate: is the point within the walk of the candidate?
+    merged_points : int
+        Demand points left after merging those with identical coverage.
+    candidates_in_reach : int
+        Candidates that reach any demand point.
+    optimum : satellites.MclpAnswer or None
+        The solver's answer; ``None`` when it gave no optimal answer.
+    greedy : list[int]
+        The greedy answer (candidate positions in pick order).
+    greedy_need : float
+        Unmet need the greedy answer covers.
+    """
+
+    keep: np.ndarray
+    cover: object
+    merged_points: int
+    candidates_in_reach: int
+    optimum: sat.MclpAnswer | None
+    greedy: list[int]
+    greedy_need: float
+
+    @property
+    def chosen(self) -> list[int]:
+        """The sites shown: the optimum, or the greedy answer when the solver failed."""
+        return self.optimum.sites if self.optimum is not None else self.greedy
+
+
+def _solve_sites(xy: np.ndarray, unmet: np.ndarray, candidates: gpd.GeoDataFrame,
+                 settings: GapSettings, timings: dict[str, float],
+                 ) -> tuple[SiteSolution, list[str]]:
+    """Solve the MCLP over the points with unmet need, and the greedy answer beside it.
+
+    Fills ``timings`` with ``spopt_import``, ``mclp`` and ``greedy`` (seconds).
+    """
+    warnings: list[str] = []
     start = time.perf_counter()
     import spopt.locate  # noqa: F401  (a one-off ~2 s import; timed apart from the solve)
     timings["spopt_import"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    cand_xy = access.service_xy(candidates)
     keep = unmet > 0
-    cover = sat.coverage_matrix(sample.xy[keep], cand_xy, settings.walk_radius_m)
+    cover = sat.coverage_matrix(xy[keep], access.service_xy(candidates), settings.walk_radius_m)
     patterns, merged = sat.merge_identical_demand(cover, unmet[keep])
-    section["demand_points"] = int(keep.sum())
-    section["merged_demand_points"] = int(len(merged))
-    section["candidates_in_reach"] = int(patterns.any(axis=0).sum()) if patterns.size else 0
+    in_reach = int(patterns.any(axis=0).sum()) if patterns.size else 0
     try:
         optimum = sat.solve_mclp(patterns, merged, settings.satellites, settings.solver,
                                  settings.solver_time_limit_s)
@@ -786,43 +996,54 @@ def choose_satellites(wards: gpd.GeoDataFrame, sample: access.ResidentSample,
     start = time.perf_counter()
     greedy, greedy_gains = sat.greedy_sites(patterns, merged, settings.satellites)
     timings["greedy"] = time.perf_counter() - start
-    greedy_total = float(sum(greedy_gains))
-    chosen = optimum.sites if optimum is not None else greedy
-    if len(chosen) < settings.satellites:
-        warnings.append(f"gaps: {len(chosen)} satellite site(s) reach all the unmet need that "
-                        f"any candidate site can reach; {settings.satellites} were asked for")
 
+    solution = SiteSolution(keep, cover, len(merged), in_reach, optimum, greedy,
+                            float(sum(greedy_gains)))
+    if len(solution.chosen) < settings.satellites:
+        warnings.append(f"gaps: {len(solution.chosen)} satellite site(s) reach all the unmet "
+                        f"need that any candidate site can reach; {settings.satellites} were "
+                        "asked for")
+    return solution, warnings
+
+
+def _solution_section(solution: SiteSolution, candidates: gpd.GeoDataFrame,
+                      settings: GapSettings, timings: dict[str, float]) -> dict:
+    """The manifest's account of the solve: sizes, solver, optimum vs greedy, times."""
     import pulp
     import spopt
 
-    section.update({
+    optimum = solution.optimum
+    return {
+        "demand_points": int(solution.keep.sum()),
+        "merged_demand_points": solution.merged_points,
+        "candidates_in_reach": solution.candidates_in_reach,
         "solver": f"{settings.solver.upper()} via PuLP {pulp.__version__}, spopt {spopt.__version__}",
         "status": optimum.status if optimum is not None else "failed",
         "solve_seconds": round(timings["mclp"], 3),
         "optimal_need_covered": round(optimum.objective, 2) if optimum is not None else None,
-        "greedy_need_covered": round(greedy_total, 2),
-        "greedy_sites": [str(candidates["name"].iloc[j]) for j in greedy],
+        "greedy_need_covered": round(solution.greedy_need, 2),
+        "greedy_sites": [str(candidates["name"].iloc[j]) for j in solution.greedy],
         "greedy_seconds": round(timings["greedy"], 4),
         "need_units": "need-measure offences attributed to residents by their share of the ward",
-    })
-    table = _site_rows(wards, candidates, chosen, cover, unmet[keep], gap_unmet[keep],
-                       sample, keep, set(greedy))
-    return table, section, warnings
+    }
 
 
-def _site_rows(wards: gpd.GeoDataFrame, candidates: gpd.GeoDataFrame, chosen: list[int],
-               cover, unmet: np.ndarray, gap_unmet: np.ndarray,
-               sample: access.ResidentSample, keep: np.ndarray, greedy: set[int]) -> pd.DataFrame:
+def _site_rows(wards: gpd.GeoDataFrame, candidates: gpd.GeoDataFrame, solution: SiteSolution,
+               unmet: np.ndarray, gap_unmet: np.ndarray,
+               sample: access.ResidentSample) -> pd.DataFrame:
     """One row per chosen site, with the need each adds to the sites ranked above it."""
+    keep = solution.keep
+    unmet, gap_unmet = unmet[keep], gap_unmet[keep]
     population = pd.to_numeric(wards["population"], errors="coerce").fillna(0).to_numpy(float)
     residents = (population[sample.ward] * sample.weight)[keep]
     gap_total = float(gap_unmet.sum())
-    covered = np.zeros(cover.shape[0], dtype=bool)
+    covered = np.zeros(solution.cover.shape[0], dtype=bool)
+    chosen, greedy = solution.chosen, set(solution.greedy)
     site_ward = access.assign_points_to_wards(wards, candidates.iloc[chosen])
     rows = []
     cumulative = 0.0
     for rank, (j, w) in enumerate(zip(chosen, site_ward), start=1):
-        reach = np.asarray(cover[:, j].toarray()).ravel() & ~covered
+        reach = solution.cover[:, j].toarray().ravel() & ~covered
         covered |= reach
         gap_gain = float(gap_unmet[reach].sum())
         cumulative += gap_gain
