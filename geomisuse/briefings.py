@@ -279,257 +279,161 @@ def ordinal(n: int) -> str:
 
 
 def build_data(run: StudyRun, published: pd.DataFrame, settings) -> dict:
-    """Everything the templates show, from published figures (see the module docstring)."""
-    from .pipeline import previous_period
+    """Everything the templates show, from published figures (see the module docstring).
+
+    Borough-level figures come first (measure summaries, comparisons, clusters, gaps, sites),
+    then one dict per ward (:func:`_ward`), then the key findings and the overview.
+    """
+    b = _basis(run, published, settings)
+    halves = _protected_halves(b) if not all(_has_previous(b.real, m) for m in b.measures) else {}
+    measure_info = {m: _measure_summary(b, m) for m in b.measures}
+    comparisons = {m: _comparison(b, m, halves.get(m)) for m in b.measures}
+    clusters, component_of, hot_spots = _cluster_groups(b)
+    gap_list = _gap_list(b.real)
+    context = _Context(measure_info=measure_info, comparisons=comparisons, component_of=component_of,
+                       walk=_walk(run), sites=_sites(run), satellites=_satellites(run, b.codes, b.names),
+                       estates=run.layer_table("estates"), centres=_centres(b.real))
+    ward_items = [_ward(b, context, i) for i in range(len(b.codes))]
+    findings = key_findings({
+        "measures": b.measures, "clusters": clusters, "hot_spots": hot_spots, "changes": _changes(b, comparisons),
+        "gaps": gap_list, "satellites": context.satellites, "clusters_ran": b.clusters_ran, "gaps_ran": b.gaps_ran,
+        "totals_of_parts": b.totals_of_parts})
+    return _overview(b, context, ward_items, findings, gap_list)
+
+
+@dataclass
+class _Basis:
+    """The real and published ward tables, aligned row for row, and what every part needs."""
+    run: StudyRun
+    real: pd.DataFrame          # run.wards: real values, for borough totals and cluster labels
+    pub: pd.DataFrame           # the published ward table: every ward count and rate shown
+    codes: list[str]
+    names: list[str]
+    pages: list[str]
+    measures: list[str]
+    sources: dict               # measure -> source key, from the manifest
+    totals_of_parts: set[str]   # measures that are the sum of others shown ({"drug_offences"} or empty)
+    threshold: int
+    unsuppressed: bool
+    population: pd.Series
+    neighbours: list[list[int]]
+    grids: dict[str, pd.DataFrame]  # measure -> published monthly counts, ward x month
+
+    @property
+    def clusters_ran(self) -> bool:
+        return any(f"{m}_lisa_label" in self.real for m in self.measures)
+
+    @property
+    def gaps_ran(self) -> bool:
+        return "is_outreach_gap" in self.real
+
+    def borough_total(self, values) -> str:
+        """A borough total of real counts, suppressed like a published count."""
+        total = pd.Series(values, dtype="Float64").sum(min_count=1)
+        if total is pd.NA or (isinstance(total, float) and math.isnan(total)):
+            return ""
+        total = int(total)
+        if not self.unsuppressed and 1 <= total < self.threshold:
+            return f"<{self.threshold}"
+        return f"{total:,}"
+
+
+@dataclass
+class _Walk:
+    """Walking parameters for distances to services and satellite sites."""
+    speed: float     # km/h
+    detour: float    # network distance / straight-line distance
+    minutes: float   # walking reach
+    reach_m: float   # walking reach as a straight-line distance
+
+
+@dataclass
+class _Context:
+    """Borough-level results the ward pages draw on."""
+    measure_info: dict[str, dict]
+    comparisons: dict[str, dict]
+    component_of: dict[tuple[str, int], list[int]]  # (measure, ward) -> the wards of its cluster
+    walk: _Walk
+    sites: list[_Site]
+    satellites: list[dict]
+    estates: pd.DataFrame | None
+    centres: list
+
+
+def _basis(run: StudyRun, published: pd.DataFrame, settings) -> _Basis:
+    """Align the published table to the real one and gather the study's measures and grids."""
     from .publish import published_monthly
 
-    threshold = int(settings.suppression_threshold)
-    unsuppressed = bool(settings.unsuppressed)
     real = run.wards.reset_index(drop=True)
     pub = pd.DataFrame(published).reset_index(drop=True)
     if list(pub["ward_code"]) != list(real["ward_code"]):
         pub = pub.set_index("ward_code").loc[real["ward_code"]].reset_index()
     codes = real["ward_code"].astype(str).tolist()
-    names = real["ward_name"].astype(str).tolist()
-    pages = [page_name(c, i) for i, c in enumerate(codes)]
     measures = [m for m in MEASURES if m in run.measures]
     sources = run.manifest.get("measures", {})
     parts = [m for m in ("possession", "trafficking") if m in measures and sources.get(m) == "mps_ward"]
     totals_of_parts = ({"drug_offences"} if parts and "drug_offences" in measures
                        and sources.get("drug_offences") == "mps_ward" else set())
-
-    def borough_total(values) -> str:
-        total = pd.Series(values, dtype="Float64").sum(min_count=1)
-        if total is pd.NA or (isinstance(total, float) and math.isnan(total)):
-            return ""
-        total = int(total)
-        if not unsuppressed and 1 <= total < threshold:
-            return f"<{threshold}"
-        return f"{total:,}"
-
-    population = real["population"].astype("float64")
-    neighbours = _neighbours(real)
-
-    # Monthly published grids (ward x month) per measure.
     monthly_pub = published_monthly(run, settings) if len(run.monthly) else run.monthly
-    grids = {}
-    for m in measures:
-        column = f"{m}_count"
-        if column in monthly_pub:
-            grids[m] = monthly_pub.pivot(index="ward_code", columns="month", values=column).reindex(
-                index=codes, columns=run.months)
+    grids = {m: monthly_pub.pivot(index="ward_code", columns="month", values=f"{m}_count").reindex(
+                 index=codes, columns=run.months)
+             for m in measures if f"{m}_count" in monthly_pub}
+    return _Basis(run=run, real=real, pub=pub, codes=codes, names=real["ward_name"].astype(str).tolist(),
+                  pages=[page_name(c, i) for i, c in enumerate(codes)], measures=measures, sources=sources,
+                  totals_of_parts=totals_of_parts, threshold=int(settings.suppression_threshold),
+                  unsuppressed=bool(settings.unsuppressed), population=real["population"].astype("float64"),
+                  neighbours=_neighbours(real), grids=grids)
 
-    # Measure summaries and comparisons.
-    needs_halves = [m for m in measures if not (f"{m}_previous_count" in real and real[f"{m}_previous_count"].notna().any())]
-    halves = _protected_halves(run, codes, pub, grids, measures, totals_of_parts, threshold, unsuppressed) \
-        if needs_halves else {}
-    measure_info = {}
-    comparisons: dict[str, dict] = {}
-    for m in measures:
-        count_col, rate_col = f"{m}_count", f"{m}_rate_per_1000"
-        total_text = borough_total(real[count_col])
-        with_pop = real[count_col].notna() & (population > 0)
-        total_num = number(total_text)
-        pop = population[with_pop].sum()
-        rate = (float(real.loc[with_pop, count_col].astype("float64").sum()) / pop * defaults.RATE_PER
-                if pop > 0 and total_num is not None else None)
-        rates = pd.to_numeric(pub[rate_col], errors="coerce")
-        measure_info[m] = {
-            "key": m, "label": MEASURE_LABELS[m], "source": SOURCE_LABELS.get(sources.get(m), sources.get(m, "")),
-            "borough_count": total_text, "borough_rate": "" if rate is None else f"{rate:.1f}",
-            "ranked": int(rates.notna().sum()),
-            "ranks": rates.rank(ascending=False, method="min"),
-            "rates": rates,
-        }
-        comparisons[m] = _comparison(m, run, real, pub, halves.get(m), threshold, borough_total, previous_period)
 
-    # Cluster components and hot spots.
-    clusters_ran = any(f"{m}_lisa_label" in real for m in measures)
-    clusters: dict[str, list[dict]] = {}
-    component_of: dict[tuple[str, int], list[int]] = {}
-    hot_spots: dict[str, list[str]] = {}
-    for m in measures:
-        label_col = f"{m}_lisa_label"
-        if label_col in real:
-            labels = real[label_col].astype(object).where(real[label_col].notna(), None).tolist()
-            p_values = pd.to_numeric(real.get(f"{m}_lisa_p"), errors="coerce") if f"{m}_lisa_p" in real else None
-            found = []
-            for label in ("High-High", "Low-Low"):
-                for comp in _components([i for i, lab in enumerate(labels) if lab == label], neighbours):
-                    for i in comp:
-                        component_of[(m, i)] = comp
-                    p_min = float(p_values.iloc[comp].min()) if p_values is not None else float("nan")
-                    found.append({"label": label, "codes": [codes[i] for i in comp],
-                                  "names": [names[i] for i in comp], "p": p_min if not math.isnan(p_min) else 1.0})
-            found.sort(key=lambda c: (c["label"] != "High-High", -len(c["codes"]), c["p"]))
-            clusters[m] = found
-        gi_col = f"{m}_gi_bin"
-        if gi_col in real:
-            bins = pd.to_numeric(real[gi_col], errors="coerce")
-            hot_spots[m] = [names[i] for i in np.flatnonzero((bins >= 3).to_numpy())]
+def _walk(run: StudyRun) -> _Walk:
+    """The walking parameters and the reach they give (see :func:`walk_parameters`)."""
+    speed, detour, minutes = walk_parameters(run)
+    return _Walk(speed, detour, minutes, minutes * speed * 1000 / 60 / detour)
 
-    # Gaps.
-    gaps_ran = "is_outreach_gap" in real
-    gap_list = []
-    if gaps_ran:
-        flagged = real[real["is_outreach_gap"].fillna(False).astype(bool)]
-        if "gap_rank" in real:
-            flagged = flagged.assign(_r=pd.to_numeric(flagged["gap_rank"], errors="coerce")).sort_values(
-                "_r", kind="stable")
-        for _, row in flagged.iterrows():
-            gap_list.append({"code": row["ward_code"], "name": row["ward_name"], "rank": _int_or(row.get("gap_rank")),
-                             "reason": _text(row.get("gap_reason"))})
 
-    # Sites.
-    speed, detour, reach_min = walk_parameters(run)
-    reach_m = reach_min * speed * 1000 / 60 / detour
-    sites = _sites(run)
-    satellites = _satellites(run, codes, names)
-    estates = run.layer_table("estates")
+def _has_previous(real: pd.DataFrame, measure: str) -> bool:
+    """Whether the inputs hold the measure's counts for the previous period."""
+    column = f"{measure}_previous_count"
+    return column in real and real[column].notna().any()
 
-    # Wards.
-    centres = _centres(real)
-    ward_items = []
-    for i, code in enumerate(codes):
-        row, prow = real.iloc[i], pub.iloc[i]
-        figures, cluster_items, rises = [], [], []
-        for j, m in enumerate(measures):
-            info = measure_info[m]
-            count_col, rate_col = f"{m}_count", f"{m}_rate_per_1000"
-            shown = prow[count_col]
-            rate = number(prow[rate_col])
-            rank = info["ranks"].iloc[i]
-            comparison = comparisons[m]
-            item = comparison["by_code"].get(code) if comparison["mode"] != "none" else None
-            if item is not None and item.percent is not None and item.percent >= 25 and item.difference >= threshold \
-                    and m not in totals_of_parts:
-                rises.append(MEASURE_LABELS[m])
-            chart, chart_note = None, ""
-            if m in totals_of_parts:
-                chart_note = f"Monthly chart omitted: {MEASURE_LABELS[m]} is the sum of the measures charted here."
-            elif m not in grids:
-                chart_note = "No monthly figures."
-            elif is_hidden(shown) and not unsuppressed:
-                chart_note = "Monthly figures not shown: this ward's count for the period is suppressed."
-            else:
-                chart = monthly_chart_svg(run.months, grids[m].iloc[i].tolist(), threshold, f"c{i}-{j}")
-            figures.append({
-                "measure": m, "label": MEASURE_LABELS[m], "count": count_text(shown),
-                "count_sort": _sort_key(shown, threshold),
-                "rate": "" if rate is None else f"{rate:.1f}", "rate_sort": "" if rate is None else f"{rate:.4f}",
-                "rank": "" if rate is None or math.isnan(rank) else f"{ordinal(int(rank))} of {info['ranked']}",
-                "borough_rate": info["borough_rate"], "change": item,
-                "change_sort": "" if item is None or item.difference is None else f"{item.difference:.0f}",
-                "chart": chart, "chart_note": chart_note,
-            })
-            if f"{m}_lisa_label" in real:
-                label = row[f"{m}_lisa_label"]
-                label = None if label is None or (isinstance(label, float) and math.isnan(label)) else str(label)
-                comp = component_of.get((m, i), [i])
-                others = [names[k] for k in comp if k != i]
-                p_value = number(row.get(f"{m}_lisa_p"))
-                gi = number(row.get(f"{m}_gi_bin"))
-                cluster_items.append({
-                    "measure": m, "label": label, "others": others,
-                    "words": cluster_words(m, label, others, p_value, None if gi is None else int(gi)),
-                    "significant": label not in (None, "Not significant"), "gi": None if gi is None else int(gi)})
-            elif f"{m}_gi_bin" in real and number(row.get(f"{m}_gi_bin")):
-                gi = int(number(row.get(f"{m}_gi_bin")))
-                cluster_items.append({"measure": m, "label": None, "others": [], "significant": True, "gi": gi,
-                                      "words": cluster_words(m, "Not significant", [], None, gi)})
-        cluster_summary = "; ".join(
-            [f"{c['label']} ({MEASURE_LABELS[c['measure']]})" for c in cluster_items
-             if c["label"] not in (None, "Not significant")]
-            + [f"Gi* {'hot' if c['gi'] > 0 else 'cold'} spot ({MEASURE_LABELS[c['measure']]})" for c in cluster_items
-               if c["gi"] is not None and abs(c["gi"]) >= 3])
-        gap = None
-        if gaps_ran:
-            gap = {"is_gap": bool(row.get("is_outreach_gap")) if not pd.isna(row.get("is_outreach_gap")) else False,
-                   "rank": _int_or(row.get("gap_rank")), "reason": _text(row.get("gap_reason")),
-                   "score": number(row.get("gap_score")),
-                   "nearest": []}
-            for column, what in (("nearest_treatment_service_m", "treatment service"),
-                                 ("nearest_needle_exchange_m", "needle exchange")):
-                distance = number(row.get(column))
-                if distance is not None:
-                    gap["nearest"].append(f"nearest {what} {_distance_text(distance)} "
-                                          f"(about {walk_minutes(distance, speed, detour):.0f} minutes' walk)")
-        centre = centres[i]
-        provision, within = _provision(sites, centre, reach_m, speed, detour)
-        here = [s for s in satellites if s["ward_code"] == code]
-        near = [s for s in satellites if s["ward_code"] != code and s["point"] is not None
-                and s["point"].distance(centre) <= reach_m]
-        for s in near:
-            s_dist = s["point"].distance(centre)
-            s.setdefault("distances", {})[code] = f"{_distance_text(s_dist)} from the ward centre"
-        ward_estates = []
-        if estates is not None and "ward_code" in estates:
-            chosen = estates[estates["ward_code"] == code]
-            for _, e in chosen.iterrows():
-                homes = number(e.get("homes")) if "homes" in chosen else None
-                ward_estates.append({"name": _text(e.get("name")) or "(unnamed estate)",
-                                     "homes": "" if homes is None else f"{int(homes):,} homes"})
-        ward = {
-            "code": code, "name": names[i], "page": pages[i], "index": i,
-            "borough": _text(row.get("borough_name")) or (run.study.borough or ""),
-            "population": "" if math.isnan(population.iloc[i]) else f"{int(population.iloc[i]):,}",
-            "population_sort": "" if math.isnan(population.iloc[i]) else f"{population.iloc[i]:.0f}",
-            "area": f"{float(row['area_km2']):.2f}" if number(row.get("area_km2")) is not None else "",
-            "figures": figures, "clusters": cluster_items, "cluster_summary": cluster_summary,
-            "gap": gap, "provision": provision, "within_reach": within,
-            "estates": ward_estates, "satellites_here": here,
-            "satellites_near": [dict(s, distance=s["distances"][code]) for s in near],
-            "neighbours": [names[k] for k in neighbours[i]],
-            "map": ward_map_svg(real, i, neighbours[i], sites, estates, satellites, f"m{i}"),
-            "prev": (codes[i - 1], pages[i - 1], names[i - 1]) if i > 0 else None,
-            "next": (codes[i + 1], pages[i + 1], names[i + 1]) if i + 1 < len(codes) else None,
-        }
-        ward["suggestions"] = suggestions({
-            "name": names[i], "clusters": [c for c in cluster_items if c["label"]], "gap": gap,
-            "satellites_here": [s["name"] for s in here], "satellites_near": [s["name"] for s in near],
-            "rises": rises, "estates": [e["name"] for e in ward_estates], "within_reach": within})
-        ward_items.append(ward)
 
-    changes = {m: {"mode": c["mode"], "label": c["label"], "borough": c["borough"],
-                   "wards": [(names[k], c["by_code"][codes[k]]) for k in range(len(codes)) if codes[k] in c["by_code"]]}
-               for m, c in comparisons.items()}
-    findings = key_findings({
-        "measures": measures, "clusters": clusters, "hot_spots": hot_spots, "changes": changes,
-        "gaps": gap_list, "satellites": satellites, "clusters_ran": clusters_ran, "gaps_ran": gaps_ran,
-        "totals_of_parts": totals_of_parts})
+# --------------------------------------------------------------------------------------------
+# Borough-level figures
+# --------------------------------------------------------------------------------------------
 
-    study = run.study
-    period = span(run.months, short=False) if run.months else "no months in the data"
-    input_sources = [f"{MEASURE_LABELS[m].capitalize()}: {measure_info[m]['source']}" for m in measures]
-    comparison_notes = sorted({c["note"] for c in comparisons.values() if c["note"]})
+def _measure_summary(b: _Basis, m: str) -> dict:
+    """One measure's label, source, borough count and rate, and the wards' published rates and ranks."""
+    count_col = f"{m}_count"
+    total_text = b.borough_total(b.real[count_col])
+    with_pop = b.real[count_col].notna() & (b.population > 0)
+    pop = b.population[with_pop].sum()
+    rate = (float(b.real.loc[with_pop, count_col].astype("float64").sum()) / pop * defaults.RATE_PER
+            if pop > 0 and number(total_text) is not None else None)
+    rates = pd.to_numeric(b.pub[f"{m}_rate_per_1000"], errors="coerce")
     return {
-        "title": study.name, "borough": study.borough or (real["borough_name"].dropna().astype(str).iloc[0]
-                                                         if real["borough_name"].notna().any() else ""),
-        "demo": bool(study.demo), "unsuppressed": unsuppressed, "threshold": threshold,
-        "period": period, "months": len(run.months), "sources": list(study.sources), "input_sources": input_sources,
-        "measures": [measure_info[m] for m in measures], "comparisons": comparisons,
-        "comparison_notes": comparison_notes,
-        "change_labels": "; ".join(dict.fromkeys(c["label"] or "no earlier data" for c in comparisons.values())),
-        "wards": ward_items, "findings": findings, "clusters_ran": clusters_ran, "gaps_ran": gaps_ran,
-        "gap_list": gap_list, "satellites": satellites, "police_uk": "police_uk" in run.layers,
-        "population_source": "population" in run.layers,
-        "walk": {"speed": f"{speed:g}", "detour": f"{detour:g}", "minutes": f"{reach_min:g}",
-                 "reach": _distance_text(reach_m)},
+        "key": m, "label": MEASURE_LABELS[m], "source": SOURCE_LABELS.get(b.sources.get(m), b.sources.get(m, "")),
+        "borough_count": total_text, "borough_rate": "" if rate is None else f"{rate:.1f}",
+        "ranked": int(rates.notna().sum()),
+        "ranks": rates.rank(ascending=False, method="min"),
+        "rates": rates,
     }
 
 
-def _comparison(measure, run, real, pub, halves, threshold, borough_total, previous_period) -> dict:
+def _comparison(b: _Basis, measure: str, halves: dict | None) -> dict:
     """How each ward's count moved: against the previous period when the inputs cover it,
     else the second half of the period against the first (``halves``, from
     :func:`_protected_halves`)."""
+    from .pipeline import previous_period
+
     count_col, prev_col = f"{measure}_count", f"{measure}_previous_count"
-    codes = real["ward_code"].astype(str).tolist()
-    if prev_col in real and real[prev_col].notna().any() and run.months:
-        before_months = previous_period(run.months)
-        label = f"{span(run.months)} against {span(before_months)}"
-        by_code = {c: change(pub[prev_col].iloc[i], pub[count_col].iloc[i], threshold) for i, c in enumerate(codes)}
-        borough = change(borough_total(real[prev_col]), borough_total(real[count_col]), threshold)
-        return {"mode": "previous", "label": label, "before": span(before_months), "after": span(run.months),
+    months = b.run.months
+    if _has_previous(b.real, measure) and months:
+        before_months = previous_period(months)
+        label = f"{span(months)} against {span(before_months)}"
+        by_code = {c: change(b.pub[prev_col].iloc[i], b.pub[count_col].iloc[i], b.threshold)
+                   for i, c in enumerate(b.codes)}
+        borough = change(b.borough_total(b.real[prev_col]), b.borough_total(b.real[count_col]), b.threshold)
+        return {"mode": "previous", "label": label, "before": span(before_months), "after": span(months),
                 "by_code": by_code, "borough": borough, "note": ""}
     if halves is None:
         return {"mode": "none", "label": "", "before": "", "after": "", "by_code": {},
@@ -537,8 +441,8 @@ def _comparison(measure, run, real, pub, halves, threshold, borough_total, previ
                 "note": "No earlier period in the data, so no changes are shown."}
     first, second = halves["months"]
     texts = halves["texts"]
-    by_code = {c: change(texts[i][0], texts[i][1], threshold) for i, c in enumerate(codes)}
-    borough = change(*halves["borough"], threshold)
+    by_code = {c: change(texts[i][0], texts[i][1], b.threshold) for i, c in enumerate(b.codes)}
+    borough = change(*halves["borough"], b.threshold)
     label = f"{span(second)} against {span(first)}"
     return {"mode": "halves", "label": label, "before": span(first), "after": span(second), "by_code": by_code,
             "borough": borough,
@@ -547,8 +451,7 @@ def _comparison(measure, run, real, pub, halves, threshold, borough_total, previ
                      "every other count, and also wherever they could reveal a suppressed month.")}
 
 
-def _protected_halves(run: StudyRun, codes: list[str], pub: pd.DataFrame, grids: dict, measures: list[str],
-                      totals_of_parts: set[str], threshold: int, unsuppressed: bool) -> dict[str, dict]:
+def _protected_halves(b: _Basis) -> dict[str, dict]:
     """Half-period counts per ward and measure, with disclosure control.
 
     Each ward's two half counts add up to its published period count, each half's counts
@@ -559,35 +462,37 @@ def _protected_halves(run: StudyRun, codes: list[str], pub: pd.DataFrame, grids:
     suppression makes sure no row or column has a lone hidden cell. A borough half total is
     left out if a column still has a lone hidden cell.
     """
-    months = list(run.months)
+    codes, threshold = b.codes, b.threshold
+    months = list(b.run.months)
     half = len(months) // 2
     if half == 0:
         return {}
     first, second = months[:half], months[-half:]
-    monthly = run.monthly.set_index(["ward_code", "month"])
+    monthly = b.run.monthly.set_index(["ward_code", "month"])
     out: dict[str, dict] = {}
-    order = [m for m in measures if m not in totals_of_parts] + [m for m in measures if m in totals_of_parts]
+    order = ([m for m in b.measures if m not in b.totals_of_parts]
+             + [m for m in b.measures if m in b.totals_of_parts])
     for m in order:
         column = f"{m}_count"
-        if m not in grids or column not in monthly:
+        if m not in b.grids or column not in monthly:
             continue
         values = np.full((len(codes), 2), np.nan)
         hidden_months = np.zeros((len(codes), 2), dtype=int)
-        grid = grids[m]
+        grid = b.grids[m]
         for k, part in enumerate((first, second)):
             table = monthly[column].astype("Float64").unstack("month").reindex(index=codes, columns=part)
             values[:, k] = table.sum(axis=1, min_count=len(part)).astype("float64").to_numpy()
             hidden_months[:, k] = np.array([[is_hidden(v) for v in row] for row in
                                             grid[part].itertuples(index=False)]).sum(axis=1)
-        if unsuppressed:
+        if b.unsuppressed:
             texts = [[("" if np.isnan(v) else int(v)) for v in row] for row in values]
             borough = [int(np.nansum(values[:, k])) if not np.isnan(values[:, k]).all() else "" for k in (0, 1)]
             out[m] = {"months": (first, second), "texts": texts, "borough": borough}
             continue
         primary = primary_mask(values, threshold)
-        period_hidden = np.array([is_hidden(v) for v in pub[column]])
+        period_hidden = np.array([is_hidden(v) for v in b.pub[column]])
         hidden = primary | (hidden_months == 1) | period_hidden[:, None]
-        if m in totals_of_parts:
+        if m in b.totals_of_parts:
             for part_measure in ("possession", "trafficking"):
                 if part_measure in out:
                     hidden |= out[part_measure]["hidden"].any(axis=1)[:, None]
@@ -609,6 +514,209 @@ def _protected_halves(run: StudyRun, codes: list[str], pub: pd.DataFrame, grids:
             else:
                 borough.append(suppress_value(float(np.nansum(total)), threshold))
         out[m] = {"months": (first, second), "texts": texts, "borough": borough, "hidden": hidden}
+    return out
+
+
+def _cluster_groups(b: _Basis) -> tuple[dict[str, list[dict]], dict[tuple[str, int], list[int]], dict[str, list[str]]]:
+    """Per measure: the LISA clusters as connected groups of wards (High-High first, larger
+    and more significant first), each ward's group, and the Gi* hot-spot ward names."""
+    clusters: dict[str, list[dict]] = {}
+    component_of: dict[tuple[str, int], list[int]] = {}
+    hot_spots: dict[str, list[str]] = {}
+    for m in b.measures:
+        label_col = f"{m}_lisa_label"
+        if label_col in b.real:
+            labels = b.real[label_col].astype(object).where(b.real[label_col].notna(), None).tolist()
+            p_values = pd.to_numeric(b.real[f"{m}_lisa_p"], errors="coerce") if f"{m}_lisa_p" in b.real else None
+            found = []
+            for label in ("High-High", "Low-Low"):
+                for comp in _components([i for i, lab in enumerate(labels) if lab == label], b.neighbours):
+                    for i in comp:
+                        component_of[(m, i)] = comp
+                    p_min = float(p_values.iloc[comp].min()) if p_values is not None else float("nan")
+                    found.append({"label": label, "codes": [b.codes[i] for i in comp],
+                                  "names": [b.names[i] for i in comp], "p": p_min if not math.isnan(p_min) else 1.0})
+            found.sort(key=lambda c: (c["label"] != "High-High", -len(c["codes"]), c["p"]))
+            clusters[m] = found
+        gi_col = f"{m}_gi_bin"
+        if gi_col in b.real:
+            bins = pd.to_numeric(b.real[gi_col], errors="coerce")
+            hot_spots[m] = [b.names[i] for i in np.flatnonzero((bins >= 3).to_numpy())]
+    return clusters, component_of, hot_spots
+
+
+def _gap_list(real: pd.DataFrame) -> list[dict]:
+    """The outreach gap wards, in gap rank order (empty when the gap stage did not run)."""
+    if "is_outreach_gap" not in real:
+        return []
+    flagged = real[real["is_outreach_gap"].fillna(False).astype(bool)]
+    if "gap_rank" in real:
+        flagged = flagged.assign(_r=pd.to_numeric(flagged["gap_rank"], errors="coerce")).sort_values(
+            "_r", kind="stable")
+    return [{"code": row["ward_code"], "name": row["ward_name"], "rank": _int_or(row.get("gap_rank")),
+             "reason": _text(row.get("gap_reason"))} for _, row in flagged.iterrows()]
+
+
+def _changes(b: _Basis, comparisons: dict[str, dict]) -> dict[str, dict]:
+    """The comparisons in the form :func:`geomisuse.findings.key_findings` reads: (ward name, change) pairs."""
+    return {m: {"mode": c["mode"], "label": c["label"], "borough": c["borough"],
+                "wards": [(name, c["by_code"][code]) for code, name in zip(b.codes, b.names) if code in c["by_code"]]}
+            for m, c in comparisons.items()}
+
+
+def _overview(b: _Basis, context: _Context, ward_items: list[dict], findings: list, gap_list: list[dict]) -> dict:
+    """The top-level template data: study, period, sources, measures, wards and findings."""
+    run, study, real, walk = b.run, b.run.study, b.real, context.walk
+    comparisons = context.comparisons
+    return {
+        "title": study.name, "borough": study.borough or (real["borough_name"].dropna().astype(str).iloc[0]
+                                                         if real["borough_name"].notna().any() else ""),
+        "demo": bool(study.demo), "unsuppressed": b.unsuppressed, "threshold": b.threshold,
+        "period": span(run.months, short=False) if run.months else "no months in the data",
+        "months": len(run.months), "sources": list(study.sources),
+        "input_sources": [f"{MEASURE_LABELS[m].capitalize()}: {context.measure_info[m]['source']}" for m in b.measures],
+        "measures": [context.measure_info[m] for m in b.measures], "comparisons": comparisons,
+        "comparison_notes": sorted({c["note"] for c in comparisons.values() if c["note"]}),
+        "change_labels": "; ".join(dict.fromkeys(c["label"] or "no earlier data" for c in comparisons.values())),
+        "wards": ward_items, "findings": findings, "clusters_ran": b.clusters_ran, "gaps_ran": b.gaps_ran,
+        "gap_list": gap_list, "satellites": context.satellites, "police_uk": "police_uk" in run.layers,
+        "population_source": "population" in run.layers,
+        "walk": {"speed": f"{walk.speed:g}", "detour": f"{walk.detour:g}", "minutes": f"{walk.minutes:g}",
+                 "reach": _distance_text(walk.reach_m)},
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# One ward's page
+# --------------------------------------------------------------------------------------------
+
+def _ward(b: _Basis, context: _Context, i: int) -> dict:
+    """Everything one ward's page (and its row in the overview table) shows."""
+    code, name, row = b.codes[i], b.names[i], b.real.iloc[i]
+    figures, rises = _ward_figures(b, context, i)
+    cluster_items = _ward_clusters(b, context.component_of, i)
+    gap = _ward_gap(row, context.walk) if b.gaps_ran else None
+    centre, walk = context.centres[i], context.walk
+    provision, within = _provision(context.sites, centre, walk.reach_m, walk.speed, walk.detour)
+    here = [s for s in context.satellites if s["ward_code"] == code]
+    near = [s for s in context.satellites if s["ward_code"] != code and s["point"] is not None
+            and s["point"].distance(centre) <= walk.reach_m]
+    estates = _ward_estates(context.estates, code)
+    population = b.population.iloc[i]
+    ward = {
+        "code": code, "name": name, "page": b.pages[i], "index": i,
+        "borough": _text(row.get("borough_name")) or (b.run.study.borough or ""),
+        "population": "" if math.isnan(population) else f"{int(population):,}",
+        "population_sort": "" if math.isnan(population) else f"{population:.0f}",
+        "area": f"{float(row['area_km2']):.2f}" if number(row.get("area_km2")) is not None else "",
+        "figures": figures, "clusters": cluster_items, "cluster_summary": _cluster_summary(cluster_items),
+        "gap": gap, "provision": provision, "within_reach": within,
+        "estates": estates, "satellites_here": here,
+        "satellites_near": [dict(s, distance=f"{_distance_text(s['point'].distance(centre))} from the ward centre")
+                            for s in near],
+        "neighbours": [b.names[k] for k in b.neighbours[i]],
+        "map": ward_map_svg(b.real, i, b.neighbours[i], context.sites, context.estates, context.satellites, f"m{i}"),
+        "prev": (b.codes[i - 1], b.pages[i - 1], b.names[i - 1]) if i > 0 else None,
+        "next": (b.codes[i + 1], b.pages[i + 1], b.names[i + 1]) if i + 1 < len(b.codes) else None,
+    }
+    ward["suggestions"] = suggestions({
+        "name": name, "clusters": [c for c in cluster_items if c["label"]], "gap": gap,
+        "satellites_here": [s["name"] for s in here], "satellites_near": [s["name"] for s in near],
+        "rises": rises, "estates": [e["name"] for e in estates], "within_reach": within})
+    return ward
+
+
+def _ward_figures(b: _Basis, context: _Context, i: int) -> tuple[list[dict], list[str]]:
+    """A ward's headline figures per measure (published count, rate, rank, change, monthly
+    chart), and the labels of measures that rose sharply (25 % and at least the threshold)."""
+    code, prow = b.codes[i], b.pub.iloc[i]
+    figures, rises = [], []
+    for j, m in enumerate(b.measures):
+        info = context.measure_info[m]
+        shown = prow[f"{m}_count"]
+        rate = number(prow[f"{m}_rate_per_1000"])
+        rank = info["ranks"].iloc[i]
+        item = context.comparisons[m]["by_code"].get(code)
+        if item is not None and item.percent is not None and item.percent >= 25 and item.difference >= b.threshold \
+                and m not in b.totals_of_parts:
+            rises.append(MEASURE_LABELS[m])
+        chart, chart_note = _ward_chart(b, m, i, j, shown)
+        figures.append({
+            "measure": m, "label": MEASURE_LABELS[m], "count": count_text(shown),
+            "count_sort": _sort_key(shown, b.threshold),
+            "rate": "" if rate is None else f"{rate:.1f}", "rate_sort": "" if rate is None else f"{rate:.4f}",
+            "rank": "" if rate is None or math.isnan(rank) else f"{ordinal(int(rank))} of {info['ranked']}",
+            "borough_rate": info["borough_rate"], "change": item,
+            "change_sort": "" if item is None or item.difference is None else f"{item.difference:.0f}",
+            "chart": chart, "chart_note": chart_note,
+        })
+    return figures, rises
+
+
+def _ward_chart(b: _Basis, m: str, i: int, j: int, shown) -> tuple[Markup | None, str]:
+    """Ward ``i``'s monthly chart for measure ``m`` (the ``j``-th), or why there is none."""
+    if m in b.totals_of_parts:
+        return None, f"Monthly chart omitted: {MEASURE_LABELS[m]} is the sum of the measures charted here."
+    if m not in b.grids:
+        return None, "No monthly figures."
+    if is_hidden(shown) and not b.unsuppressed:
+        return None, "Monthly figures not shown: this ward's count for the period is suppressed."
+    return monthly_chart_svg(b.run.months, b.grids[m].iloc[i].tolist(), b.threshold, f"c{i}-{j}"), ""
+
+
+def _ward_clusters(b: _Basis, component_of: dict[tuple[str, int], list[int]], i: int) -> list[dict]:
+    """A ward's cluster status per measure: its LISA label and cluster partners, and Gi* bin."""
+    row, items = b.real.iloc[i], []
+    for m in b.measures:
+        gi_value = number(row.get(f"{m}_gi_bin"))
+        gi = None if gi_value is None else int(gi_value)
+        if f"{m}_lisa_label" in b.real:
+            label = row[f"{m}_lisa_label"]
+            label = None if label is None or (isinstance(label, float) and math.isnan(label)) else str(label)
+            others = [b.names[k] for k in component_of.get((m, i), [i]) if k != i]
+            items.append({
+                "measure": m, "label": label, "others": others,
+                "words": cluster_words(m, label, others, number(row.get(f"{m}_lisa_p")), gi),
+                "significant": label not in (None, "Not significant"), "gi": gi})
+        elif f"{m}_gi_bin" in b.real and gi_value:
+            items.append({"measure": m, "label": None, "others": [], "significant": True, "gi": gi,
+                          "words": cluster_words(m, "Not significant", [], None, gi)})
+    return items
+
+
+def _cluster_summary(items: list[dict]) -> str:
+    """One line for the overview table: the significant LISA labels and strong Gi* spots."""
+    return "; ".join(
+        [f"{c['label']} ({MEASURE_LABELS[c['measure']]})" for c in items if c["label"] not in (None, "Not significant")]
+        + [f"Gi* {'hot' if c['gi'] > 0 else 'cold'} spot ({MEASURE_LABELS[c['measure']]})" for c in items
+           if c["gi"] is not None and abs(c["gi"]) >= 3])
+
+
+def _ward_gap(row: pd.Series, walk: _Walk) -> dict:
+    """A ward's outreach gap status, score and distances to the nearest services."""
+    flag = row.get("is_outreach_gap")
+    gap = {"is_gap": bool(flag) if not pd.isna(flag) else False,
+           "rank": _int_or(row.get("gap_rank")), "reason": _text(row.get("gap_reason")),
+           "score": number(row.get("gap_score")), "nearest": []}
+    for column, what in (("nearest_treatment_service_m", "treatment service"),
+                         ("nearest_needle_exchange_m", "needle exchange")):
+        distance = number(row.get(column))
+        if distance is not None:
+            gap["nearest"].append(f"nearest {what} {_distance_text(distance)} "
+                                  f"(about {walk_minutes(distance, walk.speed, walk.detour):.0f} minutes' walk)")
+    return gap
+
+
+def _ward_estates(estates: pd.DataFrame | None, code: str) -> list[dict]:
+    """The estates layer's estates in a ward, with their number of homes when known."""
+    if estates is None or "ward_code" not in estates:
+        return []
+    chosen = estates[estates["ward_code"] == code]
+    out = []
+    for _, e in chosen.iterrows():
+        homes = number(e.get("homes")) if "homes" in chosen else None
+        out.append({"name": _text(e.get("name")) or "(unnamed estate)",
+                    "homes": "" if homes is None else f"{int(homes):,} homes"})
     return out
 
 
