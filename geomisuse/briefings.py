@@ -46,7 +46,7 @@ from markupsafe import Markup, escape
 from . import settings as defaults
 from .disclosure import format_counts, primary_mask, secondary_mask, suppress_value
 from .errors import InputError
-from .findings import (Change, NOT_SHOWN, change, cluster_words, count_text, is_hidden, join_names, key_findings,
+from .findings import (Change, change, cluster_words, count_text, is_hidden, join_names, key_findings,
                        number, suggestions)
 from .layers.base import normalise_name
 from .run import StudyRun

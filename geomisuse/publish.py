@@ -269,19 +269,20 @@ def write_outputs(run: StudyRun, out: Path, settings: PublishSettings, part: str
             _swap_in(staging, out)
         else:
             published = published_wards(run, settings)
+            target = "map.html" if part == "map" else "briefings"
             if part == "map":
                 from .maps import write_map
 
-                write_map(run, published, staging / "map.html", settings)
-                written = ["map.html"]
+                write_map(run, published, staging / target, settings)
+                written = [target]
             else:
                 from .briefings import write_briefings
 
-                files = write_briefings(run, published, staging / "briefings", settings, wards,
+                files = write_briefings(run, published, staging / target, settings, wards,
                                         map_link=(out / "map.html").exists())
                 written = [str(p.relative_to(staging)) for p in files]
             out.mkdir(exist_ok=True)
-            _swap_in(staging / written[0].split("/")[0], out / written[0].split("/")[0])
+            _swap_in(staging / target, out / target)
             shutil.rmtree(staging, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

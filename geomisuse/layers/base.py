@@ -331,6 +331,30 @@ def normalise_name(name: str) -> str:
     return " ".join(text.split())
 
 
+def study_ward_codes(table: pd.DataFrame, code_column: str | None, name_column: str | None,
+                     context: LoadContext) -> pd.Series:
+    """The study ward code of each row: by code, else (where the code is blank or there is no
+    code column) by normalised name; NaN for rows that are not a study ward.
+
+    A code that names another ward is a different ward, not a cue to try the name.
+    """
+    codes = pd.Series(pd.NA, index=table.index, dtype="object")
+    no_code = pd.Series(True, index=table.index)
+    if code_column:
+        raw = table[code_column].astype(str).str.strip()
+        codes = raw.where(raw.isin(context.ward_codes))
+        no_code = raw == ""
+    if name_column:
+        by_name = table[name_column].map(lambda n: context.ward_names.get(normalise_name(n)))
+        codes = codes.where(~(codes.isna() & no_code), by_name)
+    return codes
+
+
+def is_vector_file(path: Path) -> bool:
+    """Whether a path names a GeoJSON, GeoPackage or Shapefile (else it is read as CSV)."""
+    return path.suffix.lower() in (".geojson", ".json", ".gpkg", ".shp")
+
+
 def apply_where(layer: LayerResult, where: Mapping[str, object] | None, path: Path | str) -> None:
     """Keep only rows whose columns equal the values given in the study file's ``where`` table.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import geopandas as gpd
 
 from ..study import LayerSpec
-from .base import (LayerResult, LoadContext, apply_where, coordinate_columns, find_columns,
+from .base import (LayerResult, LoadContext, apply_where, coordinate_columns, find_columns, is_vector_file,
                    points_from_table, read_table, read_vector)
 from .sites import with_extras
 
@@ -30,7 +30,7 @@ def load_estates(spec: LayerSpec, context: LoadContext | None = None) -> LayerRe
         extras such as ``landlord`` and ``homes``, ``source_file`` and ``source_row``.
     """
     path = spec.paths[0]
-    vector = path.suffix.lower() in (".geojson", ".json", ".gpkg", ".shp")
+    vector = is_vector_file(path)
     frame = read_vector(path, "estates") if vector else read_table(path, "estates")
     layer = LayerResult("estates", [path], frame, rows_read=len(frame))
     apply_where(layer, spec.options.get("where"), path)

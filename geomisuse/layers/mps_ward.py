@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..study import LayerSpec
-from .base import LayerResult, LoadContext, apply_where, find_columns, normalise_name, read_table, to_number
+from .base import LayerResult, LoadContext, apply_where, find_columns, read_table, study_ward_codes, to_number
 
 #: Normalised minor category -> measure.
 MEASURE_OF_MINOR = {
@@ -69,7 +69,7 @@ def load_mps_ward(spec: LayerSpec, context: LoadContext) -> LayerResult:
     minor = table[columns["minor"]].astype(str).str.strip().str.lower()
     layer.exclude(table[major != DRUG_MAJOR], "crime category not analysed")
 
-    codes = _ward_codes(layer.table, columns, context)
+    codes = study_ward_codes(layer.table, columns["ward_code"], columns["ward_name"], context)
     layer.exclude(layer.table[codes.isna()], "ward not in the study area")
     table = layer.table
     counts = table[wanted].apply(to_number)
@@ -101,19 +101,3 @@ def _month_columns(frame: pd.DataFrame, path) -> list[str]:
 
 def _as_month(column: str) -> str:
     return f"{column[:4]}-{column[4:]}"
-
-
-def _ward_codes(table: pd.DataFrame, columns: dict, context: LoadContext) -> pd.Series:
-    """The study ward code of each row: by code, else by normalised name; NaN if not a study ward."""
-    codes = pd.Series(pd.NA, index=table.index, dtype="object")
-    if columns["ward_code"]:
-        raw = table[columns["ward_code"]].astype(str).str.strip()
-        codes = raw.where(raw.isin(context.ward_codes))
-    if columns["ward_name"]:
-        by_name = table[columns["ward_name"]].map(lambda n: context.ward_names.get(normalise_name(n)))
-        no_code = codes.isna()
-        if columns["ward_code"]:
-            # A code that names another ward is a different ward, not a name match.
-            no_code &= table[columns["ward_code"]].astype(str).str.strip() == ""
-        codes = codes.where(~no_code, by_name)
-    return codes

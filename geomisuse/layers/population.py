@@ -9,7 +9,8 @@ import pandas as pd
 from ..errors import InputError
 from ..study import LayerSpec
 from .base import (LayerResult, LoadContext, apply_where, coordinate_columns, find_columns,
-                   normalise_name, points_from_table, read_table, read_vector, to_number)
+                   is_vector_file, points_from_table, read_table, read_vector, study_ward_codes,
+                   to_number)
 
 WARD_COLUMNS = {
     "ward_code": ["ward_code", "WD22CD", "WD23CD", "WD24CD", "WD25CD", "GSS_CODE", "GEOGRAPHY_CODE", "Code",
@@ -52,12 +53,10 @@ def load_population(spec: LayerSpec, context: LoadContext) -> LayerResult:
     columns = find_columns(frame, path, "population", WARD_COLUMNS, spec.columns,
                            optional=("ward_code", "ward_name"))
     table = layer.table
-    codes = pd.Series(pd.NA, index=table.index, dtype="object")
-    if columns["ward_code"]:
-        raw = table[columns["ward_code"]].astype(str).str.strip()
-        codes = raw.where(raw.isin(context.ward_codes))
+    codes = study_ward_codes(table, columns["ward_code"], None, context)
     if columns["ward_name"] and codes.isna().all():
-        codes = table[columns["ward_name"]].map(lambda n: context.ward_names.get(normalise_name(n)))
+        # Codes of another ward vintage match nothing: fall back to names for the whole file.
+        codes = study_ward_codes(table, None, columns["ward_name"], context)
     layer.exclude(table[codes.isna()], "ward not in the study area")
     value = to_number(layer.table[columns["population"]])
     bad = value.isna() | (value < 0)
@@ -89,7 +88,7 @@ def load_residents(spec: LayerSpec, context: LoadContext | None = None) -> Layer
         ``table``: GeoDataFrame (EPSG:27700) with ``residents`` and geometry.
     """
     path = spec.paths[0]
-    vector = path.suffix.lower() in (".geojson", ".json", ".gpkg", ".shp")
+    vector = is_vector_file(path)
     frame = read_vector(path, "residents") if vector else read_table(path, "residents")
     layer = LayerResult("residents", [path], frame, rows_read=len(frame))
     apply_where(layer, spec.options.get("where"), path)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..study import LayerSpec
-from .base import (LayerResult, LoadContext, apply_where, coordinate_columns, find_columns,
+from .base import (LayerResult, LoadContext, apply_where, coordinate_columns, find_columns, is_vector_file,
                    points_from_table, read_table, read_vector)
 
 NAME_COLUMNS = ["name", "Name", "service_name", "site_name", "organisation_name", "pharmacy_name", "venue"]
@@ -52,7 +52,7 @@ def load_sites(spec: LayerSpec, context: LoadContext | None = None) -> LayerResu
     """
     path = spec.paths[0]
     kind = spec.kind
-    vector = path.suffix.lower() in (".geojson", ".json", ".gpkg", ".shp")
+    vector = is_vector_file(path)
     frame = read_vector(path, kind) if vector else read_table(path, kind)
     layer = LayerResult(kind, [path], frame, rows_read=len(frame))
     apply_where(layer, spec.options.get("where"), path)

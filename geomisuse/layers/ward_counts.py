@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..study import LayerSpec
-from .base import LayerResult, LoadContext, find_columns, normalise_name, parse_months, to_number
+from .base import LayerResult, LoadContext, find_columns, parse_months, study_ward_codes, to_number
 
 COLUMNS = {
     "ward_code": ["ward_code", "WardCode", "Ward Code", "WD22CD", "WD23CD", "WD24CD", "GSS_CODE", "code"],
@@ -31,16 +31,7 @@ def ward_counts_from_table(layer: LayerResult, spec: LayerSpec, context: LoadCon
     if not columns["ward_code"] and not columns["ward_name"]:
         raise InputError("no ward code or ward name column; map one in the study file", path, column="ward_code")
     month = parse_months(layer, columns["month"], context.months)
-    codes = pd.Series(pd.NA, index=layer.table.index, dtype="object")
-    if columns["ward_code"]:
-        raw = layer.table[columns["ward_code"]].astype(str).str.strip()
-        codes = raw.where(raw.isin(context.ward_codes))
-        blank = raw == ""
-    else:
-        blank = pd.Series(True, index=layer.table.index)
-    if columns["ward_name"]:
-        by_name = layer.table[columns["ward_name"]].map(lambda n: context.ward_names.get(normalise_name(n)))
-        codes = codes.where(~(codes.isna() & blank), by_name)
+    codes = study_ward_codes(layer.table, columns["ward_code"], columns["ward_name"], context)
     layer.exclude(layer.table[codes.isna()], "ward not in the study area")
     count = to_number(layer.table[columns["count"]])
     bad = count.isna() | (count < 0) | (count % 1 != 0)
