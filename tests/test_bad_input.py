@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import geopandas as gpd
-import pytest
 import shapely
 
 from conftest import ORIGIN, run_cli, tiny_wards

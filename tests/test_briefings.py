@@ -21,7 +21,7 @@ from bs4 import BeautifulSoup
 from geomisuse import demo
 from geomisuse.briefings import build_data, resolve_ward, write_briefings
 from geomisuse.errors import InputError
-from geomisuse.findings import change, count_text, is_hidden, key_findings
+from geomisuse.findings import change, count_text, is_hidden
 from geomisuse.pipeline import analyse, prepare
 from geomisuse.publish import PublishSettings, published_monthly, published_wards
 from geomisuse.study import load_study

@@ -20,7 +20,7 @@ from geomisuse.pipeline import STAGES, analyse
 from geomisuse.publish import PublishSettings, published_wards, write_outputs
 from geomisuse.study import load_study
 
-from test_map import DEMO, EVIL, ROOT, data_block, full_run, write
+from test_map import DEMO, EVIL, ROOT, full_run, write
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -219,7 +219,7 @@ def test_hovering_a_ward_shows_its_figures(browser, rich_map):
                     const td = document.querySelector('.leaflet-tooltip-pane [data-field="{m}_count"]');
                     return [td.textContent, td.nextElementSibling.textContent]; }}""")
                 assert row == [count, "" if pd.isna(rate) else f"{rate:,.1f}"]
-            assert ward[f"possession_lisa_label"] in text
+            assert ward["possession_lisa_label"] in text
             assert "Nearest treatment service" in text
             if i == 11:
                 assert "Outreach gap (rank 12)" in text
