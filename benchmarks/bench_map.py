@@ -42,10 +42,10 @@ sys.path.insert(0, str(ROOT))
 from geomisuse import maps  # noqa: E402
 from geomisuse.layers import load_boundaries  # noqa: E402
 from geomisuse.layers.base import LayerResult  # noqa: E402
-from geomisuse.publish import PublishSettings, published_wards  # noqa: E402
-from geomisuse.run import StudyRun  # noqa: E402
-from geomisuse.settings import MEASURES  # noqa: E402
-from geomisuse.study import LayerSpec, study_from_dict  # noqa: E402
+from geomisuse.publish.tables import PublishSettings, published_wards  # noqa: E402
+from geomisuse.pipeline import StudyRun  # noqa: E402
+from geomisuse.config import MEASURES  # noqa: E402
+from geomisuse.config import LayerSpec, study_from_dict  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "real" / "boundaries"
 CASES = {

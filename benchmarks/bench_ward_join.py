@@ -92,12 +92,12 @@ def measure(method: str, path: Path) -> dict:
         # For context: the whole police.uk loader (decode, validate, accounting, points in EPSG:27700).
         from geomisuse.layers.base import LoadContext
         from geomisuse.layers.police_uk import load_police_uk
-        from geomisuse.study import LayerSpec
+        from geomisuse.config import LayerSpec
 
         layer = load_police_uk(LayerSpec("police_uk", [path]), LoadContext(frozenset(), {}, None))
         built, counts = start, np.array([layer.rows_used])
     elif method == "geomisuse":
-        from geomisuse.ward_join import WardLocator
+        from geomisuse.layers.ward_join import WardLocator
 
         locator = WardLocator(wards.geometry.to_numpy())
         built = time.perf_counter()

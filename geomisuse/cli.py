@@ -13,10 +13,10 @@ import click
 
 from .errors import InputError
 from .pipeline import analyse, prepare
-from .publish import PublishSettings, write_outputs
-from .run import StudyRun
-from .settings import DEFAULT_OUT
-from .study import Study, load_study
+from .publish.tables import PublishSettings, write_outputs
+from .pipeline import StudyRun
+from .config import DEFAULT_OUT
+from .config import Study, load_study
 
 
 def main() -> None:
@@ -193,7 +193,7 @@ def map_(study_file: str, out, seed, unsuppressed, tiles, offline, simplify) -> 
 @_options(_OUT, _SEED, _UNSUPPRESSED, _PDF)
 def brief(study_file: str, ward_args, out, seed, unsuppressed, pdf) -> None:
     """Write ward briefings (borough overview and one page per ward) into OUT/briefings."""
-    from .briefings import resolve_ward
+    from .publish.briefings.pages import resolve_ward
 
     study = _study(study_file, seed)
     run_, summary = analyse(study, skip_unavailable=True)
@@ -211,7 +211,7 @@ def brief(study_file: str, ward_args, out, seed, unsuppressed, pdf) -> None:
 @_options(_TILES, _OFFLINE)
 def demo(out: str, regenerate: bool, tiles, offline) -> None:
     """Run the fictional demo borough end to end."""
-    from .demo import DEMO_DIR, generate_demo, regenerate as regenerate_files
+    from .demo.borough import DEMO_DIR, generate_demo, regenerate as regenerate_files
 
     root = Path(__file__).resolve().parents[1]
     if regenerate:

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from .layers.base import LayerResult
-from .settings import MEASURES, RATE_PER
-from .ward_join import OUTSIDE, WardLocator
+from .config import MEASURES, RATE_PER
+from .layers.ward_join import OUTSIDE, WardLocator
 
 #: Point layers whose rows are counted in the ward they fall in (the rest are sites).
 POINT_COUNT_LAYERS = ("police_uk", "asb_warnings")

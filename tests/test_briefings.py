@@ -18,13 +18,13 @@ import pandas as pd
 import pytest
 from bs4 import BeautifulSoup
 
-from geomisuse import demo
-from geomisuse.briefings import build_data, resolve_ward, write_briefings
+from geomisuse.demo import borough as demo
+from geomisuse.publish.briefings.pages import build_data, resolve_ward, write_briefings
 from geomisuse.errors import InputError
-from geomisuse.findings import change, count_text, is_hidden
+from geomisuse.publish.briefings.findings import change, count_text, is_hidden
 from geomisuse.pipeline import analyse, prepare
-from geomisuse.publish import PublishSettings, published_monthly, published_wards
-from geomisuse.study import load_study
+from geomisuse.publish.tables import PublishSettings, published_monthly, published_wards
+from geomisuse.config import load_study
 
 from conftest import ROOT
 
@@ -78,7 +78,7 @@ def plant_analysis(run) -> None:
 def stages_available() -> bool:
     """Whether the cluster and gap stages are installed (they arrive from other branches)."""
     return importlib.util.find_spec("geomisuse.clusters") is not None and \
-        importlib.util.find_spec("geomisuse.gaps") is not None
+        importlib.util.find_spec("geomisuse.gaps.stage") is not None
 
 
 def demo_run(planted: bool = True):
@@ -398,7 +398,7 @@ def test_unsuppressed_banner_on_every_page(planted, tmp_path):
 
 
 def test_pdf_is_skipped_with_a_warning_without_chromium(planted, tmp_path, monkeypatch):
-    from geomisuse import briefings
+    from geomisuse.publish.briefings import pages as briefings
 
     monkeypatch.setattr(briefings, "find_chromium", lambda: None)
     settings = PublishSettings(pdf=True)

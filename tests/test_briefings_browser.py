@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from geomisuse import demo
-from geomisuse.briefings import CHROMIUM_ARGS, PDF_NAME, find_chromium, write_briefings
-from geomisuse.findings import count_text, is_hidden
-from geomisuse.publish import PublishSettings, published_wards
+from geomisuse.demo import borough as demo
+from geomisuse.publish.briefings.pages import CHROMIUM_ARGS, PDF_NAME, find_chromium, write_briefings
+from geomisuse.publish.briefings.findings import count_text, is_hidden
+from geomisuse.publish.tables import PublishSettings, published_wards
 from geomisuse.pipeline import prepare
-from geomisuse.study import load_study
+from geomisuse.config import load_study
 
 from test_briefings import MALICIOUS, demo_run, malicious_study
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from geomisuse.settings import MEASURES
+from geomisuse.config import MEASURES
 
 from conftest import ROOT, run_cli
 
@@ -159,7 +159,7 @@ def test_readme_demo_command_runs_the_installed_console_script(tmp_path):
 
 
 def test_clusters_and_gaps_commands_print_the_planted_findings():
-    from geomisuse import demo
+    from geomisuse.demo import borough as demo
 
     study = str(ROOT / "data" / "demo" / "study.toml")
     result = run_cli("clusters", study)

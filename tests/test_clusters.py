@@ -24,7 +24,7 @@ from geomisuse.clusters.moran import empirical_bayes_standardise, global_moran, 
 from geomisuse.clusters.weights import (build_neighbours, distance_band_adjacency, knn_adjacency,
                                         queen_adjacency, row_standardised, with_self)
 from geomisuse.errors import InputError
-from geomisuse.settings import MEASURES
+from geomisuse.config import MEASURES
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 LONDON_WARDS = REAL / "boundaries" / "ons_wards2022_london_bsc_simplified.gpkg"
@@ -458,7 +458,7 @@ def test_no_more_wards_flagged_than_nominal_on_spatially_random_data(correction)
 @pytest.fixture(scope="module")
 def demo_clusters():
     from geomisuse.pipeline import prepare
-    from geomisuse.study import load_study
+    from geomisuse.config import load_study
     study = load_study(Path(__file__).resolve().parents[1] / "data" / "demo" / "study.toml")
     run = prepare(study)
     result = find_clusters(run.wards, ClusterSettings.from_options(study.clusters), study.seed)
@@ -466,7 +466,7 @@ def demo_clusters():
 
 
 def test_demo_possession_high_high_is_the_planted_cluster(demo_clusters):
-    from geomisuse import demo
+    from geomisuse.demo import borough as demo
     wards, result = demo_clusters
     table = result.columns.assign(ward_code=wards["ward_code"]).set_index("ward_code")
     planted = set(demo.PLANTED_POSSESSION_CLUSTER)
@@ -483,14 +483,14 @@ def test_demo_possession_high_high_is_the_planted_cluster(demo_clusters):
 
 
 def test_demo_planted_low_cluster_is_low_low(demo_clusters):
-    from geomisuse import demo
+    from geomisuse.demo import borough as demo
     wards, result = demo_clusters
     table = result.columns.assign(ward_code=wards["ward_code"]).set_index("ward_code")
     assert set(table.index[table["possession_lisa_label"] == "Low-Low"]) == set(demo.PLANTED_LOW_CLUSTER)
 
 
 def test_demo_estate_ward_is_a_trafficking_hot_spot(demo_clusters):
-    from geomisuse import demo
+    from geomisuse.demo import borough as demo
     wards, result = demo_clusters
     table = result.columns.assign(ward_code=wards["ward_code"]).set_index("ward_code")
     assert table.loc[demo.PLANTED_ESTATE_WARD, "trafficking_gi_bin"] == 3

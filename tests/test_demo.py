@@ -6,9 +6,9 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 
-from geomisuse import demo
+from geomisuse.demo import borough as demo
 from geomisuse.pipeline import prepare
-from geomisuse.study import load_study
+from geomisuse.config import load_study
 
 from conftest import ROOT
 

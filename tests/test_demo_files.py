@@ -15,7 +15,7 @@ import shapely
 from pyproj import Transformer
 from shapely.geometry import Point, shape
 
-from geomisuse import demo
+from geomisuse.demo import borough as demo
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / demo.DEMO_DIR
@@ -356,7 +356,7 @@ def test_population_and_asb_warnings():
 
 
 def test_study_file_loads():
-    from geomisuse.study import load_study
+    from geomisuse.config import load_study
 
     study = load_study(DEMO / "study.toml")
     assert study.demo and study.borough == "Northmere (demo)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from geomisuse.disclosure import primary_mask, protect_table, secondary_mask, suppress_value
+from geomisuse.publish.disclosure import primary_mask, protect_table, secondary_mask, suppress_value
 
 
 def test_primary_suppression_of_one_to_four():

@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 import shapely
 
-from geomisuse import access
-from geomisuse import satellites as sat
+from geomisuse.gaps import walking as access
+from geomisuse.gaps import sites as sat
 from geomisuse.errors import InputError
-from geomisuse.gaps import GAP_COLUMNS, SATELLITE_COLUMNS, GapSettings, find_gaps
+from geomisuse.gaps.stage import GAP_COLUMNS, SATELLITE_COLUMNS, GapSettings, find_gaps
 
 CRS = "EPSG:27700"
 
@@ -478,7 +478,7 @@ def demo_inputs() -> dict:
     """The demo borough's ward table (no cluster stage: need is judged on the rate) and service
     layers, through the real loaders."""
     from geomisuse.pipeline import prepare
-    from geomisuse.study import load_study
+    from geomisuse.config import load_study
 
     run = prepare(load_study(DEMO / "study.toml"))
     return {"wards": run.wards, "treatment": run.layer_table("treatment_services"),
@@ -489,7 +489,7 @@ def demo_inputs() -> dict:
 def demo():
     if not (DEMO / "mps_ward_level_crime.csv").exists():
         pytest.skip("demo files not generated in this checkout")
-    from geomisuse.demo import PLANTED_GAP_WARDS
+    from geomisuse.demo.borough import PLANTED_GAP_WARDS
     inputs = demo_inputs()
     result = find_gaps(inputs["wards"], inputs["treatment"], inputs["needle"],
                        inputs["pharmacies"], None, GapSettings(), seed=20261122)

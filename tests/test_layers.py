@@ -11,7 +11,7 @@ from pyproj import Transformer
 
 from geomisuse.errors import InputError
 from geomisuse.pipeline import prepare
-from geomisuse.study import load_study
+from geomisuse.config import load_study
 
 from conftest import ORIGIN
 
@@ -210,7 +210,7 @@ def test_boundary_column_vintages(tmp_path):
     from conftest import tiny_wards
 
     from geomisuse.layers import load_boundaries
-    from geomisuse.study import LayerSpec
+    from geomisuse.config import LayerSpec
 
     for code, name in (("GSS_CODE", "NAME"), ("ward22_code", "ward22_name"), ("wardcode", "name")):
         frame = tiny_wards().rename(columns={"WD22CD": code, "WD22NM": name})

@@ -17,12 +17,12 @@ import pandas as pd
 import pytest
 import shapely
 
-from geomisuse import maps
+from geomisuse.publish.maps import page as maps
 from geomisuse.errors import InputError
-from geomisuse.escaping import safe_text, script_json
+from geomisuse.publish.escaping import safe_text, script_json
 from geomisuse.pipeline import prepare
-from geomisuse.publish import PublishSettings, published_wards
-from geomisuse.study import load_study
+from geomisuse.publish.tables import PublishSettings, published_wards
+from geomisuse.config import load_study
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo" / "study.toml"

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from geomisuse.pipeline import STAGES, analyse
-from geomisuse.publish import PublishSettings, published_wards, write_outputs
-from geomisuse.study import load_study
+from geomisuse.publish.tables import PublishSettings, published_wards, write_outputs
+from geomisuse.config import load_study
 
 from test_map import DEMO, EVIL, ROOT, full_run, write
 

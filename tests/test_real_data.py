@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from geomisuse.pipeline import prepare
-from geomisuse.study import load_study
+from geomisuse.config import load_study
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from geomisuse.ward_join import OUTSIDE, WardLocator, assign_wards
+from geomisuse.layers.ward_join import OUTSIDE, WardLocator, assign_wards
 
 from conftest import ORIGIN, tiny_wards
 

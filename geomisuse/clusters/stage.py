@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..settings import DEFAULT_ALPHA, DEFAULT_CORRECTION, DEFAULT_WEIGHTS, MEASURES
+from ..config import DEFAULT_ALPHA, DEFAULT_CORRECTION, DEFAULT_WEIGHTS, MEASURES
 from .getisord import gi_bins, gi_star
 from .inference import (CORRECTIONS, adjust_p, default_permutations, draw_orderings,
                         permutation_warning)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..study import LayerSpec
+from ..config import LayerSpec
 from .asb import load_asb_warnings
 from .base import LayerResult, LoadContext
 from .boundaries import load_boundaries

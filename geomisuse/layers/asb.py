@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..study import LayerSpec
+from ..config import LayerSpec
 from .base import (LayerResult, LoadContext, apply_where, coordinate_columns, find_columns, parse_months,
                    points_from_table, read_table)
 from .ward_counts import ward_counts_from_table

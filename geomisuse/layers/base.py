@@ -28,7 +28,7 @@ import shapely
 from pyproj import Transformer
 
 from ..errors import InputError
-from ..settings import ANALYSIS_CRS
+from ..config import ANALYSIS_CRS
 
 #: Columns of the rejected-rows table (and of ``unmatched.csv``).
 REJECT_COLUMNS = ["layer", "file", "row", "reason"]

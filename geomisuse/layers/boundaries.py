@@ -9,7 +9,7 @@ import numpy as np
 import shapely
 
 from ..errors import InputError
-from ..study import LayerSpec
+from ..config import LayerSpec
 from .base import LayerResult, apply_where, read_vector
 
 #: Ward code / name / borough column patterns across ONS, GLA and council vintages.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import geopandas as gpd
 
-from ..study import LayerSpec
+from ..config import LayerSpec
 from .base import (LayerResult, LoadContext, apply_where, coordinate_columns, find_columns, is_vector_file,
                    points_from_table, read_table, read_vector)
 from .sites import with_extras

@@ -13,7 +13,7 @@ import re
 import pandas as pd
 
 from ..errors import InputError
-from ..study import LayerSpec
+from ..config import LayerSpec
 from .base import LayerResult, LoadContext, apply_where, find_columns, read_table, study_ward_codes, to_number
 
 #: Normalised minor category -> measure.

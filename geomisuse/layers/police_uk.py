@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..progress import progress
-from ..study import LayerSpec
+from ..config import LayerSpec
 from .base import (LayerResult, LoadContext, apply_where, by_unique, find_columns, parse_months,
                    points_from_table, read_table, require_file)
 

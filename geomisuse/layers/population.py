@@ -7,7 +7,7 @@ import geopandas as gpd
 import pandas as pd
 
 from ..errors import InputError
-from ..study import LayerSpec
+from ..config import LayerSpec
 from .base import (LayerResult, LoadContext, apply_where, coordinate_columns, find_columns,
                    is_vector_file, points_from_table, read_table, read_vector, study_ward_codes,
                    to_number)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..errors import InputError
-from ..study import LayerSpec
+from ..config import LayerSpec
 from .base import LayerResult, LoadContext, find_columns, parse_months, study_ward_codes, to_number
 
 COLUMNS = {

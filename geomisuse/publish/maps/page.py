@@ -32,6 +32,7 @@ import math
 import re
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import folium
 import geopandas as gpd
@@ -42,11 +43,13 @@ from branca.element import Element, MacroElement
 from folium.map import Layer
 from folium.template import Template
 
-from .errors import InputError
-from .escaping import safe_text, script_json
-from .run import StudyRun
-from .settings import (ANALYSIS_CRS, DETOUR_FACTOR, MAP_CRS, MEASURE_LABELS, MEASURES, WALK_SPEED_KMH,
+from ...errors import InputError
+from ..escaping import safe_text, script_json
+from ...config import (ANALYSIS_CRS, DETOUR_FACTOR, MAP_CRS, MEASURE_LABELS, MEASURES, WALK_SPEED_KMH,
                        WALK_THRESHOLD_MIN)
+
+if TYPE_CHECKING:  # publishing reads a run's results; it never drives the pipeline
+    from ...pipeline import StudyRun
 
 #: Default coverage simplification tolerance in metres (EPSG:27700); see :func:`simplify_wards`.
 SIMPLIFY_M = 10.0
@@ -821,8 +824,8 @@ def asset_tags(offline: bool, cluster: bool = False, heat: bool = False) -> list
             tags.append(("markercluster", f'<script src="{_CDN["markercluster_js"]}"></script>'))
         if heat:
             tags.append(("leaflet_heat", f'<script src="{_CDN["heat_js"]}"></script>'))
-    tags.append(("geomisuse_css", f"<style>{_read('geomisuse', 'static', 'map.css')}</style>"))
-    tags.append(("geomisuse_js", _script(_read("geomisuse", "static", "map.js"))))
+    tags.append(("geomisuse_css", f"<style>{_read('geomisuse.publish.maps', 'static', 'map.css')}</style>"))
+    tags.append(("geomisuse_js", _script(_read("geomisuse.publish.maps", "static", "map.js"))))
     return tags
 
 

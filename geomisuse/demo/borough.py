@@ -66,7 +66,7 @@ import shapely
 from pyproj import Transformer
 from shapely.geometry import MultiPoint, Polygon
 
-from .settings import DEFAULT_SEED
+from ..config import DEFAULT_SEED
 
 #: Seed the committed demo files were generated with.
 DEMO_SEED = DEFAULT_SEED

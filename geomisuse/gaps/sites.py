@@ -39,8 +39,8 @@ import shapely
 from scipy import sparse
 from scipy.spatial import cKDTree
 
-from .errors import InputError
-from .settings import ANALYSIS_CRS
+from ..errors import InputError
+from ..config import ANALYSIS_CRS
 
 #: ``source`` values of candidate sites.
 SOURCE_FILE = "candidate file"

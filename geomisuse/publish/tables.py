@@ -15,15 +15,18 @@ import tempfile
 from dataclasses import dataclass, fields
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from . import __version__
+from .. import __version__
 from .disclosure import TOTAL_COST_FACTOR, format_counts, link_suppression, primary_mask, protect_table
-from .errors import InputError
-from .run import StudyRun
-from .settings import MEASURES, SUPPRESSION_THRESHOLD
+from ..errors import InputError
+from ..config import MEASURES, SUPPRESSION_THRESHOLD
+
+if TYPE_CHECKING:  # publishing reads a run's results; it never drives the pipeline
+    from ..pipeline import StudyRun
 
 #: Packages whose versions are recorded in the manifest.
 RECORDED_PACKAGES = ("geopandas", "shapely", "pyogrio", "pyproj", "pandas", "numpy", "libpysal", "esda",
@@ -271,12 +274,12 @@ def write_outputs(run: StudyRun, out: Path, settings: PublishSettings, part: str
             published = published_wards(run, settings)
             target = "map.html" if part == "map" else "briefings"
             if part == "map":
-                from .maps import write_map
+                from .maps.page import write_map
 
                 write_map(run, published, staging / target, settings)
                 written = [target]
             else:
-                from .briefings import write_briefings
+                from .briefings.pages import write_briefings
 
                 files = write_briefings(run, published, staging / target, settings, wards,
                                         map_link=(out / "map.html").exists())
@@ -302,8 +305,8 @@ def _swap_in(new: Path, target: Path) -> None:
 
 
 def _write_all(run: StudyRun, folder: Path, settings: PublishSettings) -> list[str]:
-    from .briefings import write_briefings
-    from .maps import write_map
+    from .briefings.pages import write_briefings
+    from .maps.page import write_map
 
     names: list[str] = []
     wards = published_wards(run, settings)

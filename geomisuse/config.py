@@ -1,5 +1,5 @@
-"""The study file: which boundary and layer files to read, the period, and the settings of
-each stage.
+"""The study file and the project-wide settings: which boundary and layer files to read, the
+period, the settings of each stage, and the defaults every study starts from.
 
 A study is a TOML file. Paths are relative to the study file. Everything except the
 boundaries has a default, so the smallest study is::
@@ -25,7 +25,48 @@ from typing import Any
 import pandas as pd
 
 from .errors import InputError
-from .settings import DEFAULT_SEED
+
+#: Analysis CRS: British National Grid, metres.
+ANALYSIS_CRS = "EPSG:27700"
+#: Map edge CRS: WGS84 longitude/latitude.
+MAP_CRS = "EPSG:4326"
+
+#: The measures of the ward table, in output order. Each becomes ``M_count`` and
+#: ``M_rate_per_1000`` columns (see the output contract in README.md).
+MEASURES: tuple[str, ...] = ("possession", "trafficking", "drug_offences", "asb")
+
+#: Human-readable labels for the measures, used in maps, briefings and reasons.
+MEASURE_LABELS: dict[str, str] = {
+    "possession": "drug possession",
+    "trafficking": "drug trafficking",
+    "drug_offences": "all drug offences",
+    "asb": "anti-social behaviour",
+}
+
+#: Rates are per this many residents.
+RATE_PER = 1000
+
+#: Default seed for permutation inference and demo generation.
+DEFAULT_SEED = 20261122
+
+#: Published counts from 1 to SUPPRESSION_THRESHOLD - 1 are shown as "<threshold".
+SUPPRESSION_THRESHOLD = 5
+
+#: Cluster statistics defaults (see geomisuse.clusters).
+DEFAULT_CORRECTION = "fdr"
+DEFAULT_ALPHA = 0.05
+DEFAULT_WEIGHTS = "queen"
+
+#: Walking access defaults (see geomisuse.gaps).
+WALK_SPEED_KMH = 4.8
+#: Street network distance is on average this many times the straight-line distance.
+DETOUR_FACTOR = 1.3
+WALK_THRESHOLD_MIN = 20.0
+SATELLITE_SITES = 3
+
+#: Default output folder of ``geomisuse run``/``geomisuse demo``.
+DEFAULT_OUT = "maps"
+
 
 #: Layer kinds a study may name under ``[layers.<kind>]``.
 LAYER_KINDS = (
@@ -195,3 +236,9 @@ def _layer_spec(kind: str, spec: Any, base: Path, where: Path | str) -> LayerSpe
 def months_between(first: str, last: str) -> list[str]:
     """Every month from ``first`` to ``last`` inclusive, as ``YYYY-MM`` strings."""
     return [str(p) for p in pd.period_range(first, last, freq="M")]
+
+
+def previous_period(months: list[str]) -> list[str]:
+    """The months of the period of equal length just before ``months``."""
+    first = pd.Period(months[0], freq="M")
+    return [str(first - k) for k in range(len(months), 0, -1)]

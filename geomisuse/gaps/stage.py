@@ -41,9 +41,10 @@ import numpy as np
 import pandas as pd
 from pyproj import Transformer
 
-from . import access, satellites as sat
-from .errors import InputError
-from .settings import (ANALYSIS_CRS, DETOUR_FACTOR, MAP_CRS, MEASURE_LABELS, MEASURES,
+from . import walking as access
+from . import sites as sat
+from ..errors import InputError
+from ..config import (ANALYSIS_CRS, DETOUR_FACTOR, MAP_CRS, MEASURE_LABELS, MEASURES,
                        SATELLITE_SITES, WALK_SPEED_KMH, WALK_THRESHOLD_MIN)
 
 #: Need measures tried, in order, when the study does not name one.

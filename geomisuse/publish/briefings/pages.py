@@ -35,6 +35,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import jinja2
@@ -43,14 +44,16 @@ import pandas as pd
 import shapely
 from markupsafe import Markup, escape
 
-from . import settings as defaults
-from .disclosure import format_counts, primary_mask, secondary_mask, suppress_value
-from .errors import InputError
+from ... import config as defaults
+from ..disclosure import format_counts, primary_mask, secondary_mask, suppress_value
+from ...errors import InputError
 from .findings import (Change, change, cluster_words, count_text, is_hidden, join_names, key_findings,
                        number, suggestions)
-from .layers.base import normalise_name
-from .run import StudyRun
-from .settings import MEASURE_LABELS, MEASURES
+from ...layers.base import normalise_name
+from ...config import MEASURE_LABELS, MEASURES
+
+if TYPE_CHECKING:  # publishing reads a run's results; it never drives the pipeline
+    from ...pipeline import StudyRun
 
 #: Where each measure's source is described in plain words.
 SOURCE_LABELS = {
@@ -362,7 +365,7 @@ class _Context:
 
 def _basis(run: StudyRun, published: pd.DataFrame, settings) -> _Basis:
     """Align the published table to the real one and gather the study's measures and grids."""
-    from .publish import published_monthly
+    from ..tables import published_monthly
 
     real = run.wards.reset_index(drop=True)
     pub = pd.DataFrame(published).reset_index(drop=True)
@@ -423,7 +426,7 @@ def _comparison(b: _Basis, measure: str, halves: dict | None) -> dict:
     """How each ward's count moved: against the previous period when the inputs cover it,
     else the second half of the period against the first (``halves``, from
     :func:`_protected_halves`)."""
-    from .pipeline import previous_period
+    from ...config import previous_period
 
     count_col, prev_col = f"{measure}_count", f"{measure}_previous_count"
     months = b.run.months
@@ -1018,7 +1021,7 @@ def ward_map_svg(wards: gpd.GeoDataFrame, i: int, neighbours: list[int], sites: 
 def _environment() -> jinja2.Environment:
     global _ENV
     if _ENV is None:
-        env = jinja2.Environment(loader=jinja2.PackageLoader("geomisuse", "templates"), autoescape=True,
+        env = jinja2.Environment(loader=jinja2.PackageLoader("geomisuse.publish.briefings", "templates"), autoescape=True,
                                  undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         env.filters["join_names"] = join_names
         env.globals["css"] = Markup(Path(__file__).with_name("templates").joinpath("briefing.css")

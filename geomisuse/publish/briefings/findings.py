@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from .settings import MEASURE_LABELS
+from ...config import MEASURE_LABELS
 
 #: Getis-Ord Gi* confidence bins in words.
 GI_WORDS = {3: "hot spot (99% confidence)", 2: "hot spot (95% confidence)", 1: "hot spot (90% confidence)",
