@@ -25,7 +25,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geomisuse.gaps.stage import GapSettings, find_gaps
+from geomisuse.gaps import GapSettings, find_gaps
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 WARDS = REAL / "boundaries" / "ons_wards2022_london_bsc_simplified.gpkg"

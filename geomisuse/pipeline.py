@@ -161,7 +161,7 @@ def add_clusters(run: StudyRun) -> list[str]:
 
 def add_gaps(run: StudyRun) -> list[str]:
     """Run the gap stage on ``run.wards`` and record its results; returns summary lines."""
-    from .gaps.stage import GapSettings, find_gaps
+    from .gaps import GapSettings, find_gaps
 
     settings = GapSettings.from_options(run.study.gaps)
     from_file = run.layer_table("candidate_sites") is not None

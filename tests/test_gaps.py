@@ -18,7 +18,9 @@ import shapely
 from geomisuse.gaps import walking as access
 from geomisuse.gaps import sites as sat
 from geomisuse.errors import InputError
-from geomisuse.gaps.stage import GAP_COLUMNS, SATELLITE_COLUMNS, GapSettings, find_gaps
+from geomisuse.gaps import GapSettings, find_gaps
+from geomisuse.gaps.sites import SATELLITE_COLUMNS
+from geomisuse.gaps.stage import GAP_COLUMNS
 
 CRS = "EPSG:27700"
 

@@ -39,8 +39,13 @@ import shapely
 from scipy import sparse
 from scipy.spatial import cKDTree
 
+from pyproj import Transformer
+
+from ..config import ANALYSIS_CRS, MAP_CRS
 from ..errors import InputError
-from ..config import ANALYSIS_CRS
+from . import walking as access
+from .settings import GapSettings
+from .walking import point_layer
 
 #: ``source`` values of candidate sites.
 SOURCE_FILE = "candidate file"
@@ -438,3 +443,249 @@ def build_mclp(cover: np.ndarray, weights: np.ndarray, k: int, name: str = "sate
         model.problem += pulp.lpSum(sites[j] for j in np.flatnonzero(cover[i])) >= points[i]
     model.problem += pulp.lpSum(sites) <= k, "at_most_k_sites"
     return model
+
+
+SATELLITE_COLUMNS = [
+    "rank", "name", "source", "site_type", "easting", "northing", "longitude", "latitude",
+    "ward_code", "ward_name", "need_covered", "share_of_gap_need_covered",
+    "cumulative_share_of_gap_need", "residents_newly_within_walk", "in_greedy_answer",
+]
+
+
+_TO_LONLAT = Transformer.from_crs(ANALYSIS_CRS, MAP_CRS, always_xy=True)
+
+
+def _candidate_table(wards: gpd.GeoDataFrame, candidate_sites: gpd.GeoDataFrame | None,
+                     is_gap: np.ndarray, settings: GapSettings,
+                     candidates_from_file: bool) -> gpd.GeoDataFrame:
+    """Candidates as given, plus the grid over gap wards when that applies."""
+    add_grid = settings.candidate_grid if settings.candidate_grid is not None \
+        else not candidates_from_file
+    given = point_layer(candidate_sites, "candidate sites")
+    source = SOURCE_FILE if candidates_from_file else SOURCE_PHARMACY
+    if given is not None and len(given):
+        if "site_type" not in given:
+            given = given.assign(site_type=source)
+        if "name" not in given:
+            given = given.assign(name=[f"site {i + 1}" for i in range(len(given))])
+        given = given[~(given.geometry.is_empty | given.geometry.isna())]
+    gap_wards = wards[is_gap] if add_grid else wards.iloc[0:0]
+    return default_candidates(given, gap_wards[["ward_code", "ward_name", "geometry"]],
+                                  settings.grid_spacing_m if add_grid else 0.0, source=source)
+
+
+def choose_satellites(wards: gpd.GeoDataFrame, sample: access.ResidentSample,
+                      need_count: np.ndarray, served: np.ndarray, is_gap: np.ndarray,
+                      candidate_sites: gpd.GeoDataFrame | None, settings: GapSettings,
+                      candidates_from_file: bool, timings: dict[str, float],
+                      ) -> tuple[pd.DataFrame, dict, list[str]]:
+    """Choose ``settings.satellites`` sites covering most unmet need (MCLP) and the greedy answer.
+
+    The need of a ward (its need-measure count) is spread over its resident sample points by
+    their weights. A point's need is *unmet* when the point is not already served: under
+    ``each_kind`` it is not within the walk of both a treatment service and a needle
+    exchange; under ``any_service``, of either. Only the unmet need of the demand wards
+    (``satellite_demand``) counts.
+
+    Parameters
+    ----------
+    wards
+        The ward table.
+    sample
+        Resident sample points.
+    need_count
+        Need-measure count per ward (offences), NaN as 0.
+    served
+        Per sample point, is it already served?
+    is_gap
+        Per ward, is it an outreach gap?
+    candidate_sites, candidates_from_file
+        See :func:`find_gaps`.
+    settings
+        Gap settings.
+    timings
+        Filled with ``mclp`` and ``greedy`` wall times (seconds).
+
+    Returns
+    -------
+    tuple
+        ``(satellites table, manifest section, warnings)``.
+    """
+    section: dict = {"k": settings.satellites, "demand": settings.satellite_demand}
+    if settings.satellites == 0:
+        return _no_sites(section, "satellites = 0")
+    unmet, gap_unmet = _unmet_need(sample, need_count, served, is_gap, settings.satellite_demand)
+    section["unmet_need"] = round(float(unmet.sum()), 2)
+    section["gap_need_unmet"] = round(float(gap_unmet.sum()), 2)
+    if not is_gap.any() and settings.satellite_demand == "gap_wards":
+        return _no_sites(section, "no outreach gaps")
+
+    candidates = _candidate_table(wards, candidate_sites, is_gap, settings, candidates_from_file)
+    section["candidates"] = {str(k): int(v) for k, v in
+                             candidates["source"].value_counts().sort_index().items()}
+    if unmet.sum() <= 0 or not len(candidates):
+        return _no_sites(section, "no unmet need" if len(candidates) else "no candidate sites",
+                         warn=True)
+
+    solution, warnings = _solve_sites(sample.xy, unmet, candidates, settings, timings)
+    section.update(_solution_section(solution, candidates, settings, timings))
+    table = _site_rows(wards, candidates, solution, unmet, gap_unmet, sample)
+    return table, section, warnings
+
+
+def _no_sites(section: dict, reason: str, warn: bool = False,
+              ) -> tuple[pd.DataFrame, dict, list[str]]:
+    """The empty answer of :func:`choose_satellites`, with ``reason`` as ``skipped``."""
+    section["skipped"] = reason
+    warnings = [f"gaps: no satellite sites suggested ({reason})"] if warn else []
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in SATELLITE_COLUMNS}), section, warnings
+
+
+def _unmet_need(sample: access.ResidentSample, need_count: np.ndarray, served: np.ndarray,
+                is_gap: np.ndarray, demand: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample point, the unmet need of the demand wards and of the gap wards.
+
+    A point's need is its ward's count times its weight; it is unmet where the point is not
+    already served. Under ``demand = "gap_wards"`` the two arrays are the same.
+    """
+    point_need = need_count[sample.ward] * sample.weight
+    gap_unmet = np.where(served | ~is_gap[sample.ward], 0.0, point_need)
+    if demand == "gap_wards":
+        return gap_unmet, gap_unmet
+    return np.where(served, 0.0, point_need), gap_unmet
+
+
+@dataclass
+class SiteSolution:
+    """The chosen satellite sites and how they were found.
+
+    Attributes
+    ----------
+    keep : numpy.ndarray
+        Per sample point, does it have unmet need (is it a demand point)?
+    cover : scipy.sparse.csr_matrix
+        Demand point x candidate: is the point within the walk of the candidate?
+    merged_points : int
+        Demand points left after merging those with identical coverage.
+    candidates_in_reach : int
+        Candidates that reach any demand point.
+    optimum : satellites.MclpAnswer or None
+        The solver's answer; ``None`` when it gave no optimal answer.
+    greedy : list[int]
+        The greedy answer (candidate positions in pick order).
+    greedy_need : float
+        Unmet need the greedy answer covers.
+    """
+
+    keep: np.ndarray
+    cover: object
+    merged_points: int
+    candidates_in_reach: int
+    optimum: MclpAnswer | None
+    greedy: list[int]
+    greedy_need: float
+
+    @property
+    def chosen(self) -> list[int]:
+        """The sites shown: the optimum, or the greedy answer when the solver failed."""
+        return self.optimum.sites if self.optimum is not None else self.greedy
+
+
+def _solve_sites(xy: np.ndarray, unmet: np.ndarray, candidates: gpd.GeoDataFrame,
+                 settings: GapSettings, timings: dict[str, float],
+                 ) -> tuple[SiteSolution, list[str]]:
+    """Solve the MCLP over the points with unmet need, and the greedy answer beside it.
+
+    Fills ``timings`` with ``spopt_import``, ``mclp`` and ``greedy`` (seconds).
+    """
+    warnings: list[str] = []
+    start = time.perf_counter()
+    import spopt.locate  # noqa: F401  (a one-off ~2 s import; timed apart from the solve)
+    timings["spopt_import"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    keep = unmet > 0
+    cover = coverage_matrix(xy[keep], access.service_xy(candidates), settings.walk_radius_m)
+    patterns, merged = merge_identical_demand(cover, unmet[keep])
+    in_reach = int(patterns.any(axis=0).sum()) if patterns.size else 0
+    try:
+        optimum = solve_mclp(patterns, merged, settings.satellites, settings.solver,
+                                 settings.solver_time_limit_s)
+    except RuntimeError as err:  # spopt raises when the solver reports no optimal answer
+        optimum = None
+        warnings.append(f"gaps: the solver gave no optimal answer ({err}); the greedy sites "
+                        "are shown instead")
+    timings["mclp"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    greedy, greedy_gains = greedy_sites(patterns, merged, settings.satellites)
+    timings["greedy"] = time.perf_counter() - start
+
+    solution = SiteSolution(keep, cover, len(merged), in_reach, optimum, greedy,
+                            float(sum(greedy_gains)))
+    if len(solution.chosen) < settings.satellites:
+        warnings.append(f"gaps: {len(solution.chosen)} satellite site(s) reach all the unmet "
+                        f"need that any candidate site can reach; {settings.satellites} were "
+                        "asked for")
+    return solution, warnings
+
+
+def _solution_section(solution: SiteSolution, candidates: gpd.GeoDataFrame,
+                      settings: GapSettings, timings: dict[str, float]) -> dict:
+    """The manifest's account of the solve: sizes, solver, optimum vs greedy, times."""
+    import pulp
+    import spopt
+
+    optimum = solution.optimum
+    return {
+        "demand_points": int(solution.keep.sum()),
+        "merged_demand_points": solution.merged_points,
+        "candidates_in_reach": solution.candidates_in_reach,
+        "solver": f"{settings.solver.upper()} via PuLP {pulp.__version__}, spopt {spopt.__version__}",
+        "status": optimum.status if optimum is not None else "failed",
+        "solve_seconds": round(timings["mclp"], 3),
+        "optimal_need_covered": round(optimum.objective, 2) if optimum is not None else None,
+        "greedy_need_covered": round(solution.greedy_need, 2),
+        "greedy_sites": [str(candidates["name"].iloc[j]) for j in solution.greedy],
+        "greedy_seconds": round(timings["greedy"], 4),
+        "need_units": "need-measure offences attributed to residents by their share of the ward",
+    }
+
+
+def _site_rows(wards: gpd.GeoDataFrame, candidates: gpd.GeoDataFrame, solution: SiteSolution,
+               unmet: np.ndarray, gap_unmet: np.ndarray,
+               sample: access.ResidentSample) -> pd.DataFrame:
+    """One row per chosen site, with the need each adds to the sites ranked above it."""
+    keep = solution.keep
+    unmet, gap_unmet = unmet[keep], gap_unmet[keep]
+    population = pd.to_numeric(wards["population"], errors="coerce").fillna(0).to_numpy(float)
+    residents = (population[sample.ward] * sample.weight)[keep]
+    gap_total = float(gap_unmet.sum())
+    covered = np.zeros(solution.cover.shape[0], dtype=bool)
+    chosen, greedy = solution.chosen, set(solution.greedy)
+    site_ward = access.assign_points_to_wards(wards, candidates.iloc[chosen])
+    rows = []
+    cumulative = 0.0
+    for rank, (j, w) in enumerate(zip(chosen, site_ward), start=1):
+        reach = solution.cover[:, j].toarray().ravel() & ~covered
+        covered |= reach
+        gap_gain = float(gap_unmet[reach].sum())
+        cumulative += gap_gain
+        point = candidates.geometry.iloc[j]
+        lon, lat = _TO_LONLAT.transform(point.x, point.y)
+        rows.append({
+            "rank": rank, "name": str(candidates["name"].iloc[j]),
+            "source": str(candidates["source"].iloc[j]),
+            "site_type": str(candidates["site_type"].iloc[j]),
+            "easting": round(point.x, 1), "northing": round(point.y, 1),
+            "longitude": round(lon, 6), "latitude": round(lat, 6),
+            "ward_code": str(wards["ward_code"].iloc[w]) if w >= 0 else "",
+            "ward_name": str(wards["ward_name"].iloc[w]) if w >= 0 else "outside the study area",
+            "need_covered": round(float(unmet[reach].sum()), 2),
+            "share_of_gap_need_covered": round(gap_gain / gap_total, 4) if gap_total else np.nan,
+            "cumulative_share_of_gap_need": round(cumulative / gap_total, 4) if gap_total else np.nan,
+            "residents_newly_within_walk": int(round(float(residents[reach].sum()))),
+            "in_greedy_answer": j in greedy,
+        })
+    return pd.DataFrame(rows, columns=SATELLITE_COLUMNS)
+

@@ -23,6 +23,7 @@ straight-line radius: ``radius_m = threshold_min * speed_m_per_min / detour_fact
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
@@ -31,7 +32,16 @@ import shapely
 from scipy.spatial import cKDTree
 from scipy.stats import qmc
 
+from ..config import ANALYSIS_CRS
+from ..errors import InputError
+
+if TYPE_CHECKING:
+    from .settings import GapSettings
+
 #: Column of a finer population layer that holds its resident counts.
+#: Service kinds: key used in column names, words used in reasons.
+KINDS = {"treatment": "treatment service", "needle_exchange": "needle exchange"}
+
 RESIDENTS_COLUMN = "residents"
 
 #: How the sample points of a ward were placed (the ``basis`` of :class:`ResidentSample`).
@@ -441,3 +451,123 @@ def as_frame(sample: ResidentSample) -> pd.DataFrame:
     """The sample as a table (``ward``, ``x``, ``y``, ``weight``), for inspection and tests."""
     return pd.DataFrame({"ward": sample.ward, "x": sample.xy[:, 0], "y": sample.xy[:, 1],
                          "weight": sample.weight})
+
+
+@dataclass
+class WalkAccess:
+    """Walking access of the wards' residents to each service kind.
+
+    Attributes
+    ----------
+    sample : ResidentSample
+        The resident sample points access is measured from.
+    kinds : dict[str, KindAccess]
+        Per service kind (:data:`KINDS`): mean distance, share of residents and services
+        within the walk, per ward; within the walk or not, per sample point.
+    minutes : dict[str, numpy.ndarray]
+        Per kind, the walk minutes each ward's mean distance implies.
+    service_counts : dict[str, int]
+        Per kind, the number of services in the study data.
+    either, both : numpy.ndarray
+        Per sample point: within the walk of a service of either kind / of both kinds.
+    any_share : numpy.ndarray
+        Per ward, share of residents within the walk of a service of either kind.
+    """
+
+    sample: ResidentSample
+    kinds: dict[str, KindAccess]
+    minutes: dict[str, np.ndarray]
+    service_counts: dict[str, int]
+    either: np.ndarray
+    both: np.ndarray
+    any_share: np.ndarray
+
+    def served(self, access_rule: str) -> np.ndarray:
+        """Per sample point, is it already served under ``access_rule``?"""
+        return self.both if access_rule == "each_kind" else self.either
+
+
+def measure_access(wards: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame | None],
+                   residents: gpd.GeoDataFrame | None, settings: GapSettings, seed: int,
+                   ) -> tuple[WalkAccess, list[str]]:
+    """Sample each ward's residents and measure their walk to each kind of service.
+
+    Parameters
+    ----------
+    wards
+        The ward table.
+    layers
+        Service point layer per kind (:data:`KINDS`), ``None`` when not given.
+    residents
+        Optional finer population layer.
+    settings
+        Gap settings (``sample_points`` and the walk).
+    seed
+        Seed of the resident sampling.
+
+    Returns
+    -------
+    tuple
+        ``(WalkAccess, warnings)``.
+    """
+    warnings: list[str] = []
+    n = len(wards)
+    sample = sample_residents(wards, residents, settings.sample_points, seed)
+    kinds: dict[str, KindAccess] = {}
+    minutes: dict[str, np.ndarray] = {}
+    counts: dict[str, int] = {}
+    for kind, layer in layers.items():
+        xy = service_xy(layer)
+        counts[kind] = len(xy)
+        if not len(xy):
+            warnings.append(f"gaps: no {KINDS[kind]}s given, so no ward has access to one")
+        kinds[kind] = ward_access(sample, n, xy, settings.walk_radius_m)
+        minutes[kind] = walk_minutes(kinds[kind].mean_distance_m, settings.walk_speed_kmh,
+                                            settings.detour_factor)
+    treatment = kinds["treatment"].point_within
+    needle_exchange = kinds["needle_exchange"].point_within
+    either = treatment | needle_exchange
+    any_share = np.bincount(sample.ward, weights=sample.weight * either, minlength=n)
+    return WalkAccess(sample, kinds, minutes, counts, either, treatment & needle_exchange,
+                      any_share), warnings
+
+
+@dataclass
+class AccessVerdict:
+    """Whether each ward's access is poor under the access rule.
+
+    Attributes
+    ----------
+    effective : numpy.ndarray
+        Per ward, the share of residents the rule counts as within reach (the smaller of the
+        two kinds for ``each_kind``; within reach of either kind for ``any_service``).
+    poor : dict[str, numpy.ndarray]
+        Per kind, is access poor; under ``any_service`` both carry the combined verdict.
+    access_poor : numpy.ndarray
+        Per ward, is access poor overall.
+    """
+
+    effective: np.ndarray
+    poor: dict[str, np.ndarray]
+    access_poor: np.ndarray
+
+
+def judge_access(walk: WalkAccess, settings: GapSettings) -> AccessVerdict:
+    """Apply ``settings.access_rule`` and ``settings.access_share`` to the measured """
+    if settings.access_rule == "each_kind":
+        share = {k: walk.kinds[k].share_within for k in KINDS}
+        effective = np.minimum(share["treatment"], share["needle_exchange"])
+        poor = {k: share[k] < settings.access_share for k in KINDS}
+    else:
+        effective = walk.any_share
+        poor = dict.fromkeys(KINDS, walk.any_share < settings.access_share)
+    return AccessVerdict(effective, poor, effective < settings.access_share)
+
+
+def point_layer(layer: gpd.GeoDataFrame | None, what: str) -> gpd.GeoDataFrame | None:
+    """A point layer in the analysis CRS (``None`` stays ``None``)."""
+    if layer is None:
+        return None
+    if layer.crs is None:
+        raise InputError(f"{what} has no coordinate reference system")
+    return layer.to_crs(ANALYSIS_CRS) if layer.crs != ANALYSIS_CRS else layer

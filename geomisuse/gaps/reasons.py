@@ -1,0 +1,159 @@
+"""The gap stage in words: distances, shares, the reason given to every ward and the printed
+summary."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+
+import numpy as np
+import pandas as pd
+
+from ..config import MEASURE_LABELS
+from .settings import GapSettings
+from .walking import KINDS
+
+if TYPE_CHECKING:
+    from .need import NeedAssessment
+
+
+
+
+def format_distance(metres: float) -> str:
+    """``850 m`` below a kilometre, ``2.4 km`` above; for reasons a board member reads."""
+    if metres < 995:
+        return f"{int(round(metres, -1)) if metres >= 100 else int(round(metres))} m"
+    return f"{metres / 1000:.1f} km"
+
+
+def _percent(share: float) -> str:
+    return f"{100 * share:.0f} %"
+
+
+def _share_words(share: float) -> str:
+    """0.2 -> 'top fifth'; other shares as a percentage."""
+    words = {0.5: "top half", 0.25: "top quarter", 0.2: "top fifth", 0.1: "top tenth"}
+    return words.get(round(share, 6), f"top {100 * share:g} %")
+
+
+def _kind_text(kind: str, distance: float, minutes: float, share: float,
+               threshold: float, any_services: bool) -> str:
+    """'nearest needle exchange 2.4 km (39 min walk; 0 % of residents within 20 min)'."""
+    if not any_services:
+        return f"no {KINDS[kind]} in the study data"
+    text = f"nearest {KINDS[kind]} {format_distance(distance)} ({minutes:.0f} min walk"
+    if np.isfinite(share):
+        text += f"; {_percent(share)} of residents within {threshold:g} min"
+    return text + ")"
+
+
+def gap_reason(i: int, need: NeedAssessment, poor: dict[str, bool], is_gap: bool,
+               kind_values: dict[str, tuple[float, float, float]], population: float,
+               settings: GapSettings, measure: str, any_services: dict[str, bool],
+               any_share: float) -> str:
+    """The plain-English reason for one ward's gap status.
+
+    Parameters
+    ----------
+    i
+        Ward position.
+    need
+        Need assessment of all wards.
+    poor
+        Per kind, is access poor (``each_kind``); under ``any_service`` both carry the combined
+        verdict.
+    is_gap
+        Is the ward an outreach gap?
+    kind_values
+        Per kind: (mean distance m, walk minutes, share within the walk).
+    population
+        The ward's population (NaN when not given).
+    settings
+        Gap settings.
+    measure
+        The need measure.
+    any_services
+        Per kind, does the study have any service of that kind?
+    any_share
+        Share of residents within reach of any service (``any_service`` rule).
+
+    Returns
+    -------
+    str
+        E.g. "High-High drug possession cluster; nearest needle exchange 2.4 km (39 min walk),
+        0 % of residents within a 20-minute walk", or "not a gap: ...", or "not assessed: ...".
+    """
+    if not need.assessed[i]:
+        if not np.isfinite(population):
+            return "not assessed: no resident population given"
+        if population <= 0:
+            return "not assessed: no residents (population 0)"
+        return f"not assessed: no {MEASURE_LABELS[measure]} rate"
+    threshold = settings.walk_threshold_min
+    kinds_poor = [k for k in KINDS if poor[k]]
+    if settings.access_rule == "any_service" and kinds_poor:
+        access_text = (f"{_percent(any_share)} of residents within a {threshold:g}-minute walk "
+                       "of any service (" + "; ".join(
+                           _kind_text(k, *kind_values[k], threshold, any_services[k])
+                           for k in KINDS) + ")")
+    else:
+        access_text = "; ".join(_kind_text(k, *kind_values[k], threshold, any_services[k])
+                                for k in kinds_poor)
+    need_text = " and ".join(need.reasons[i])
+    if is_gap:
+        return f"{need_text}; {access_text}"
+    if need.high[i]:
+        shares = [f"{_percent(kind_values[k][2])} of a {KINDS[k]}" for k in KINDS]
+        return (f"not a gap: {need_text}, but residents are within a {threshold:g}-minute walk "
+                f"of services ({' and '.join(shares)})")
+    rate_text = (f"{MEASURE_LABELS[measure]} rate {need.rate[i]:.1f} per 1,000 is not high "
+                 f"(higher than {100 * need.percentile[i]:.0f} % of wards")
+    rate_text += ", no cluster or hot spot)" if {"lisa", "gi"} & set(need.criteria_used) else ")"
+    if kinds_poor:
+        return f"not a gap: {rate_text}, though access is poor: {access_text}"
+    return f"not a gap: {rate_text}"
+
+
+def summary_lines(wards: pd.DataFrame, columns: pd.DataFrame, sites: pd.DataFrame,
+                  sat_manifest: dict, measure: str, settings: GapSettings) -> list[str]:
+    """A few console lines: how many gaps, the top ones, the satellite sites.
+
+    Parameters
+    ----------
+    wards
+        The ward table.
+    columns
+        The gap columns.
+    sites
+        The satellite table.
+    sat_manifest
+        The satellite manifest section.
+    measure
+        The need measure.
+    settings
+        Gap settings.
+
+    Returns
+    -------
+    list[str]
+    """
+    n_gaps = int(columns["is_outreach_gap"].sum())
+    lines = [f"Outreach gaps: {n_gaps} of {len(columns)} wards (need: {MEASURE_LABELS[measure]}; "
+             f"walk threshold {settings.walk_threshold_min:g} min)"]
+    top = columns[columns["is_outreach_gap"]].sort_values("gap_rank").head(3)
+    for idx, row in top.iterrows():
+        lines.append(f"  {int(row['gap_rank'])}. {wards.loc[idx, 'ward_name']}: {row['gap_reason']}")
+    if len(sites):
+        optimal = sat_manifest.get("optimal_need_covered")
+        greedy = sat_manifest.get("greedy_need_covered")
+        share = sites["cumulative_share_of_gap_need"].iloc[-1]
+        lines.append(f"Satellite sites: {len(sites)} chosen, covering "
+                     + (f"{100 * share:.0f} % of the gaps' unmet need" if pd.notna(share)
+                        else "unmet need")
+                     + f" (optimum {optimal}, greedy {greedy})")
+        for _, row in sites.iterrows():
+            lines.append(f"  {row['rank']}. {row['name']} ({row['ward_name']})")
+    elif "skipped" in sat_manifest:
+        lines.append(f"Satellite sites: none ({sat_manifest['skipped']})")
+    return lines
+
