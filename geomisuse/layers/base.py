@@ -13,6 +13,7 @@ A loader reads its source, keeps the rows it can use and accounts for every othe
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import re
 import io
@@ -24,6 +25,8 @@ from typing import Iterable, Mapping, Sequence
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import shapely
 from pyproj import Transformer
 
@@ -432,15 +435,108 @@ def parse_months(layer: LayerResult, column: str, months: list[str] | None) -> p
     refused. Rows outside ``months`` (the study period, if given) are excluded.
     """
     raw = layer.table[column].astype(str)
-    parts = by_unique(raw, lambda u: u.str.strip().str.extract(_MONTH))
-    ok = parts[0].notna()
+    month = by_unique(raw, month_of_values)
+    ok = month.notna()
     if len(raw) and ok.sum() < len(raw) / 2:
         first = layer.table.loc[~ok].iloc[0]
-        raise InputError(f"month '{raw[~ok].iloc[0].strip()}' is not YYYY-MM; check the month column or its "
-                         "mapping in the study file", first["source_file"], row=int(first["source_row"]),
-                         column=column)
+        raise month_column_error(raw[~ok].iloc[0], first["source_file"], int(first["source_row"]), column)
     layer.reject(layer.table[~ok], "unparseable month")
-    month = (parts[0] + "-" + parts[1])[ok]
+    month = month[ok]
     if months is not None:
         layer.exclude(layer.table[~month.isin(months)], "month outside the study period")
     return month.reindex(layer.table.index)
+
+
+def month_of_values(values: pd.Series) -> pd.Series:
+    """``YYYY-MM`` for each month text (``YYYY-MM``, ``YYYYMM``, ``YYYY-MM-DD``), NaN where it does
+    not parse. Meant for distinct values (see :func:`by_unique`)."""
+    parts = values.astype(object).astype(str).str.strip().str.extract(_MONTH)
+    return (parts[0] + "-" + parts[1]).astype(object)
+
+
+def month_column_error(value: str, path: Path | str, row: int, column: str) -> InputError:
+    """The error for a month column most of whose rows do not parse (the wrong column, or a
+    format we do not read), naming the first bad value and where it is."""
+    return InputError(f"month '{str(value).strip()}' is not YYYY-MM; check the month column or its mapping in "
+                      "the study file", path, row=row, column=column)
+
+
+#: Bytes read to decide whether a CSV can take the fast reader (header and encoding check).
+_SNIFF_BYTES = 1 << 16
+
+
+def read_csv_columns(path: Path, kind: str, choose, raw: bytes | None = None,
+                     name: str | None = None) -> pa.Table:
+    """Read only some columns of a CSV file, as text, into an Arrow table.
+
+    Plain UTF-8 comma-separated files (the police.uk bulk and API files) go straight through
+    pyarrow's multi-threaded CSV reader, which parses only the columns asked for. Anything else
+    (another encoding, semicolons, rows with a wrong number of fields, quoted line breaks) is
+    read by :func:`read_table`, so that its decoding and its messages apply unchanged; its
+    missing trailing fields are read as blanks. Either way row ``i`` of the result is the
+    file's data row ``i`` (``source_row = i + 2``, the header being row 1).
+
+    Parameters
+    ----------
+    path
+        The file (for messages and, unless ``raw`` is given, for reading).
+    kind
+        The layer kind, for messages.
+    choose
+        ``choose(header)`` gets an empty DataFrame with the file's (stripped) column names and
+        returns the columns to read; it may raise :class:`InputError` for missing columns.
+    raw
+        The file's bytes, for members of a zip (else the file is read from disk).
+    name
+        Name for messages (defaults to ``str(path)``).
+
+    Returns
+    -------
+    pyarrow.Table
+        One string column per chosen column (blanks are empty strings, never null).
+    """
+    label = name or str(path)
+    if raw is None:
+        require_file(path, kind)
+        with open(path, "rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+    else:
+        head = raw[:_SNIFF_BYTES]
+    header = _plain_csv_header(head)
+    if header is not None:
+        wanted = list(dict.fromkeys(choose(pd.DataFrame(columns=header))))
+        try:
+            source = pa.BufferReader(raw) if raw is not None else str(path)
+            return pa_csv.read_csv(
+                source,
+                read_options=pa_csv.ReadOptions(column_names=header, skip_rows=1, use_threads=True),
+                convert_options=pa_csv.ConvertOptions(
+                    include_columns=wanted, column_types={c: pa.string() for c in wanted},
+                    strings_can_be_null=False, quoted_strings_can_be_null=False))
+        except pa.ArrowInvalid:
+            pass  # a damaged or unusual row: the general reader below decides what it is
+    frame = read_table(path, kind, raw=raw, name=label)
+    wanted = list(dict.fromkeys(choose(frame.drop(columns=["source_file", "source_row"]).iloc[:0])))
+    # pandas pads short rows with NaN; a missing field is a blank one.
+    return pa.table({c: pa.array(frame[c].astype(object).where(frame[c].notna(), "").astype(str).tolist(),
+                                 type=pa.string()) for c in wanted})
+
+
+def _plain_csv_header(head: bytes) -> list[str] | None:
+    """The stripped column names when a file's first bytes look like plain UTF-8 CSV with
+    comma separators, unique names and no leading spaces before quotes, else ``None``."""
+    if not head.strip() or b"\x00" in head or head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return None
+    line = head.split(b"\n", 1)[0]
+    if len(line) == len(head) and len(head) == _SNIFF_BYTES:
+        return None  # a header longer than the sniffed bytes: leave it to the general reader
+    try:
+        text = line.decode("utf-8-sig").rstrip("\r")
+    except UnicodeDecodeError:
+        return None
+    if text.count(";") > text.count(",") or ', "' in text:
+        return None
+    names = [c.strip() for c in next(csv.reader([text]), [])]
+    if not names or len(set(names)) != len(names):
+        return None
+    return names

@@ -3,20 +3,36 @@
 Only ``Drugs`` and ``Anti-social behaviour`` rows are analysed (police.uk does not split
 possession from supply). Crime types may be labels (``Drugs``) as in the bulk CSVs or slugs
 (``drugs``, ``anti-social-behaviour``) as in API output.
+
+A national year is about 6 million rows in several hundred files, of which about a quarter
+are analysed, so the loader works at the speed of the read: each file is read on its own
+(memory follows one file, not the year) with pyarrow's CSV reader, and only the columns it
+needs. Months, crime types and coordinates repeat a great deal, so each distinct value is
+parsed once (Arrow dictionary encoding) and the verdicts are spread back over the rows as
+boolean masks; the analysed rows are taken once at the end. The rows' accounting is the same
+as reading everything with pandas and dropping row by row would give, in the same order of
+reasons: ``where`` selection, unparseable month, month outside the study period, crime type
+not analysed, then the coordinate checks of :func:`~geomisuse.layers.base.points_from_table`.
 """
 
 from __future__ import annotations
 
 import zipfile
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from ..config import LayerSpec
 from ..errors import InputError
 from ..progress import progress
-from ..config import LayerSpec
-from .base import (LayerResult, LoadContext, apply_where, by_unique, find_columns, parse_months,
-                   points_from_table, read_table, require_file)
+from .base import (REJECT_COLUMNS, LayerResult, LoadContext, find_columns, month_column_error, month_of_values,
+                   points_from_table, read_csv_columns, require_file)
 
 #: Normalised crime type -> ward-table measure.
 MEASURE_OF_CRIME_TYPE = {"drugs": "drug_offences", "anti social behaviour": "asb"}
@@ -28,6 +44,9 @@ COLUMNS = {
     "location": ["Location", "street_name"],
     "lsoa_code": ["LSOA code"],
 }
+
+#: Columns that repeat a great deal (snap points, months, files), kept as categoricals.
+_CATEGORICAL = ("month", "measure", "crime_type", "location", "source_file", "longitude", "latitude")
 
 
 def load_police_uk(spec: LayerSpec, context: LoadContext) -> LayerResult:
@@ -45,64 +64,224 @@ def load_police_uk(spec: LayerSpec, context: LoadContext) -> LayerResult:
     -------
     LayerResult
         ``table``: GeoDataFrame (EPSG:27700) with ``month``, ``measure`` (``drug_offences`` or
-        ``asb``), ``crime_type``, ``crime_id``, ``location``, ``source_file``, ``source_row``.
+        ``asb``), ``crime_type``, ``location`` and ``source_file`` (categoricals), ``crime_id``
+        (Arrow strings) and ``source_row``; ``months``: every month with a row at all.
     """
-    frames, paths = [], []
-    for name, raw, source in progress(_csv_sources(spec.paths), "reading police.uk files"):
-        frames.append(read_table(source, "police_uk", raw=raw, name=name))
+    tally = _Tally()
+    parts, paths = [], []
+    for name, raw, source in progress(csv_sources(spec.paths), "reading police.uk files"):
+        parts.append(read_police_file(source, spec, context, tally, raw=raw, name=name))
         paths.append(source)
-    if not frames:
+    if not parts:
         raise InputError("no CSV files found; point police_uk at a CSV, a folder of CSVs or a zip",
                          spec.paths[0])
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    layer = LayerResult("police_uk", sorted(set(paths)), frame, rows_read=len(frame))
-    apply_where(layer, spec.options.get("where"), spec.paths[0])
-    columns = find_columns(frame, spec.paths[0], "police_uk", COLUMNS, spec.columns,
-                           optional=("crime_id", "location", "lsoa_code"))
-    x_column = spec.columns.get("longitude", _column(frame, "Longitude", "longitude"))
-    y_column = spec.columns.get("latitude", _column(frame, "Latitude", "latitude"))
-    for role, column in (("longitude", x_column), ("latitude", y_column)):
-        if column not in frame.columns:
-            raise InputError(f"no {role} column (expected '{role.title()}'); map it in the study file",
-                             spec.paths[0], column=role)
+    return finish_layer(spec, tally, parts, sorted(set(paths)))
 
-    month = parse_months(layer, columns["month"], None)
-    # Months with any row at all are covered; a month with no file is missing data, not zero.
-    layer.months = sorted(month.unique())
+
+@dataclass
+class _Tally:
+    """What the files read so far add up to: rows, exclusions, rejected months, months seen.
+
+    The checks that look at a whole layer (is the month column the wrong one?) run on these
+    totals after the last file, exactly as if the files had been read as one table.
+    """
+
+    rows_read: int = 0
+    excluded: Counter = field(default_factory=Counter)
+    rejected: list[pd.DataFrame] = field(default_factory=list)
+    months: set[str] = field(default_factory=set)
+    dated_rows: int = 0
+    undated_rows: int = 0
+    first_undated: tuple[str, str, int] | None = None  # value, file, row
+    month_column: str = "Month"
+    #: The coordinate columns as the files name them (messages quote them).
+    coordinate_columns: tuple[str, str] = ("Longitude", "Latitude")
+
+    def merge(self, other: "_Tally") -> None:
+        """Add another tally (of files read after this one's)."""
+        self.rows_read += other.rows_read
+        self.excluded.update(other.excluded)
+        self.rejected.extend(other.rejected)
+        self.months |= other.months
+        self.dated_rows += other.dated_rows
+        self.undated_rows += other.undated_rows
+        self.first_undated = self.first_undated or other.first_undated
+
+
+def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: _Tally,
+                     raw: bytes | None = None, name: str | None = None) -> pd.DataFrame:
+    """Read one police.uk CSV: account for its rows in ``tally``, return its analysed rows.
+
+    Parameters
+    ----------
+    path
+        The file (or the zip holding it, with ``raw`` and ``name``).
+    spec, context
+        The layer's settings and the study period.
+    tally
+        Updated with the file's rows read, excluded and rejected.
+    raw, name
+        The bytes and the ``zip:member`` name of a zip member.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The analysed rows (Drugs and ASB in the period with a parseable month): ``month``,
+        ``measure``, ``crime_type``, ``crime_id``, ``location``, ``longitude``, ``latitude``
+        (raw text), ``source_file``, ``source_row``.
+    """
+    label = name or str(path)
+    roles: dict[str, str | None] = {}
+
+    def choose(header: pd.DataFrame) -> list[str]:
+        where = spec.options.get("where") or {}
+        for column in where:
+            if column not in header.columns:
+                raise InputError(f"column '{column}' named in 'where' is not in the file", spec.paths[0],
+                                 column=column)
+        roles.update(find_columns(header, spec.paths[0], "police_uk", COLUMNS, spec.columns,
+                                  optional=("crime_id", "location", "lsoa_code")))
+        for role, exact in (("longitude", ("Longitude", "longitude")), ("latitude", ("Latitude", "latitude"))):
+            column = spec.columns.get(role, next((c for c in header.columns if c in exact), exact[0]))
+            if column not in header.columns:
+                raise InputError(f"no {role} column (expected '{role.title()}'); map it in the study file",
+                                 spec.paths[0], column=role)
+            roles[role] = column
+        return [c for c in roles.values() if c] + list(where)
+
+    table = read_csv_columns(path, "police_uk", choose, raw=raw, name=label)
+    rows = table.num_rows
+    tally.rows_read += rows
+    tally.month_column = roles["month"]
+    tally.coordinate_columns = (roles["longitude"], roles["latitude"])
+    source_row = np.arange(2, rows + 2, dtype="int64")
+    remaining = np.ones(rows, dtype=bool)
+
+    for column, wanted in (spec.options.get("where") or {}).items():
+        values = {str(v) for v in (wanted if isinstance(wanted, list) else [wanted])}
+        codes, distinct = _encoded(table[column])
+        selected = distinct.str.strip().isin(values).to_numpy()[codes]
+        _exclude(tally, remaining & ~selected, f"not selected by where {column} = {sorted(values)}")
+        remaining &= selected
+
+    codes, distinct = _encoded(table[roles["month"]])
+    month_of_distinct = month_of_values(distinct)
+    dated = month_of_distinct.notna().to_numpy()[codes]
+    undated = remaining & ~dated
+    tally.dated_rows += int((remaining & dated).sum())
+    tally.undated_rows += int(undated.sum())
+    if undated.any():
+        first = int(np.flatnonzero(undated)[0])
+        tally.first_undated = tally.first_undated or (distinct.iloc[codes[first]], label, int(source_row[first]))
+        tally.rejected.append(pd.DataFrame({"layer": "police_uk", "file": label, "row": source_row[undated],
+                                            "reason": "unparseable month"}))
+    remaining &= dated
+    tally.months.update(month_of_distinct.iloc[np.unique(codes[remaining])].tolist())
     if context.months is not None:
-        layer.exclude(layer.table[~month.isin(context.months)], "month outside the study period")
-    crime_type = by_unique(layer.table[columns["crime_type"]].astype(str), lambda u: u.str.strip())
-    measure = by_unique(crime_type, lambda u: u.str.lower().str.replace("-", " ", regex=False)
-                        .map(MEASURE_OF_CRIME_TYPE))
-    other = measure.isna()
-    for label, rows in layer.table[other].groupby(crime_type[other], sort=True):
-        layer.exclude(rows, f"crime type not analysed: {label or '(blank)'}")
+        in_period = month_of_distinct.isin(context.months).to_numpy()[codes]
+        _exclude(tally, remaining & ~in_period, "month outside the study period")
+        remaining &= in_period
 
-    table = layer.table
-    layer.table = pd.DataFrame({
-        "month": month.reindex(table.index),
-        "measure": measure.reindex(table.index),
-        "crime_type": crime_type.reindex(table.index),
-        "crime_id": table[columns["crime_id"]] if columns["crime_id"] else "",
-        "location": table[columns["location"]] if columns["location"] else "",
-        x_column: table[x_column], y_column: table[y_column],
-        "source_file": table["source_file"], "source_row": table["source_row"],
-    }, index=table.index)
+    type_codes, type_distinct = _encoded(table[roles["crime_type"]])
+    crime_type_of_distinct = type_distinct.str.strip()
+    measure_of_distinct = (crime_type_of_distinct.str.lower().str.replace("-", " ", regex=False)
+                           .map(MEASURE_OF_CRIME_TYPE))
+    analysed = measure_of_distinct.notna().to_numpy()[type_codes]
+    other = remaining & ~analysed
+    if other.any():
+        per_distinct = np.bincount(type_codes[other], minlength=len(type_distinct))
+        for label_text, count in pd.Series(per_distinct).groupby(crime_type_of_distinct.to_numpy()).sum().items():
+            if count:
+                tally.excluded[f"crime type not analysed: {label_text or '(blank)'}"] += int(count)
+    remaining &= analysed
+
+    keep = np.flatnonzero(remaining)
+    kept = table.take(pa.array(keep))
+    return pd.DataFrame({
+        "month": month_of_distinct.to_numpy(dtype=object)[codes[keep]],
+        "measure": measure_of_distinct.to_numpy(dtype=object)[type_codes[keep]],
+        "crime_type": crime_type_of_distinct.to_numpy(dtype=object)[type_codes[keep]],
+        # pandas' skipinitialspace, as the general reader does.
+        "crime_id": _text(kept, roles["crime_id"]),
+        "location": _text(kept, roles["location"]),
+        "longitude": _text(kept, roles["longitude"]),
+        "latitude": _text(kept, roles["latitude"]),
+        # (renamed to the file's own names in finish_layer, for the messages)
+        "source_file": label,
+        "source_row": source_row[keep],
+    })
+
+
+def finish_layer(spec: LayerSpec, tally: _Tally, parts: list[pd.DataFrame], paths: list[Path]) -> LayerResult:
+    """Put the files' analysed rows together, run the whole-layer checks and make the points.
+
+    Parameters
+    ----------
+    spec
+        The layer's settings (for messages).
+    tally
+        The accounting of every file read, in reading order.
+    parts
+        Each file's analysed rows (:func:`read_police_file`), in reading order.
+    paths
+        The source files.
+
+    Returns
+    -------
+    LayerResult
+        See :func:`load_police_uk`.
+    """
+    considered = tally.dated_rows + tally.undated_rows
+    if considered and tally.dated_rows < considered / 2:
+        value, label, row = tally.first_undated
+        raise month_column_error(value, label, row, tally.month_column)
+    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    for column in _CATEGORICAL:
+        frame[column] = pd.Categorical(frame[column])
+    layer = LayerResult("police_uk", paths, frame, rows_read=tally.rows_read, excluded=dict(tally.excluded),
+                        months=sorted(tally.months))
+    if tally.rejected:
+        layer.rejected = pd.concat(tally.rejected, ignore_index=True)[REJECT_COLUMNS]
+    x_column, y_column = (f"{name} " if name in frame.columns and name not in ("longitude", "latitude") else name
+                          for name in tally.coordinate_columns)
+    layer.table = frame.rename(columns={"longitude": x_column, "latitude": y_column})
     points_from_table(layer, x_column, y_column, lonlat=True)
     layer.table = layer.table.drop(columns=[x_column, y_column]).reset_index(drop=True)
     return layer
 
 
-def _column(frame: pd.DataFrame, *names: str) -> str:
-    return next((c for c in frame.columns if c in names), names[0])
+def _encoded(column: pa.ChunkedArray) -> tuple[np.ndarray, pd.Series]:
+    """Dictionary-encode a text column: the code of each row and the distinct values (object)."""
+    encoded = column.combine_chunks().dictionary_encode() if column.num_chunks else pa.array([], pa.string()) \
+        .dictionary_encode()
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.intp, copy=False)
+    return codes, pd.Series(encoded.dictionary.to_pylist(), dtype=object)
 
 
-def _csv_sources(paths: list[Path]):
-    """Yield ``(name, bytes or None, path)`` for every CSV in the given files, folders and zips."""
+def _exclude(tally: _Tally, rows: np.ndarray, reason: str) -> None:
+    count = int(rows.sum())
+    if count:
+        tally.excluded[reason] += count
+
+
+def _text(table: pa.Table, column: str | None) -> pd.Series:
+    """A kept column as Arrow-backed text without leading spaces ("" when the file lacks it)."""
+    if column is None:
+        return pd.Series([""] * table.num_rows, dtype=pd.StringDtype("pyarrow"))
+    values = pc.utf8_ltrim(table[column], characters=" ")
+    return pd.Series(pd.arrays.ArrowStringArray(values.combine_chunks()), dtype=pd.StringDtype("pyarrow"))
+
+
+def csv_sources(paths: list[Path]) -> Iterator[tuple[str, bytes | None, Path]]:
+    """Yield ``(name, bytes or None, path)`` for every CSV in the given files, folders and zips.
+
+    Folders are searched recursively and read in sorted order; a zip's members are read one
+    at a time, so only one file's bytes are held at once.
+    """
     for path in paths:
         if path.is_dir():
             members = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".csv", ".zip"))
-            yield from _csv_sources(members)
+            yield from csv_sources(members)
         elif path.suffix.lower() == ".zip":
             require_file(path, "police_uk")
             with zipfile.ZipFile(path) as archive:

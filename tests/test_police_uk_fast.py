@@ -1,0 +1,151 @@
+"""The fast police.uk loader gives exactly what the pandas loader it replaced gave.
+
+``police_uk_reference.py`` is that loader (every column read as text with pandas, then row
+drops); both are run on the same files and compared row by row: the accounting (rows read,
+excluded and rejected by reason, the rejected rows with file and row number, months covered)
+and the loaded points (every column and the coordinates). Each comparison runs with and
+without pandas' Arrow-backed string inference.
+"""
+
+from __future__ import annotations
+
+import warnings
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from geomisuse.config import LayerSpec
+from geomisuse.demo.archive import write_archive
+from geomisuse.errors import InputError
+from geomisuse.layers.base import LoadContext
+from geomisuse.layers.police_uk import load_police_uk
+
+from conftest import tiny_wards
+from police_uk_reference import load_police_uk as load_police_uk_reference
+
+
+@pytest.fixture(params=[True, False], ids=["arrow-strings", "object-strings"])
+def string_option(request):
+    """Run the test under both settings of pandas' ``future.infer_string``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the option is deprecated in pandas 3; users still set it
+        with pd.option_context("future.infer_string", request.param):
+            yield request.param
+
+
+def both(spec: LayerSpec, context: LoadContext):
+    return load_police_uk(spec, context), load_police_uk_reference(spec, context)
+
+
+def assert_same(new, old) -> None:
+    assert new.rows_read == old.rows_read
+    assert new.excluded == old.excluded
+    assert new.accounting()["rows_rejected"] == old.accounting()["rows_rejected"]
+    assert new.rows_used == old.rows_used == len(new.table)
+    assert new.months == old.months
+    assert [str(p) for p in new.paths] == [str(p) for p in old.paths]
+    rejected_new = new.rejected.astype({"row": "int64"}).astype(str).reset_index(drop=True)
+    rejected_old = old.rejected.astype({"row": "int64"}).astype(str).reset_index(drop=True)
+    pd.testing.assert_frame_equal(rejected_new, rejected_old, check_dtype=False)
+    columns = ["month", "measure", "crime_type", "crime_id", "location", "source_file"]
+    for column in columns:
+        assert new.table[column].astype(str).tolist() == old.table[column].astype(str).tolist(), column
+    assert new.table["source_row"].tolist() == old.table["source_row"].tolist()
+    assert np.array_equal(shapely.get_coordinates(new.table.geometry.to_numpy()),
+                          shapely.get_coordinates(old.table.geometry.to_numpy()))
+    assert new.table.crs == old.table.crs
+
+
+def context(months=None) -> LoadContext:
+    return LoadContext(ward_codes=frozenset(), ward_names={}, months=months)
+
+
+@pytest.fixture
+def damaged_archive(tmp_path):
+    archive = write_archive(tmp_path / "archive", tiny_wards().geometry.to_numpy(),
+                            ["2024-01", "2024-02", "2024-03"], rows_per_month=3_000, damage=True)
+    return archive
+
+
+def test_generated_archive_with_damaged_rows_matches(damaged_archive, string_option):
+    new, old = both(LayerSpec("police_uk", [damaged_archive.folder]), context(["2024-01", "2024-02"]))
+    assert_same(new, old)
+    assert new.rows_read == damaged_archive.rows
+    rejected = new.accounting()["rows_rejected"]
+    # The planted damage is all there, under the reasons the old loader gave it.
+    assert rejected["unparseable month"] == 2
+    assert rejected["unparseable coordinates"] >= 1
+    assert rejected["longitude and latitude swapped"] >= 1
+    assert rejected["coordinates outside Great Britain"] >= 1
+    assert new.excluded["crime type not analysed: (blank)"] == 1
+    assert new.excluded["month outside the study period"] > 3_000
+    assert "damaged09" in set(new.table["crime_id"])  # leading spaces read as pandas does
+    assert "On or near A, B and C" in set(new.table["location"])
+
+
+def test_clean_and_damaged_utf8_files_take_the_fast_reader(damaged_archive, monkeypatch):
+    import geomisuse.layers.base as base
+
+    def general_reader(*args, **kwargs):
+        raise AssertionError("the general reader was used")
+
+    monkeypatch.setattr(base, "read_table", general_reader)
+    layer = load_police_uk(LayerSpec("police_uk", [damaged_archive.folder]), context())
+    assert layer.rows_read == damaged_archive.rows
+
+
+def test_file_with_a_short_row_goes_through_the_general_reader_and_matches(tmp_path, string_option):
+    archive = write_archive(tmp_path / "archive", tiny_wards().geometry.to_numpy(), ["2024-01", "2024-02"],
+                            rows_per_month=500, damage=True, short_row=True)
+    new, old = both(LayerSpec("police_uk", [archive.folder]), context())
+    assert_same(new, old)
+    assert new.rows_read == archive.rows
+
+
+def test_zip_windows_1252_where_and_mapped_columns_match(tmp_path, string_option):
+    archive = write_archive(tmp_path / "archive", tiny_wards().geometry.to_numpy(), ["2024-01", "2024-02"],
+                            rows_per_month=400, damage=True)
+    with zipfile.ZipFile(tmp_path / "archive.zip", "w") as bundle:
+        for path in archive.files:
+            bundle.write(path, path.name)
+    text = archive.files[0].read_text(encoding="utf-8").replace("Generated Street 1,", "Généré Street 1,")
+    (tmp_path / "cp1252.csv").write_bytes(text.encode("cp1252"))
+    spec = LayerSpec("police_uk", [tmp_path / "archive.zip", tmp_path / "cp1252.csv"],
+                     {"where": {"Reported by": ["Generated Police"]}})
+    assert_same(*both(spec, context()))
+
+
+def test_swapped_file_and_bad_month_column_are_refused_alike(tmp_path, string_option):
+    archive = write_archive(tmp_path / "archive", tiny_wards().geometry.to_numpy(), ["2024-01"], rows_per_month=50)
+    path = archive.files[0]
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame[["Longitude", "Latitude"]] = frame[["Latitude", "Longitude"]].to_numpy()
+    frame.to_csv(tmp_path / "swapped.csv", index=False)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame["Month"] = "Jan 2024"
+    frame.to_csv(tmp_path / "months.csv", index=False)
+    for name in ("swapped.csv", "months.csv"):
+        spec = LayerSpec("police_uk", [tmp_path / name])
+        with pytest.raises(InputError) as new_error:
+            load_police_uk(spec, context())
+        with pytest.raises(InputError) as old_error:
+            load_police_uk_reference(spec, context())
+        assert str(new_error.value) == str(old_error.value)
+
+
+def test_real_city_of_london_files_match(real, string_option):
+    folder = real / "police_uk" / "city_of_london_street"
+    new, old = both(LayerSpec("police_uk", [folder]), context())
+    assert_same(new, old)
+    assert new.rows_read == 18_173
+
+
+def test_real_api_output_with_slugs_matches(real, string_option):
+    path = real / "police_uk" / "police_api_wardpoly_2017-07_2018-06_harrow_barnet_havering_all_crime.csv"
+    months = [f"2017-{m:02d}" for m in range(7, 13)]
+    new, old = both(LayerSpec("police_uk", [path]), context(months))
+    assert_same(new, old)
+    assert new.rows_read == 74_339
