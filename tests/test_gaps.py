@@ -538,3 +538,31 @@ def test_demo_first_satellite_serves_the_gap(demo):
     assert sites.loc[0, "share_of_gap_need_covered"] > 0.3
     section = result.manifest["satellites"]
     assert section["optimal_need_covered"] >= section["greedy_need_covered"] - 1e-9
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("trial", range(6))
+def test_scipy_milp_optimum_equals_spopt_cbc_optimum(trial):
+    """The default model on scipy.optimize.milp finds what spopt + PuLP's CBC finds (and brute force)."""
+    rng = np.random.default_rng(100 + trial)
+    n, m, k = 60, 10, 3
+    cover = rng.random((n, m)) < 0.12
+    weights = rng.integers(1, 50, n).astype(float)
+    milp = sat.solve_mclp(cover, weights, k, "milp")
+    cbc = sat.solve_mclp(cover, weights, k, "cbc")
+    assert milp.status == cbc.status == "Optimal"
+    assert milp.objective == pytest.approx(cbc.objective) == pytest.approx(brute_force(cover, weights, k))
+    assert milp.sites == cbc.sites  # the same tie-break: fewest sites, then the earliest candidates
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_scipy_milp_matches_cbc_on_a_larger_merged_instance():
+    rng = np.random.default_rng(21)
+    demand = rng.uniform(0, 6000, (2000, 2))
+    cands = rng.uniform(0, 6000, (120, 2))
+    cover = sat.coverage_matrix(demand, cands, 700)
+    patterns, merged = sat.merge_identical_demand(cover, rng.uniform(0.1, 4.0, 2000))
+    milp = sat.solve_mclp(patterns, merged, 5, "milp")
+    cbc = sat.solve_mclp(patterns, merged, 5, "cbc")
+    assert milp.objective == pytest.approx(cbc.objective)
+    assert milp.sites == cbc.sites

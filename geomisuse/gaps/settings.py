@@ -68,7 +68,8 @@ class GapSettings:
         Add that grid to the candidates? ``None`` (default): only when the candidates are the
         default ones (pharmacies without a needle exchange), not a candidate file.
     solver
-        ``cbc`` (bundled with PuLP < 4) or ``highs`` (needs ``highspy``).
+        ``milp`` (default: scipy's HiGHS through ``scipy.optimize.milp``), or through spopt and
+        PuLP ``cbc`` (bundled with PuLP < 4) or ``highs`` (needs ``highspy``).
     solver_time_limit_s
         Time limit of the solver in seconds.
     """
@@ -87,7 +88,7 @@ class GapSettings:
     sample_points: int = 100
     grid_spacing_m: float = 400.0
     candidate_grid: bool | None = None
-    solver: str = "cbc"
+    solver: str = "milp"
     solver_time_limit_s: float = 60.0
 
     @classmethod
@@ -159,8 +160,8 @@ class GapSettings:
         number("grid_spacing_m", 0.0)
         if self.candidate_grid is not None and not isinstance(self.candidate_grid, bool):
             raise bad("candidate_grid", "true or false")
-        if self.solver not in ("cbc", "highs"):
-            raise bad("solver", "'cbc' or 'highs'")
+        if self.solver not in ("milp", "cbc", "highs"):
+            raise bad("solver", "'milp', 'cbc' or 'highs'")
         number("solver_time_limit_s", 0.0, low_open=True)
 
     @property

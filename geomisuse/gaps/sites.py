@@ -13,8 +13,11 @@ choose sites to
                 sum_j y_j <= k                      (at most k sites)
                 x_i, y_j in {0, 1}
 
-The model is spopt's :class:`spopt.locate.MCLP` (its variables, objective, site-count
-constraint and ``solve``) and PuLP's bundled CBC solves it. Two things keep it fast (see
+By default the model is written straight onto ``scipy.optimize.milp`` (HiGHS, shipped with
+scipy): :func:`solve_mclp_milp`. ``solver = "cbc"`` or ``"highs"`` builds the same model as
+spopt's :class:`spopt.locate.MCLP` (its variables, objective, site-count constraint and
+``solve``) and solves it through PuLP; spopt and PuLP are then imported, and only then (they
+pull in matplotlib and scikit-learn: ~0.7 s of every run otherwise). Two things keep it fast (see
 "Performance notes" in DESIGN.md): the instance is made small first (points no candidate
 reaches are dropped, candidates reaching no point are dropped, and points reached by exactly
 the same candidates are merged into one point carrying their summed need), and each coverage
@@ -351,9 +354,9 @@ class MclpAnswer:
     seconds: float
 
 
-def solve_mclp(cover: np.ndarray, weights: np.ndarray, k: int, solver_name: str = "cbc",
+def solve_mclp(cover: np.ndarray, weights: np.ndarray, k: int, solver_name: str = "milp",
                time_limit_s: float | None = 60.0) -> MclpAnswer:
-    """Choose ``k`` sites maximising the need covered, with spopt's MCLP and a MILP solver.
+    """Choose ``k`` sites maximising the need covered, with a MILP solver.
 
     Parameters
     ----------
@@ -364,7 +367,8 @@ def solve_mclp(cover: np.ndarray, weights: np.ndarray, k: int, solver_name: str 
     k
         Most sites to choose; fewer when fewer already cover all the need they can reach.
     solver_name
-        ``cbc`` or ``highs`` (:func:`pulp_solver`).
+        ``milp`` (:func:`solve_mclp_milp`, scipy's HiGHS), or ``cbc`` or ``highs`` through
+        spopt and PuLP (:func:`pulp_solver`).
     time_limit_s
         Solver time limit in seconds.
 
@@ -377,6 +381,8 @@ def solve_mclp(cover: np.ndarray, weights: np.ndarray, k: int, solver_name: str 
     useful = np.flatnonzero(cover.any(axis=0)) if cover.size else np.empty(0, dtype=np.int64)
     if len(useful) == 0:
         return MclpAnswer([], [], 0.0, "nothing to cover", time.perf_counter() - start)
+    if solver_name == "milp":
+        return solve_mclp_milp(cover, weights, k, time_limit_s)
     import pulp
 
     with warnings.catch_warnings():
@@ -392,6 +398,54 @@ def solve_mclp(cover: np.ndarray, weights: np.ndarray, k: int, solver_name: str 
     sites, gains = order_by_contribution(cover, weights, chosen)
     return MclpAnswer(sites, gains, covered_need(cover, weights, sites), status,
                       time.perf_counter() - start)
+
+
+def solve_mclp_milp(cover: np.ndarray, weights: np.ndarray, k: int,
+                    time_limit_s: float | None = 60.0) -> MclpAnswer:
+    """The model of :func:`build_mclp`, solved by ``scipy.optimize.milp`` (HiGHS).
+
+    Variables are the ``m`` sites ``y_j`` then the ``n`` points ``x_i``, all binary. The
+    objective (minimised) is ``-sum_i a_i x_i + sum_j eps (1 + j/m) y_j``, the same need
+    covered and the same tie-break as :func:`build_mclp`; the constraints are
+    ``x_i - sum_{j in N_i} y_j <= 0`` (one sparse row per point) and ``sum_j y_j <= k``.
+
+    Parameters
+    ----------
+    cover
+        ``(n, m)`` dense boolean coverage (merged demand points x candidates).
+    weights
+        ``n`` needs (> 0).
+    k
+        Most sites to choose.
+    time_limit_s
+        Solver time limit in seconds.
+
+    Returns
+    -------
+    MclpAnswer
+        As :func:`solve_mclp`; ``status`` is ``Optimal``, or says the time limit was reached.
+    """
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    start = time.perf_counter()
+    useful = np.flatnonzero(cover.any(axis=0))
+    reach = sparse.csr_matrix(cover[:, useful], dtype=float)
+    n, m = reach.shape
+    weights = np.asarray(weights, dtype=float)
+    eps = 1e-3 * float(weights[weights > 0].min()) / (2 * k) if (weights > 0).any() else 0.0
+    objective = np.concatenate([eps * (1 + np.arange(m) / m), -weights])
+    coverage = sparse.hstack([-reach, sparse.identity(n, format="csr")], format="csr")
+    site_count = sparse.csr_matrix(np.concatenate([np.ones(m), np.zeros(n)])[None, :])
+    constraints = [LinearConstraint(coverage, -np.inf, 0.0), LinearConstraint(site_count, -np.inf, k)]
+    options = {"time_limit": time_limit_s} if time_limit_s else {}
+    result = milp(objective, constraints=constraints, integrality=np.ones(m + n), bounds=Bounds(0, 1),
+                  options=options)
+    if result.x is None:
+        raise RuntimeError(f"scipy.optimize.milp: {result.message}")
+    status = "Optimal" if result.status == 0 else "Feasible (time limit reached; not proven optimal)"
+    chosen = [int(useful[j]) for j in np.flatnonzero(result.x[:m] > 0.5)]
+    sites, gains = order_by_contribution(cover, weights, chosen)
+    return MclpAnswer(sites, gains, covered_need(cover, weights, sites), status, time.perf_counter() - start)
 
 
 def build_mclp(cover: np.ndarray, weights: np.ndarray, k: int, name: str = "satellite_sites"):
@@ -600,7 +654,8 @@ def _solve_sites(xy: np.ndarray, unmet: np.ndarray, candidates: gpd.GeoDataFrame
     """
     warnings: list[str] = []
     start = time.perf_counter()
-    import spopt.locate  # noqa: F401  (a one-off ~2 s import; timed apart from the solve)
+    if settings.solver != "milp":
+        import spopt.locate  # noqa: F401  (a one-off ~2 s import; timed apart from the solve)
     timings["spopt_import"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -633,15 +688,21 @@ def _solve_sites(xy: np.ndarray, unmet: np.ndarray, candidates: gpd.GeoDataFrame
 def _solution_section(solution: SiteSolution, candidates: gpd.GeoDataFrame,
                       settings: GapSettings, timings: dict[str, float]) -> dict:
     """The manifest's account of the solve: sizes, solver, optimum vs greedy, times."""
-    import pulp
-    import spopt
-
     optimum = solution.optimum
+    if settings.solver == "milp":
+        import scipy
+
+        solver = f"HiGHS via scipy.optimize.milp (scipy {scipy.__version__})"
+    else:
+        import pulp
+        import spopt
+
+        solver = f"{settings.solver.upper()} via PuLP {pulp.__version__}, spopt {spopt.__version__}"
     return {
         "demand_points": int(solution.keep.sum()),
         "merged_demand_points": solution.merged_points,
         "candidates_in_reach": solution.candidates_in_reach,
-        "solver": f"{settings.solver.upper()} via PuLP {pulp.__version__}, spopt {spopt.__version__}",
+        "solver": solver,
         "status": optimum.status if optimum is not None else "failed",
         "solve_seconds": round(timings["mclp"], 3),
         "optimal_need_covered": round(optimum.objective, 2) if optimum is not None else None,

@@ -193,7 +193,10 @@ def unmatched_rows(run: StudyRun) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame(columns=["layer", "file", "row", "reason"])
     frame = pd.concat(parts, ignore_index=True)
-    frame["file"] = frame["file"].map(lambda f: _display_path(f, run))
+    # Rejected rows share a few files: work each distinct path out once.
+    files = pd.Categorical(frame["file"].astype(str))
+    frame["file"] = pd.Series(files.rename_categories([_display_path(f, run) for f in files.categories]),
+                              index=frame.index).astype(str)
     return frame.sort_values(["layer", "file", "row"], kind="stable").reset_index(drop=True)
 
 

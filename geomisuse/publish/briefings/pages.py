@@ -295,7 +295,8 @@ def build_data(run: StudyRun, published: pd.DataFrame, settings) -> dict:
     gap_list = _gap_list(b.real)
     context = _Context(measure_info=measure_info, comparisons=comparisons, component_of=component_of,
                        walk=_walk(run), sites=_sites(run), satellites=_satellites(run, b.codes, b.names),
-                       estates=run.layer_table("estates"), centres=_centres(b.real))
+                       estates=run.layer_table("estates"), centres=_centres(b.real),
+                       outlines=ward_outlines(b.real.geometry.to_numpy(), b.neighbours))
     ward_items = [_ward(b, context, i) for i in range(len(b.codes))]
     findings = key_findings({
         "measures": b.measures, "clusters": clusters, "hot_spots": hot_spots, "changes": _changes(b, comparisons),
@@ -361,6 +362,8 @@ class _Context:
     satellites: list[dict]
     estates: pd.DataFrame | None
     centres: list
+    #: Each ward's outline simplified once for every page it appears on (see :func:`ward_outlines`).
+    outlines: np.ndarray | None = None
 
 
 def _basis(run: StudyRun, published: pd.DataFrame, settings) -> _Basis:
@@ -618,7 +621,8 @@ def _ward(b: _Basis, context: _Context, i: int) -> dict:
         "satellites_near": [dict(s, distance=f"{_distance_text(s['point'].distance(centre))} from the ward centre")
                             for s in near],
         "neighbours": [b.names[k] for k in b.neighbours[i]],
-        "map": ward_map_svg(b.real, i, b.neighbours[i], context.sites, context.estates, context.satellites, f"m{i}"),
+        "map": ward_map_svg(b.real, i, b.neighbours[i], context.sites, context.estates, context.satellites, f"m{i}",
+                            outlines=context.outlines),
         "prev": (b.codes[i - 1], b.pages[i - 1], b.names[i - 1]) if i > 0 else None,
         "next": (b.codes[i + 1], b.pages[i + 1], b.names[i + 1]) if i + 1 < len(b.codes) else None,
     }
@@ -931,24 +935,69 @@ def _path(geom, tx, ty) -> str:
             coords = np.asarray(ring.coords)
             if len(coords) < 3:
                 continue
-            xs, ys = tx(coords[:, 0]), ty(coords[:, 1])
-            out.append("M" + " L".join(f"{a:.1f} {b:.1f}" for a, b in zip(xs, ys)) + " Z")
+            xy = np.column_stack([tx(coords[:, 0]), ty(coords[:, 1])]).round(1)
+            out.append("M" + " L".join(map("{0[0]:.1f} {0[1]:.1f}".format, xy.tolist())) + " Z")
     return " ".join(out)
 
 
-def ward_map_svg(wards: gpd.GeoDataFrame, i: int, neighbours: list[int], sites: list[_Site],
-                 estates: gpd.GeoDataFrame | None, satellites: list[dict], uid: str) -> Markup:
-    """A static map of one ward and its neighbours: boundaries, names, estates, treatment
-    services, needle exchanges and satellite sites. No tiles, no network."""
-    width, height = 340, 290
-    geoms = wards.geometry
-    focus = [i] + list(neighbours)
-    minx, miny, maxx, maxy = shapely.total_bounds(geoms.iloc[focus].to_numpy())
+#: Size of a ward page's static map, in SVG pixels.
+_MAP_WIDTH, _MAP_HEIGHT = 340, 290
+#: Outlines are simplified to this fraction of a pixel of the map they are drawn on.
+_MAP_TOLERANCE_PX = 0.6
+
+
+def _map_frame(geoms: np.ndarray, focus: list[int]) -> tuple[float, float, float, float, float, float, float]:
+    """The extent ``(minx, miny, maxx, maxy)`` (metres), scale (pixels a metre) and offsets of
+    the static map that shows the wards ``focus`` (a ward and its neighbours)."""
+    minx, miny, maxx, maxy = shapely.total_bounds(geoms[focus])
     pad = 0.04 * max(maxx - minx, maxy - miny, 1.0)
     minx, miny, maxx, maxy = minx - pad, miny - pad, maxx + pad, maxy + pad
-    scale = min(width / (maxx - minx), height / (maxy - miny))
-    ox = (width - (maxx - minx) * scale) / 2
-    oy = (height - (maxy - miny) * scale) / 2
+    scale = min(_MAP_WIDTH / (maxx - minx), _MAP_HEIGHT / (maxy - miny))
+    ox = (_MAP_WIDTH - (maxx - minx) * scale) / 2
+    oy = (_MAP_HEIGHT - (maxy - miny) * scale) / 2
+    return minx, miny, maxx, maxy, scale, ox, oy
+
+
+def ward_outlines(geoms: np.ndarray, neighbours: list[list[int]]) -> np.ndarray:
+    """Every ward's outline simplified once, for all the ward pages' static maps.
+
+    A ward appears on its own page and on the pages of the wards near it, each drawn at its
+    own scale. Its outline is simplified once, to :data:`_MAP_TOLERANCE_PX` of a pixel on the
+    most detailed of those maps, instead of again on every page (657 London wards: about
+    18,000 simplifications become 657).
+
+    Parameters
+    ----------
+    geoms
+        Ward polygons (EPSG:27700), in page order.
+    neighbours
+        Each ward's neighbours (positions), as the pages show them.
+
+    Returns
+    -------
+    numpy.ndarray
+        Simplified polygons, one per ward.
+    """
+    frames = [_map_frame(geoms, [i, *neighbours[i]]) for i in range(len(geoms))]
+    views = shapely.box(*np.array([f[:4] for f in frames]).T)
+    page, ward = shapely.STRtree(geoms).query(views, predicate="intersects")
+    tolerance = np.full(len(geoms), np.inf)
+    np.minimum.at(tolerance, ward, _MAP_TOLERANCE_PX / np.array([f[4] for f in frames])[page])
+    return shapely.simplify(geoms, np.where(np.isfinite(tolerance), tolerance, 0.0))
+
+
+def ward_map_svg(wards: gpd.GeoDataFrame, i: int, neighbours: list[int], sites: list[_Site],
+                 estates: gpd.GeoDataFrame | None, satellites: list[dict], uid: str,
+                 outlines: np.ndarray | None = None) -> Markup:
+    """A static map of one ward and its neighbours: boundaries, names, estates, treatment
+    services, needle exchanges and satellite sites. No tiles, no network.
+
+    ``outlines`` are the wards' outlines already simplified for the pages
+    (:func:`ward_outlines`); without them each outline is simplified for this page."""
+    width, height = _MAP_WIDTH, _MAP_HEIGHT
+    geoms = wards.geometry.to_numpy()
+    names = wards["ward_name"].to_numpy()
+    minx, miny, maxx, maxy, scale, ox, oy = _map_frame(geoms, [i] + list(neighbours))
 
     def tx(x):
         return ox + (np.asarray(x) - minx) * scale
@@ -957,7 +1006,7 @@ def ward_map_svg(wards: gpd.GeoDataFrame, i: int, neighbours: list[int], sites: 
         return oy + (maxy - np.asarray(y)) * scale
 
     view = shapely.box(minx, miny, maxx, maxy)
-    tolerance = 0.6 / scale
+    tolerance = _MAP_TOLERANCE_PX / scale
     parts = [f'<svg class="map" viewBox="0 0 {width} {height}" role="img" xmlns="http://www.w3.org/2000/svg">',
              f'<defs><pattern id="e{uid}" width="5" height="5" patternUnits="userSpaceOnUse" '
              f'patternTransform="rotate(-45)"><line x1="0" y1="0" x2="0" y2="5" stroke="#8c510a" '
@@ -968,12 +1017,12 @@ def ward_map_svg(wards: gpd.GeoDataFrame, i: int, neighbours: list[int], sites: 
     labels = []
     for k in shown:
         cls = "focus" if k == i else "neighbour" if k in neighbours else "other"
-        geom = shapely.simplify(geoms.iloc[k], tolerance)
+        geom = outlines[k] if outlines is not None else shapely.simplify(geoms[k], tolerance)
         parts.append(f'<path d="{_path(geom, tx, ty)}" class="ward {cls}" fill-rule="evenodd">'
-                     f'<title>{escape(wards["ward_name"].iloc[k])}</title></path>')
+                     f'<title>{escape(names[k])}</title></path>')
         if k == i or k in neighbours:
-            anchor = shapely.intersection(geoms.iloc[k], view).representative_point()
-            labels.append((k == i, float(tx(anchor.x)), float(ty(anchor.y)), wards["ward_name"].iloc[k]))
+            anchor = shapely.intersection(geoms[k], view).representative_point()
+            labels.append((k == i, float(tx(anchor.x)), float(ty(anchor.y)), names[k]))
     if estates is not None and len(estates):
         for _, e in estates.iloc[estates.sindex.query(view, predicate="intersects")].iterrows():
             title = f"<title>{escape(_text(e.get('name')))} (estate)</title>"

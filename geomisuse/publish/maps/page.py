@@ -585,11 +585,17 @@ def heat_points(points: gpd.GeoSeries, max_points: int = HEAT_MAX_POINTS,
     if len(xy) == 0:
         return np.empty((0, 3)), cell_m
     while True:
+        # Each cell keyed as one integer (column * rows + row, so the order is np.unique(axis=0)'s):
+        # a 1-D unique is many times faster than np.unique(axis=0) on pairs (8 s for 6 M points).
         cells = np.floor(xy / cell_m).astype(np.int64)
-        unique, counts = np.unique(cells, axis=0, return_counts=True)
-        if len(unique) <= max_points:
+        low = cells.min(axis=0)
+        cells -= low
+        rows = int(cells[:, 1].max()) + 1
+        keys, counts = np.unique(cells[:, 0] * rows + cells[:, 1], return_counts=True)
+        if len(keys) <= max_points:
             break
         cell_m *= 2
+    unique = np.column_stack([keys // rows, keys % rows]) + low
     centres = (unique + 0.5) * cell_m
     lonlat = gpd.GeoSeries(shapely.points(centres), crs=ANALYSIS_CRS).to_crs(MAP_CRS)
     ll = np.round(shapely.get_coordinates(lonlat.to_numpy())[:, ::-1], COORD_DECIMALS)
