@@ -22,7 +22,9 @@ from geomisuse.config import months_between
 from geomisuse.demo.archive import write_archive
 
 ROOT = Path(__file__).resolve().parents[1]
-WARDS = ROOT.parent / "shared" / "data" / "real" / "boundaries" / "gla_london_wards_2018.gpkg"
+REAL = ROOT.parent / "shared" / "data" / "real"
+WARDS = REAL / "boundaries" / "gla_london_wards_2018.gpkg"
+PHARMACIES = REAL / "services" / "nhs_ods_edispensary_london_geocoded.csv"
 
 
 def make(out: Path, rows: int, years: int = 1) -> Path:
@@ -35,13 +37,41 @@ def make(out: Path, rows: int, years: int = 1) -> Path:
     months = months_between(f"{2025 - years}-01", "2024-12")
     start = time.perf_counter()
     archive = write_archive(folder / "police_uk", wards.geometry.to_numpy(), months, rows // 12, seed=rows)
-    write_population(folder / "population.csv", wards["GSS_CODE"])
-    study.write_text(f'[study]\nname = "Generated police.uk archive, {rows:,} rows a year"\n\n'
-                     f'[boundaries]\npath = "{WARDS}"\n\n[layers.police_uk]\npath = "police_uk"\n\n'
-                     '[layers.population]\npath = "population.csv"\n')
+    write_study(folder, wards, rows)
     print(f"wrote {archive.rows:,} rows in {len(archive.files)} files to {folder} "
           f"in {time.perf_counter() - start:.1f} s")
     return folder
+
+
+def write_study(folder: Path, wards: gpd.GeoDataFrame, rows: int) -> None:
+    """``study.toml`` with the archive, the real pharmacies, and generated populations,
+    treatment services and needle exchanges (a London-wide study as an analyst would set it up)."""
+    write_population(folder / "population.csv", wards["GSS_CODE"])
+    write_services(folder, wards)
+    (folder / "study.toml").write_text(
+        f'[study]\nname = "Generated police.uk archive, {rows:,} rows a year"\n\n'
+        f'[boundaries]\npath = "{WARDS}"\n\n[layers.police_uk]\npath = "police_uk"\n\n'
+        '[layers.population]\npath = "population.csv"\n\n'
+        '[layers.treatment_services]\npath = "treatment_services.csv"\n\n'
+        '[layers.needle_exchanges]\npath = "needle_exchanges.csv"\n\n'
+        f'[layers.pharmacies]\npath = "{PHARMACIES}"\nwhere = {{Status_Code = "A"}}\n')
+
+
+def write_services(folder: Path, wards: gpd.GeoDataFrame) -> None:
+    """Two generated treatment services per borough and a needle exchange at every fourth
+    active pharmacy (names invented; seeded)."""
+    rng = np.random.default_rng(33)
+    rows = []
+    for borough, group in wards.groupby("DISTRICT", sort=True):
+        for k in range(2):
+            point = group.geometry.iloc[rng.integers(len(group))].representative_point()
+            rows.append({"name": f"{borough} recovery service {k + 1}", "easting": round(point.x),
+                         "northing": round(point.y)})
+    pd.DataFrame(rows).to_csv(folder / "treatment_services.csv", index=False)
+    pharmacies = pd.read_csv(PHARMACIES, dtype=str)
+    active = pharmacies[pharmacies["Status_Code"] == "A"].iloc[::4]
+    pd.DataFrame({"name": "Needle exchange at " + active["Name"], "easting": active["cp_Eastings"],
+                  "northing": active["cp_Northings"]}).to_csv(folder / "needle_exchanges.csv", index=False)
 
 
 def write_population(path: Path, codes: pd.Series) -> None:
