@@ -83,7 +83,14 @@ LAYER_KINDS = (
 )
 
 _SECTIONS = {"study", "boundaries", "layers", "clusters", "gaps", "publish"}
-_STUDY_KEYS = {"name", "borough", "period", "seed", "demo", "sources"}
+_STUDY_KEYS = {"name", "borough", "period", "seed", "demo", "sources", "engine", "scheduler"}
+
+#: How police.uk files are read: ``local`` (this process), ``dask`` (partitions on a Dask
+#: cluster) or ``auto`` (Dask when the files add up to more than DASK_AUTO_BYTES).
+ENGINES = ("local", "dask", "auto")
+#: Above this many bytes of police.uk CSV, ``engine = "auto"`` reads them on Dask (about
+#: three national years: one year is ~6 M rows, ~1.3 GB).
+DASK_AUTO_BYTES = 4 * 1024 ** 3
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
@@ -131,6 +138,11 @@ class Study:
         Whether the inputs are the fictional demo borough (shown on every page).
     sources
         Free-text data source credits shown on the map and briefings.
+    engine
+        How police.uk files are read: ``local``, ``dask`` or ``auto`` (see :data:`ENGINES`).
+    scheduler
+        Address of an existing Dask scheduler (``tcp://host:8786``); without it the Dask engine
+        starts a local cluster of worker processes for the run.
     boundaries
         The ward boundary input.
     layers
@@ -151,6 +163,8 @@ class Study:
     clusters: dict[str, Any] = field(default_factory=dict)
     gaps: dict[str, Any] = field(default_factory=dict)
     publish: dict[str, Any] = field(default_factory=dict)
+    engine: str = "local"
+    scheduler: str | None = None
 
 
 def load_study(path: str | Path) -> Study:
@@ -202,6 +216,12 @@ def study_from_dict(data: dict[str, Any], base: Path, path: Path | None = None) 
                 or not all(isinstance(m, str) and _MONTH.match(m) for m in period) or period[0] > period[1]):
             raise InputError('[study] period must be ["YYYY-MM", "YYYY-MM"], first month first', where)
         period = (period[0], period[1])
+    engine = head.get("engine", "local")
+    if engine not in ENGINES:
+        raise InputError(f"[study] engine must be one of {', '.join(ENGINES)}, not '{engine}'", where)
+    scheduler = head.get("scheduler")
+    if scheduler is not None and not isinstance(scheduler, str):
+        raise InputError('[study] scheduler must be a Dask scheduler address such as "tcp://10.0.0.5:8786"', where)
     layers = {}
     for kind, spec in data.get("layers", {}).items():
         if kind not in LAYER_KINDS:
@@ -220,6 +240,8 @@ def study_from_dict(data: dict[str, Any], base: Path, path: Path | None = None) 
         clusters=dict(data.get("clusters", {})),
         gaps=dict(data.get("gaps", {})),
         publish=dict(data.get("publish", {})),
+        engine=engine,
+        scheduler=scheduler,
     )
 
 

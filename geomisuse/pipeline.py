@@ -15,7 +15,7 @@ import pandas as pd
 from .layers import LOADERS, LayerResult, LoadContext, load_boundaries
 from .layers.base import normalise_name
 from .progress import progress
-from .config import Study, months_between, previous_period
+from .config import DASK_AUTO_BYTES, Study, months_between, previous_period
 from .layers.ward_join import WardLocator
 from .wardtable import build_ward_table, join_layers_to_wards
 
@@ -86,13 +86,17 @@ class StudyRun:
 STAGES = ("clusters", "gaps")
 
 
-def load_inputs(study: Study) -> tuple[LayerResult, dict[str, LayerResult], list[str]]:
+def load_inputs(study: Study, locator: WardLocator | None = None
+                ) -> tuple[LayerResult, dict[str, LayerResult], list[str]]:
     """Read the boundaries and every layer of a study.
 
     Parameters
     ----------
     study
         The study.
+    locator
+        The ward locator of the study's boundaries, for the Dask engine (which joins points
+        to wards where it reads them); built here when needed and not given.
 
     Returns
     -------
@@ -118,8 +122,27 @@ def load_inputs(study: Study) -> tuple[LayerResult, dict[str, LayerResult], list
     )
     layers = {}
     for kind in progress(list(study.layers), "reading layers"):
-        layers[kind] = LOADERS[kind](study.layers[kind], context)
+        if kind == "police_uk" and uses_dask(study):
+            from .layers.police_uk_dask import load_police_uk_dask
+
+            locator = locator or WardLocator(wards.geometry.to_numpy())
+            layers[kind] = load_police_uk_dask(study.layers[kind], context, locator, wards["ward_code"].to_numpy(),
+                                               study.scheduler)
+        else:
+            layers[kind] = LOADERS[kind](study.layers[kind], context)
     return boundaries, layers, months or months_in_data(layers)
+
+
+def uses_dask(study: Study) -> bool:
+    """Whether the study's police.uk files are read on Dask: ``engine = "dask"``, or ``auto``
+    with more than :data:`~geomisuse.config.DASK_AUTO_BYTES` of them."""
+    if study.engine != "auto":
+        return study.engine == "dask"
+    from .layers.police_uk import csv_files
+
+    spec = study.layers.get("police_uk")
+    total = sum(path.stat().st_size for path in {p for _, p, _ in csv_files(spec.paths)}) if spec else 0
+    return total > DASK_AUTO_BYTES
 
 
 def months_in_data(layers: dict[str, LayerResult]) -> list[str]:

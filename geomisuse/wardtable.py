@@ -180,8 +180,11 @@ def build_ward_table(wards: gpd.GeoDataFrame, layers: dict[str, LayerResult], mo
     if "police_uk" in layers:
         points = layers["police_uk"].table
         points = points[points["month"].isin(months)]
+        # Points (local engine) count one each; the Dask engine's table is already counted.
+        weight = points["count"] if "count" in points else pd.Series(1, index=points.index)
         for measure, column in (("drug_offences", "police_uk_drugs_count"), ("asb", "police_uk_asb_count")):
-            counted = points.loc[points["measure"] == measure, "ward_code"].value_counts()
+            rows = (points["measure"] == measure).to_numpy()
+            counted = weight[rows].groupby(points["ward_code"].to_numpy()[rows]).sum()
             table[column] = table["ward_code"].map(counted).fillna(0).astype("Int64")
     table["treatment_services_count"] = _sites_per_ward(table, layers, ("treatment_services",))
     table["needle_exchanges_count"] = _sites_per_ward(table, layers, ("pharmacies", "needle_exchanges"),

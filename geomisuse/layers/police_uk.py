@@ -67,7 +67,7 @@ def load_police_uk(spec: LayerSpec, context: LoadContext) -> LayerResult:
         ``asb``), ``crime_type``, ``location`` and ``source_file`` (categoricals), ``crime_id``
         (Arrow strings) and ``source_row``; ``months``: every month with a row at all.
     """
-    tally = _Tally()
+    tally = Tally()
     parts, paths = [], []
     for name, raw, source in progress(csv_sources(spec.paths), "reading police.uk files"):
         parts.append(read_police_file(source, spec, context, tally, raw=raw, name=name))
@@ -79,7 +79,7 @@ def load_police_uk(spec: LayerSpec, context: LoadContext) -> LayerResult:
 
 
 @dataclass
-class _Tally:
+class Tally:
     """What the files read so far add up to: rows, exclusions, rejected months, months seen.
 
     The checks that look at a whole layer (is the month column the wrong one?) run on these
@@ -97,18 +97,8 @@ class _Tally:
     #: The coordinate columns as the files name them (messages quote them).
     coordinate_columns: tuple[str, str] = ("Longitude", "Latitude")
 
-    def merge(self, other: "_Tally") -> None:
-        """Add another tally (of files read after this one's)."""
-        self.rows_read += other.rows_read
-        self.excluded.update(other.excluded)
-        self.rejected.extend(other.rejected)
-        self.months |= other.months
-        self.dated_rows += other.dated_rows
-        self.undated_rows += other.undated_rows
-        self.first_undated = self.first_undated or other.first_undated
 
-
-def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: _Tally,
+def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: Tally,
                      raw: bytes | None = None, name: str | None = None) -> pd.DataFrame:
     """Read one police.uk CSV: account for its rows in ``tally``, return its analysed rows.
 
@@ -212,7 +202,7 @@ def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: _
     })
 
 
-def finish_layer(spec: LayerSpec, tally: _Tally, parts: list[pd.DataFrame], paths: list[Path]) -> LayerResult:
+def finish_layer(spec: LayerSpec, tally: Tally, parts: list[pd.DataFrame], paths: list[Path]) -> LayerResult:
     """Put the files' analysed rows together, run the whole-layer checks and make the points.
 
     Parameters
@@ -258,7 +248,7 @@ def _encoded(column: pa.ChunkedArray) -> tuple[np.ndarray, pd.Series]:
     return codes, pd.Series(encoded.dictionary.to_pylist(), dtype=object)
 
 
-def _exclude(tally: _Tally, rows: np.ndarray, reason: str) -> None:
+def _exclude(tally: Tally, rows: np.ndarray, reason: str) -> None:
     count = int(rows.sum())
     if count:
         tally.excluded[reason] += count
@@ -272,22 +262,35 @@ def _text(table: pa.Table, column: str | None) -> pd.Series:
     return pd.Series(pd.arrays.ArrowStringArray(values.combine_chunks()), dtype=pd.StringDtype("pyarrow"))
 
 
-def csv_sources(paths: list[Path]) -> Iterator[tuple[str, bytes | None, Path]]:
-    """Yield ``(name, bytes or None, path)`` for every CSV in the given files, folders and zips.
-
-    Folders are searched recursively and read in sorted order; a zip's members are read one
-    at a time, so only one file's bytes are held at once.
-    """
+def csv_files(paths: list[Path]) -> Iterator[tuple[str, Path, str | None]]:
+    """Yield ``(name, path, zip member or None)`` for every CSV in the given files, folders and
+    zips, in reading order (folders searched recursively, sorted; a zip's members sorted)."""
     for path in paths:
         if path.is_dir():
             members = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".csv", ".zip"))
-            yield from csv_sources(members)
+            yield from csv_files(members)
         elif path.suffix.lower() == ".zip":
             require_file(path, "police_uk")
             with zipfile.ZipFile(path) as archive:
-                for member in sorted(archive.namelist()):
-                    if member.lower().endswith(".csv") and not member.startswith("__MACOSX"):
-                        yield f"{path}:{member}", archive.read(member), path
+                names = sorted(archive.namelist())
+            for member in names:
+                if member.lower().endswith(".csv") and not member.startswith("__MACOSX"):
+                    yield f"{path}:{member}", path, member
         else:
             require_file(path, "police_uk")
-            yield str(path), None, path
+            yield str(path), path, None
+
+
+def read_member(path: Path, member: str | None) -> bytes | None:
+    """The bytes of a zip member (``None`` for a plain file, which is read from disk)."""
+    if member is None:
+        return None
+    with zipfile.ZipFile(path) as archive:
+        return archive.read(member)
+
+
+def csv_sources(paths: list[Path]) -> Iterator[tuple[str, bytes | None, Path]]:
+    """Yield ``(name, bytes or None, path)`` for every CSV in the given files, folders and zips;
+    only one file's bytes are held at once."""
+    for name, path, member in csv_files(paths):
+        yield name, read_member(path, member), path

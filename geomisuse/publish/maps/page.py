@@ -603,8 +603,8 @@ def heat_points(points: gpd.GeoSeries, max_points: int = HEAT_MAX_POINTS,
 
 
 def _heat_layers(layers: list[dict], police: gpd.GeoDataFrame | None) -> None:
-    if police is None or len(police) == 0 or "measure" not in police:
-        return
+    if police is None or len(police) == 0 or "measure" not in police or not isinstance(police, gpd.GeoDataFrame):
+        return  # no points (the Dask engine keeps counts only)
     for measure, title in (("drug_offences", "drug offences"), ("asb", "anti-social behaviour")):
         subset = police[police["measure"] == measure]
         if len(subset) == 0:
