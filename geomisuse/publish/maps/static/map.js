@@ -104,6 +104,8 @@
   G.openWard = function (i, latlng, measure) {
     var W = G.data.ward;
     G.popup = G.popup || L.popup({maxWidth: 420, className: "gm-popup", autoPan: true});
+    // A phone is narrower than the popup would like to be.
+    G.popup.options.maxWidth = Math.max(200, Math.min(420, G.map.getSize().x - 60));
     // Pan the popup clear of the title box and the panels on the right before it opens.
     var pad = G.panelPadding();
     G.popup.options.autoPanPaddingTopLeft = pad.topLeft;
@@ -281,6 +283,7 @@
     try { code = decodeURIComponent(match[1]); } catch (err) { return; }
     var i = G.data.ward.code.indexOf(code);
     if (i < 0) { return; }
+    G.restorePanels();
     var feature = G.data.wards.features[i];
     var pad = G.panelPadding();
     G.map.fitBounds(L.geoJSON(feature).getBounds(), {maxZoom: 15, paddingTopLeft: pad.topLeft,
@@ -482,7 +485,7 @@
   G.panelPadding = function () {
     var box = G.map.getContainer().getBoundingClientRect(), top = 10, right = 10;
     panels().forEach(function (el) {
-      if (el.classList.contains("gm-aside") || el.getClientRects().length === 0) { return; }
+      if (el.getClientRects().length === 0) { return; }  // folded away or not on this page
       var r = el.getBoundingClientRect();
       if (r.width === 0) { return; }
       // The title box sits over the top; the layer panel and the key over the right side.
