@@ -45,6 +45,7 @@ import shapely
 from markupsafe import Markup, escape
 
 from ... import config as defaults
+from ..places import ward_centres
 from ..disclosure import format_counts, primary_mask, secondary_mask, suppress_value
 from ...errors import InputError
 from .findings import (Change, change, cluster_words, count_text, is_hidden, join_names, key_findings,
@@ -295,7 +296,7 @@ def build_data(run: StudyRun, published: pd.DataFrame, settings) -> dict:
     gap_list = _gap_list(b.real)
     context = _Context(measure_info=measure_info, comparisons=comparisons, component_of=component_of,
                        walk=_walk(run), sites=_sites(run), satellites=_satellites(run, b.codes, b.names),
-                       estates=run.layer_table("estates"), centres=_centres(b.real))
+                       estates=run.layer_table("estates"), centres=list(ward_centres(b.real.geometry)))
     ward_items = [_ward(b, context, i) for i in range(len(b.codes))]
     findings = key_findings({
         "measures": b.measures, "clusters": clusters, "hot_spots": hot_spots, "changes": _changes(b, comparisons),
@@ -776,13 +777,6 @@ def _components(members: list[int], neighbours: list[list[int]]) -> list[list[in
                     stack.append(n)
         groups.append(sorted(group))
     return groups
-
-
-def _centres(wards: gpd.GeoDataFrame) -> list:
-    """Each ward's centre: its centroid, or a point inside it when the centroid falls outside."""
-    centroids = wards.geometry.centroid
-    inside = wards.geometry.contains(centroids)
-    return list(centroids.where(inside, wards.geometry.representative_point()))
 
 
 @dataclass

@@ -47,6 +47,7 @@ from folium.template import Template
 from ...errors import InputError
 from ..briefings.pages import page_name
 from ..escaping import safe_text, script_json
+from ..places import ward_centres
 from ...config import (ANALYSIS_CRS, DETOUR_FACTOR, MAP_CRS, MEASURE_LABELS, MEASURES, WALK_SPEED_KMH,
                        WALK_THRESHOLD_MIN)
 
@@ -638,7 +639,7 @@ def _nearest(wards: gpd.GeoDataFrame, sites: gpd.GeoDataFrame | None) -> tuple[l
         return [""] * n, np.full(n, np.nan)
     pts = sites if sites.crs is not None else sites.set_crs(ANALYSIS_CRS)
     geoms = shapely.point_on_surface(pts.to_crs(ANALYSIS_CRS).geometry.to_numpy())
-    centres = shapely.point_on_surface(wards.geometry.to_numpy())
+    centres = ward_centres(wards.geometry).to_numpy()
     tree = shapely.STRtree(geoms)
     (ward_idx, site_idx), dist = tree.query_nearest(centres, return_distance=True, all_matches=False)
     names = [""] * n
@@ -653,7 +654,7 @@ def _nearest(wards: gpd.GeoDataFrame, sites: gpd.GeoDataFrame | None) -> tuple[l
 def _ward_info(run: StudyRun, wards: gpd.GeoDataFrame, measures: list[str], settings) -> dict:
     """Column-wise tooltip data: every value escaped and formatted as shown."""
     n = len(wards)
-    centres = gpd.GeoSeries(shapely.point_on_surface(wards.geometry.to_numpy()), crs=ANALYSIS_CRS).to_crs(MAP_CRS)
+    centres = ward_centres(wards.geometry).to_crs(MAP_CRS)
     ll = np.round(shapely.get_coordinates(centres.to_numpy()), COORD_DECIMALS)
     info: dict = {
         "code": [safe_text(c) for c in wards["ward_code"]],
