@@ -22,7 +22,7 @@ from geomisuse.errors import InputError
 from geomisuse.publish.escaping import safe_text, script_json
 from geomisuse.pipeline import prepare
 from geomisuse.publish.tables import PublishSettings, published_wards
-from geomisuse.config import load_study
+from geomisuse.config import GapSettings, load_study
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo" / "study.toml"
@@ -357,8 +357,8 @@ def test_walk_catchment_defaults_and_gap_parameters():
     run = demo_run()
     minutes, radius = maps.walk_catchment(run)
     assert minutes == 20 and radius == pytest.approx(20 * 4.8 * 1000 / 60 / 1.3)
-    run.manifest["gaps"] = {"parameters": {"walk_threshold_min": 10, "walk_radius_m": 600.0}}
-    assert maps.walk_catchment(run) == (10.0, 600.0)
+    run.study.gaps = GapSettings(walk_threshold_min=10, walk_speed_kmh=3.6, detour_factor=1.0)
+    assert maps.walk_catchment(run) == (10.0, pytest.approx(600.0))
 
 
 def test_many_sites_are_clustered(tmp_path):

@@ -30,10 +30,9 @@ from scipy import sparse
 from scipy.sparse import csgraph
 from scipy.spatial import cKDTree
 
+from ..config import WEIGHTS_KINDS
 from ..errors import InputError
 
-#: Weights kinds a study may choose in ``[clusters] weights``.
-WEIGHTS_KINDS = ("queen", "knn", "distance")
 
 
 @dataclass
