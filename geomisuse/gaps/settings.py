@@ -7,11 +7,9 @@ The schema, defaults and checks of :class:`GapSettings` live with every other se
 from __future__ import annotations
 
 from ..config import NEED_CRITERIA, GapSettings
+from ..vocabulary import GI_CONFIDENCE
 
 __all__ = ["GI_CONFIDENCE", "GapSettings", "NEED_CRITERIA", "NEED_MEASURE_FALLBACK"]
 
 #: Need measures tried, in order, when the study does not name one.
 NEED_MEASURE_FALLBACK = ("possession", "drug_offences", "trafficking")
-
-#: Gi* bin -> confidence level, as ArcGIS labels them.
-GI_CONFIDENCE = {1: 90, 2: 95, 3: 99}
