@@ -490,8 +490,6 @@ def demo_inputs() -> dict:
 
 @pytest.fixture(scope="module")
 def demo():
-    if not (DEMO / "mps_ward_level_crime.csv").exists():
-        pytest.skip("demo files not generated in this checkout")
     from geomisuse.demo.borough import PLANTED_GAP_WARDS
     inputs = demo_inputs()
     result = find_gaps(inputs["wards"], inputs["treatment"], inputs["needle"],
