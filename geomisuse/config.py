@@ -11,8 +11,8 @@ boundaries has a default, so the smallest study is::
 
 The whole file is checked when it is read (:func:`load_study`), by the pydantic models
 below: ``[study]`` (:class:`StudySection`), ``[boundaries]`` (:class:`BoundariesSection`),
-each ``[layers.KIND]`` (:class:`LayerSection` and its subclasses, one per kind, with the
-``columns`` each kind can map), ``[clusters]`` (:class:`ClusterSettings`), ``[gaps]``
+each ``[layers.KIND]`` (:class:`LayerSection`, one model per kind with the ``columns`` it
+can map: :data:`LAYER_COLUMNS`), ``[clusters]`` (:class:`ClusterSettings`), ``[gaps]``
 (:class:`GapSettings`) and ``[publish]`` (:class:`PublishSettings`). Types, ranges and
 choices are checked, booleans must be TOML ``true``/``false`` (not ``"no"``), and an unknown
 key at any level is refused with a "did you mean" hint. ``geomisuse validate`` therefore
@@ -30,10 +30,12 @@ the model's docstring and in README.md's study-file reference::
         postcodes: bool = False                           # true/false only
         context_km: float = Field(0.0, ge=0)              # a range
 
-A layer option goes on :class:`LayerSection` (every kind) or on one kind's subclass; a layer
-option reaches its loader as ``spec.options["key"]``. A column a kind can map goes on that
-kind's ``...Columns`` model. Cross-field rules go in a ``model_validator`` of the model.
-Nothing else needs changing: the error messages, the hints and ``validate`` follow.
+A layer option goes on :class:`LayerSection` (every ``[layers.KIND]`` table) or, for the
+boundaries, on :class:`BoundariesSection`; it reaches the loader as ``spec.options["key"]``. A
+column a kind can map goes on that kind's ``...Columns`` model (:data:`LAYER_COLUMNS`).
+Cross-field rules go in a ``model_validator`` of the model.
+Nothing else needs changing: the error messages, the hints and ``validate`` follow
+(``tests/test_notebook.py`` checks that the README's reference lists exactly these keys).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from typing import Annotated, Any, ClassVar, Literal, Mapping, get_args
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from .errors import InputError
 
@@ -357,111 +359,54 @@ class LayerSection(_InputSection):
     columns: BaseColumns = Field(default_factory=BaseColumns)
 
 
-class _Coordinates(BaseColumns):
-    longitude: Text | None = None
-    latitude: Text | None = None
-    easting: Text | None = None
-    northing: Text | None = None
+def _columns_model(name: str, doc: str, *fields: str, points: bool = True) -> type[BaseColumns]:
+    """A ``columns`` model: each field an optional source column name; with ``points``, also
+    the coordinate columns (``longitude``/``latitude`` or ``easting``/``northing``)."""
+    coordinates = ("longitude", "latitude", "easting", "northing") if points else ()
+    return create_model(name, __base__=BaseColumns, __doc__=doc,
+                        **{field: (Text | None, None) for field in coordinates + fields})
 
 
-class PoliceUkColumns(_Coordinates):
-    """Mappable fields of police.uk street-level CSVs."""
-    month: Text | None = None
-    crime_type: Text | None = None
-    crime_id: Text | None = None
-    location: Text | None = None
-    lsoa_code: Text | None = None
+_SITE_COLUMNS = _columns_model("SiteColumns", "Mappable fields of service, pharmacy, needle-exchange and "
+                               "candidate site files.", "name", "service_type", "needle_exchange")
+
+#: Layer kind -> the ``columns`` fields it can map (the fields its loader looks for). A layer
+#: table is :class:`LayerSection` with that ``columns`` model.
+LAYER_COLUMNS: dict[str, type[BaseColumns]] = {
+    "police_uk": _columns_model("PoliceUkColumns", "Mappable fields of police.uk street-level CSVs.",
+                                "month", "crime_type", "crime_id", "location", "lsoa_code"),
+    "mps_ward": _columns_model("MpsWardColumns", "Mappable fields of the MPS ward-level file (month columns "
+                               "are found by their YYYYMM names).", "major", "minor", "ward_code", "ward_name",
+                               points=False),
+    "asb_warnings": _columns_model("AsbColumns", "Mappable fields of ASB warnings (a ward table, or points "
+                                   "with a month).", "ward_code", "ward_name", "month", "count"),
+    "treatment_services": _SITE_COLUMNS,
+    "pharmacies": _SITE_COLUMNS,
+    "needle_exchanges": _SITE_COLUMNS,
+    "estates": _columns_model("EstateColumns", "Mappable fields of hotspot estates.", "name"),
+    "population": _columns_model("PopulationColumns", "Mappable fields of the ward population table.",
+                                 "ward_code", "ward_name", "population", points=False),
+    "candidate_sites": _SITE_COLUMNS,
+    "residents": _columns_model("ResidentColumns", "Mappable fields of the finer residents layer.", "residents"),
+}
+if tuple(LAYER_COLUMNS) != LAYER_KINDS:  # one list of kinds: a new kind needs its columns here
+    raise RuntimeError("LAYER_COLUMNS must name every kind of LAYER_KINDS, in order")
 
 
-class MpsWardColumns(BaseColumns):
-    """Mappable fields of the MPS ward-level file (month columns are found by their YYYYMM names)."""
-    major: Text | None = None
-    minor: Text | None = None
-    ward_code: Text | None = None
-    ward_name: Text | None = None
+def _layer_model(kind: str, columns: type[BaseColumns]) -> type[LayerSection]:
+    """The model of one ``[layers.KIND]`` table: :class:`LayerSection` with the kind's columns."""
+    name = "".join(part.title() for part in kind.split("_")) + "Layer"
+    model = create_model(name, __base__=LayerSection, columns=(columns, Field(default_factory=columns)))
+    model.SECTION = f"layers.{kind}"
+    model.__doc__ = f"The ``[layers.{kind}]`` table (see :class:`LayerSection`)."
+    return model
 
 
-class AsbColumns(_Coordinates):
-    """Mappable fields of ASB warnings (a ward table, or points with a month)."""
-    ward_code: Text | None = None
-    ward_name: Text | None = None
-    month: Text | None = None
-    count: Text | None = None
-
-
-class SiteColumns(_Coordinates):
-    """Mappable fields of service, pharmacy, needle-exchange and candidate site files."""
-    name: Text | None = None
-    service_type: Text | None = None
-    needle_exchange: Text | None = None
-
-
-class EstateColumns(_Coordinates):
-    """Mappable fields of hotspot estates."""
-    name: Text | None = None
-
-
-class PopulationColumns(BaseColumns):
-    """Mappable fields of the ward population table."""
-    ward_code: Text | None = None
-    ward_name: Text | None = None
-    population: Text | None = None
-
-
-class ResidentColumns(_Coordinates):
-    """Mappable fields of the finer residents layer."""
-    residents: Text | None = None
-
-
-class PoliceUkLayer(LayerSection):
-    SECTION: ClassVar[str] = "layers.police_uk"
-    columns: PoliceUkColumns = Field(default_factory=PoliceUkColumns)
-
-
-class MpsWardLayer(LayerSection):
-    SECTION: ClassVar[str] = "layers.mps_ward"
-    columns: MpsWardColumns = Field(default_factory=MpsWardColumns)
-
-
-class AsbLayer(LayerSection):
-    SECTION: ClassVar[str] = "layers.asb_warnings"
-    columns: AsbColumns = Field(default_factory=AsbColumns)
-
-
-class SiteLayer(LayerSection):
-    columns: SiteColumns = Field(default_factory=SiteColumns)
-
-
-class EstateLayer(LayerSection):
-    SECTION: ClassVar[str] = "layers.estates"
-    columns: EstateColumns = Field(default_factory=EstateColumns)
-
-
-class PopulationLayer(LayerSection):
-    SECTION: ClassVar[str] = "layers.population"
-    columns: PopulationColumns = Field(default_factory=PopulationColumns)
-
-
-class ResidentLayer(LayerSection):
-    SECTION: ClassVar[str] = "layers.residents"
-    columns: ResidentColumns = Field(default_factory=ResidentColumns)
-
-
-class LayersSection(Section):
-    """The ``[layers]`` tables: one optional input per kind (see :data:`LAYER_KINDS`)."""
-
-    SECTION: ClassVar[str] = "layers"
-
-    police_uk: PoliceUkLayer | None = None
-    mps_ward: MpsWardLayer | None = None
-    asb_warnings: AsbLayer | None = None
-    treatment_services: SiteLayer | None = None
-    pharmacies: SiteLayer | None = None
-    needle_exchanges: SiteLayer | None = None
-    estates: EstateLayer | None = None
-    population: PopulationLayer | None = None
-    candidate_sites: SiteLayer | None = None
-    residents: ResidentLayer | None = None
+#: The ``[layers]`` tables: one optional input per kind (see :data:`LAYER_KINDS`).
+LayersSection = create_model(
+    "LayersSection", __base__=Section,
+    **{kind: (_layer_model(kind, columns) | None, None) for kind, columns in LAYER_COLUMNS.items()})
+LayersSection.SECTION = "layers"
 
 
 class BoundariesSection(_InputSection):
