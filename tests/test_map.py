@@ -84,8 +84,9 @@ def add_fake_stages(run, gaps=(2, 5, 11)) -> None:
         "easting": [centre.x], "northing": [centre.y], "longitude": [lonlat.x], "latitude": [lonlat.y],
         "ward_code": [wards["ward_code"].iloc[gaps[0]]], "ward_name": [wards["ward_name"].iloc[gaps[0]]],
         "need_covered": [40.0], "share_of_gap_need_covered": [0.35], "residents_newly_within_walk": [5200]})
-    run.manifest["gaps"] = {"parameters": {"walk_threshold_min": 15.0, "walk_speed_kmh": 4.8,
-                                           "detour_factor": 1.3}}
+    # The gap stage walks with the study's [gaps] settings; the map reads them from the run.
+    run.study.gaps = GapSettings(walk_threshold_min=15.0, walk_speed_kmh=4.8, detour_factor=1.3)
+    run.manifest["gaps"] = {"parameters": run.study.gaps.model_dump()}
 
 
 def make_evil(run) -> None:
@@ -122,7 +123,7 @@ def full_run(evil: bool = False):
 
 
 def write(run, path: Path, **options) -> str:
-    settings = PublishSettings(**{"tiles": "none", "offline": True, **options})
+    settings = PublishSettings.from_options({"tiles": "none", "offline": True, **options})
     maps.write_map(run, published_wards(run, settings), path, settings)
     return path.read_text(encoding="utf-8")
 
