@@ -24,6 +24,8 @@ from geomisuse.pipeline import prepare
 from geomisuse.publish.tables import PublishSettings, published_wards
 from geomisuse.config import GapSettings, load_study
 
+from conftest import demo_run_copy
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo" / "study.toml"
 
@@ -50,7 +52,7 @@ def data_block(page: str) -> dict:
 
 def demo_run():
     """The demo borough up to the ward table (no statistics)."""
-    return prepare(load_study(DEMO))
+    return demo_run_copy()
 
 
 def add_fake_stages(run, gaps=(2, 5, 11)) -> None:
@@ -123,7 +125,7 @@ def full_run(evil: bool = False):
 
 
 def write(run, path: Path, **options) -> str:
-    settings = PublishSettings(**{"tiles": "none", "offline": True, **options})
+    settings = PublishSettings.from_options({"tiles": "none", "offline": True, **options})
     maps.write_map(run, published_wards(run, settings), path, settings)
     return path.read_text(encoding="utf-8")
 
