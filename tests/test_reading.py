@@ -104,6 +104,6 @@ def test_briefing_text_has_none_of_the_old_slips(demo):
         assert " a all " not in text and " a anti-social" not in text, page.name
         assert "not a gap:" not in text.replace("Not an outreach gap:", ""), page.name
         assert "gap. not a gap" not in text.lower(), page.name
-        assert not re.search(r"\([+\u2212-][\d,]+ \([+\u2212-]?\d+%\)\)", text), page.name  # "(−38 (−42%))"
+        assert not re.search(r"\([+\u2212-][\d,]+ \([+\u2212-]?\d+%\)", text), page.name  # "(−38 (−42%)"
     overview = (out / "briefings" / "index.html").read_text(encoding="utf-8")
     assert "How to read the statistics" in overview and 'href="../map.html"' in overview
