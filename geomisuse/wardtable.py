@@ -22,6 +22,7 @@ from typing import Mapping
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from .layers.base import LayerResult
 from .config import MEASURES, RATE_PER, months_between
@@ -120,8 +121,12 @@ def join_layers_to_wards(wards: gpd.GeoDataFrame, layers: Mapping[str, LayerResu
         table = layer.table
         if not isinstance(table, gpd.GeoDataFrame):  # ward-level tables carry ward_code already
             continue
-        anchor = table.geometry.where(table.geom_type == "Point", table.geometry.representative_point())
-        position = locator.locate(anchor.x.to_numpy(), anchor.y.to_numpy())
+        geoms = table.geometry.to_numpy()
+        is_point = shapely.get_type_id(geoms) == 0
+        # Only shapes need a point inside them (a million police.uk points do not).
+        anchor = geoms.copy()
+        anchor[~is_point] = shapely.point_on_surface(geoms[~is_point])
+        position = locator.locate(shapely.get_x(anchor), shapely.get_y(anchor))
         ward_code = np.where(position == OUTSIDE, None, codes[np.clip(position, 0, None)])
         table = table.assign(ward_code=ward_code)
         layer.table = table
