@@ -54,7 +54,9 @@ def write_study(folder: Path, wards: gpd.GeoDataFrame, rows: int) -> None:
         '[layers.population]\npath = "population.csv"\n\n'
         '[layers.treatment_services]\npath = "treatment_services.csv"\n\n'
         '[layers.needle_exchanges]\npath = "needle_exchanges.csv"\n\n'
-        f'[layers.pharmacies]\npath = "{PHARMACIES}"\nwhere = {{Status_Code = "A"}}\n')
+        f'[layers.pharmacies]\npath = "{PHARMACIES}"\nwhere = {{Status_Code = "A"}}\n\n'
+        '[gaps]\n# The satellite search (MCLP over ~6,000 London candidates) is measured by bench_gaps.py, '
+        'not here.\nsatellites = 0\n')
 
 
 def write_services(folder: Path, wards: gpd.GeoDataFrame) -> None:
