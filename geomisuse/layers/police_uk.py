@@ -196,7 +196,6 @@ def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: T
         "location": _text(kept, roles["location"]),
         "longitude": _text(kept, roles["longitude"]),
         "latitude": _text(kept, roles["latitude"]),
-        # (renamed to the file's own names in finish_layer, for the messages)
         "source_file": label,
         "source_row": source_row[keep],
     })
@@ -232,8 +231,8 @@ def finish_layer(spec: LayerSpec, tally: Tally, parts: list[pd.DataFrame], paths
                         months=sorted(tally.months))
     if tally.rejected:
         layer.rejected = pd.concat(tally.rejected, ignore_index=True)[REJECT_COLUMNS]
-    x_column, y_column = (f"{name} " if name in frame.columns and name not in ("longitude", "latitude") else name
-                          for name in tally.coordinate_columns)
+    # The coordinate columns carry the file's own names again: the checks' messages quote them.
+    x_column, y_column = tally.coordinate_columns
     layer.table = frame.rename(columns={"longitude": x_column, "latitude": y_column})
     points_from_table(layer, x_column, y_column, lonlat=True)
     layer.table = layer.table.drop(columns=[x_column, y_column]).reset_index(drop=True)
