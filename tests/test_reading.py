@@ -107,3 +107,43 @@ def test_briefing_text_has_none_of_the_old_slips(demo):
         assert not re.search(r"\([+\u2212-][\d,]+ \([+\u2212-]?\d+%\)", text), page.name  # "(−38 (−42%)"
     overview = (out / "briefings" / "index.html").read_text(encoding="utf-8")
     assert "How to read the statistics" in overview and 'href="../map.html"' in overview
+
+
+def test_csv_has_whole_numbers_and_rates_to_one_decimal(demo):
+    run, out = demo
+    text = (out / "wards.csv").read_text(encoding="utf-8")
+    table = pd.read_csv(out / "wards.csv", dtype=str, keep_default_na=False)
+    assert not table["population"].str.contains(r"\.").any()
+    assert table["population"].astype(int).tolist() == run.wards["population"].round().astype(int).tolist()
+    for m in run.measures:
+        counts = table[f"{m}_count"]
+        assert counts.str.fullmatch(r"\d+|<5|c|").all(), counts.tolist()
+        rates = table[f"{m}_rate_per_1000"]
+        assert rates.str.fullmatch(r"\d+\.\d|\d+|").all(), rates.tolist()
+        # a rate shown is the real rate rounded, and no rate stands beside a hidden count
+        shown = rates != ""
+        real = run.wards[f"{m}_rate_per_1000"].round(1)
+        assert (rates[shown].astype(float).to_numpy() == real[shown.to_numpy()].to_numpy()).all()
+        assert (rates[counts.isin(["<5", "c"])] == "").all()
+    assert not re.search(r"\d\.\d{6,}", text)  # no 15-digit floats anywhere
+
+
+def test_geopackage_counts_are_numbers_with_a_status(demo):
+    import geopandas as gpd
+    import pyogrio
+
+    run, out = demo
+    info = pyogrio.read_info(out / "wards.gpkg", layer="wards")
+    types = dict(zip(info["fields"], info["dtypes"]))
+    published = published_wards(run, PublishSettings())
+    gpkg = gpd.read_file(out / "wards.gpkg", layer="wards")
+    assert types["population"] == "int64"
+    for m in run.measures:
+        assert types[f"{m}_count"] == "int64" and types[f"{m}_count_status"] == "object"
+        text = published[f"{m}_count"].astype(str)
+        status = gpkg[f"{m}_count_status"]
+        assert (status[text.isin(["<5", "c"]).to_numpy()] == text[text.isin(["<5", "c"])].to_numpy()).all()
+        shown = status == "published"
+        assert gpkg.loc[shown, f"{m}_count"].astype(int).tolist() == text[shown.to_numpy()].astype(int).tolist()
+        assert gpkg.loc[~shown, f"{m}_count"].isna().all()
+    assert gpkg.crs.to_epsg() == 27700

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from .exports import csv_table, gpkg_table
 from .disclosure import TOTAL_COST_FACTOR, format_counts, link_suppression, primary_mask, protect_table
 from ..config import MEASURES, PublishSettings
 
@@ -234,6 +235,10 @@ def write_outputs(run: StudyRun, out: Path, settings: PublishSettings, part: str
             else:
                 from .briefings.pages import write_briefings
 
+                existing = out / target
+                if wards is not None and existing.is_dir():
+                    # Some wards only: the other wards' pages stay as they are.
+                    shutil.copytree(existing, staging / target)
                 files = write_briefings(run, published, staging / target, settings, wards,
                                         map_link=(out / "map.html").exists())
                 written = [str(p.relative_to(staging)) for p in files]
@@ -263,8 +268,8 @@ def _write_all(run: StudyRun, folder: Path, settings: PublishSettings) -> list[s
 
     names: list[str] = []
     wards = published_wards(run, settings)
-    wards.to_file(folder / "wards.gpkg", layer="wards", driver="GPKG")
-    pd.DataFrame(wards.drop(columns="geometry")).to_csv(folder / "wards.csv", index=False)
+    gpkg_table(wards).to_file(folder / "wards.gpkg", layer="wards", driver="GPKG")
+    csv_table(wards).to_csv(folder / "wards.csv", index=False)
     published_monthly(run, settings).to_csv(folder / "wards_monthly.csv", index=False)
     names += ["wards.gpkg", "wards.csv", "wards_monthly.csv"]
     if run.global_moran is not None:
