@@ -147,3 +147,15 @@ def test_geopackage_counts_are_numbers_with_a_status(demo):
         assert gpkg.loc[shown, f"{m}_count"].astype(int).tolist() == text[shown.to_numpy()].astype(int).tolist()
         assert gpkg.loc[~shown, f"{m}_count"].isna().all()
     assert gpkg.crs.to_epsg() == 27700
+
+
+def test_satellites_are_ranked_and_described_by_one_metric(demo):
+    run, out = demo
+    sites = pd.read_csv(out / "satellites.csv")
+    shares = sites["share_of_unmet_need_covered"].tolist()
+    assert shares == sorted(shares, reverse=True) and all(s > 0 for s in shares)
+    assert sites["cumulative_share_of_unmet_need"].tolist() == pytest.approx(list(pd.Series(shares).cumsum()), abs=1e-3)
+    overview = (out / "briefings" / "index.html").read_text(encoding="utf-8")
+    for _, site in sites.iterrows():
+        assert f"adding {100 * site['share_of_unmet_need_covered']:.0f}% of the unmet need" in overview
+    assert "of the need in gap wards" not in overview

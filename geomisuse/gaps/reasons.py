@@ -128,13 +128,14 @@ def summary_lines(wards: pd.DataFrame, columns: pd.DataFrame, sites: pd.DataFram
     if len(sites):
         optimal = sat_manifest.get("optimal_need_covered")
         greedy = sat_manifest.get("greedy_need_covered")
-        share = sites["cumulative_share_of_gap_need"].iloc[-1]
+        share = sites["cumulative_share_of_unmet_need"].iloc[-1]
         lines.append(f"Satellite sites: {len(sites)} chosen, covering "
-                     + (f"{100 * share:.0f} % of the gaps' unmet need" if pd.notna(share)
-                        else "unmet need")
+                     + (f"{100 * share:.0f} % of the unmet need" if pd.notna(share) else "unmet need")
                      + f" (optimum {optimal}, greedy {greedy})")
         for _, row in sites.iterrows():
-            lines.append(f"  {row['rank']}. {row['name']} ({row['ward_name']})")
+            adds = row["share_of_unmet_need_covered"]
+            lines.append(f"  {row['rank']}. {row['name']} ({row['ward_name']})"
+                         + (f": adds {100 * adds:.0f} %" if pd.notna(adds) else ""))
     elif "skipped" in sat_manifest:
         lines.append(f"Satellite sites: none ({sat_manifest['skipped']})")
     return lines

@@ -779,16 +779,16 @@ def _satellites(run: StudyRun, codes: list[str], names: list[str]) -> list[dict]
         point = None
         if number(row.get("easting")) is not None and number(row.get("northing")) is not None:
             point = shapely.Point(float(row["easting"]), float(row["northing"]))
-        share = number(row.get("share_of_gap_need_covered"))
-        if share is not None and share <= 1:
-            share *= 100
+        share = number(row.get("share_of_unmet_need_covered", row.get("share_of_gap_need_covered")))
+        cumulative = number(row.get("cumulative_share_of_unmet_need"))
         code = _text(row.get("ward_code"))
         ward_name = _text(row.get("ward_name")) or (names[codes.index(code)] if code in codes else "")
         residents = _int_or(row.get("residents_newly_within_walk"))
         out.append({"rank": _int_or(row.get("rank")) or k + 1, "name": _text(row.get("name")) or "(unnamed site)",
                     "ward_code": code, "ward_name": ward_name, "point": point,
-                    # A site chosen for need outside the gap wards covers none of theirs: say what it does.
-                    "share": "" if share is None or share == 0 else f"{share:.0f}%",
+                    # One metric throughout: the share of the unmet need each site adds.
+                    "share": "" if share is None else f"{100 * share:.0f}%",
+                    "cumulative": "" if cumulative is None else f"{100 * cumulative:.0f}%",
                     "residents": f"{residents:,}" if residents else ""})
     return out
 

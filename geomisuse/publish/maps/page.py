@@ -491,8 +491,8 @@ def _satellite_layer(layers: list[dict], satellites: pd.DataFrame | None) -> Non
         if not (math.isfinite(lat) and math.isfinite(lon)):
             continue
         rank = row.get("rank", j + 1)
-        share = row.get("share_of_gap_need_covered")
-        share_text = (f"{float(share) * 100:.0f} % of outreach gap need within a walk"
+        share = row.get("share_of_unmet_need_covered", row.get("share_of_gap_need_covered"))
+        share_text = (f"adds {float(share) * 100:.0f} % of the unmet need within a walk"
                       if share is not None and pd.notna(share) else "")
         newly = row.get("residents_newly_within_walk")
         types.append({"colour": SATELLITE_COLOUR, "glyph": safe_text(_count_text(rank)), "shape": "star",
