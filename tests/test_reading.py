@@ -76,7 +76,7 @@ def test_map_is_offline_by_default_and_says_when_it_was_made(demo):
 
 
 def test_source_date_epoch_fixes_the_production_date(monkeypatch):
-    from geomisuse.publish.maps.page import production_date
+    from geomisuse.publish.text import production_date
 
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")  # 2026-01-01 00:00 UTC
     assert production_date() == "1 January 2026"
@@ -159,3 +159,11 @@ def test_satellites_are_ranked_and_described_by_one_metric(demo):
     for _, site in sites.iterrows():
         assert f"adding {100 * site['share_of_unmet_need_covered']:.0f}% of the unmet need" in overview
     assert "of the need in gap wards" not in overview
+
+
+def test_every_briefing_page_says_when_it_was_made_and_from_what(demo):
+    _, out = demo
+    for page in sorted((out / "briefings").glob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        assert re.search(r"Produced \d{1,2} [A-Z][a-z]+ 20\d\d · data Jan 2025 – Dec 2025 \(12 months\) · "
+                         r"ward boundaries: northmere_wards.geojson", text), page.name

@@ -49,7 +49,7 @@ from ..places import ward_centres
 from ..disclosure import format_counts, primary_mask, secondary_mask, suppress_value
 from ...errors import InputError
 from .findings import HEADLINE_FINDINGS, Change, change, cluster_words, key_findings, suggestions
-from ..text import count_text, distance_text, is_hidden, join_names, month_name, number, span
+from ..text import count_text, distance_text, is_hidden, join_names, month_name, number, span, vintage_text
 from ...layers.base import normalise_name
 from ...config import MEASURE_LABELS, MEASURES, walk_minutes
 from ...vocabulary import GI_TOP_BIN, HIGH_HIGH, LISA_CLUSTERS, NOT_SIGNIFICANT, PLAIN_WORDS, gi_kind
@@ -544,7 +544,7 @@ def _overview(b: _Basis, context: _Context, ward_items: list[dict], findings: li
                                                          if real["borough_name"].notna().any() else ""),
         "demo": bool(study.demo), "unsuppressed": b.unsuppressed, "threshold": b.threshold,
         "period": span(run.months, short=False) if run.months else "no months in the data",
-        "months": len(run.months), "sources": list(study.sources),
+        "months": len(run.months), "sources": list(study.sources), "vintage": vintage_text(run),
         "input_sources": [f"{MEASURE_LABELS[m].capitalize()}: {context.measure_info[m]['source']}" for m in b.measures],
         "measures": [context.measure_info[m] for m in b.measures], "comparisons": comparisons,
         "comparison_notes": sorted({c["note"] for c in comparisons.values() if c["note"]}),

@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import base64
 import math
-import os
 import re
-from datetime import date, datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,7 +46,7 @@ from ...errors import InputError
 from ..briefings.pages import page_name
 from ..escaping import safe_text, script_json
 from ..places import ward_centres
-from ..text import count_text, distance_text, gi_bin_text, period_text, rate_text
+from ..text import count_text, distance_text, gi_bin_text, period_text, rate_text, vintage_text
 from ...vocabulary import GI_BINS, LISA_CLUSTERS, LISA_LABELS, NOT_SIGNIFICANT
 from ...config import ANALYSIS_CRS, MAP_CRS, MEASURE_LABELS, MEASURES
 
@@ -160,7 +158,7 @@ def build_map(run: StudyRun, published: pd.DataFrame, settings) -> folium.Map:
         "layers": [{**layer, "show": bool(layer.get("show", False)),
                     # Ward colourings are one exclusive choice (radio); everything else overlays.
                     "group": "ward" if layer["kind"] == "fill" else "overlay"} for layer in layers],
-        "vintage": _vintage_text(run),
+        "vintage": safe_text(vintage_text(run)),
     }
 
     fmap = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=12, tiles=None,
@@ -686,26 +684,6 @@ def _gi_text(value) -> str:
 # page furniture
 
 
-def production_date() -> str:
-    """Today's date as "1 December 2026", or the date of ``SOURCE_DATE_EPOCH`` when it is set
-    (reproducible builds: the same inputs then give byte-identical pages)."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    day = (datetime.fromtimestamp(int(epoch), tz=timezone.utc).date() if epoch and epoch.isdigit()
-           else date.today())
-    return f"{day.day} {day:%B %Y}"
-
-
-def _vintage_text(run: StudyRun) -> str:
-    """When the page was made and what data it shows: period, boundary file and sources."""
-    parts = [f"Produced {production_date()}"]
-    if run.months:
-        parts.append(f"data {period_text(run.months)}")
-    boundaries = run.layers.get("boundaries")
-    if boundaries is not None and boundaries.paths:
-        parts.append(f"ward boundaries: {Path(boundaries.paths[0]).name}")
-    return safe_text(" · ".join(parts))
-
-
 def _page_title(run: StudyRun) -> str:
     title = str(run.study.name)
     if run.study.demo:
@@ -744,7 +722,7 @@ def _title_html(run: StudyRun, settings) -> str:
     sources = [safe_text(s) for s in (study.sources or [])]
     if sources:
         parts.append(f'<div class="gm-sources">Sources: {"; ".join(sources)}</div>')
-    parts.append(f'<div class="gm-sources gm-vintage" id="gm-vintage">{_vintage_text(run)}</div>')
+    parts.append(f'<div class="gm-sources gm-vintage" id="gm-vintage">{safe_text(vintage_text(run))}</div>')
     if getattr(settings, "briefings", False):
         parts.append('<div class="gm-sources"><a href="briefings/index.html">Ward briefings and borough '
                      "overview</a></div>")
