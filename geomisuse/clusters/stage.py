@@ -294,9 +294,9 @@ def _analyse_measure(wards: gpd.GeoDataFrame, measure: str, neighbours: Neighbou
     global_permutations = settings.global_permutations
     glob = global_moran(values, row_standardised(adjacency), global_permutations,
                         np.random.default_rng([seed, 1]))
-    global_row = {"measure": measure, "moran_i": glob["moran_i"], "expected_i": glob["expected_i"],
-                  "z": glob["z"], "p_sim": glob["p_sim"], "permutations": global_permutations,
-                  "rate_adjustment": adjustment, "z_sim": glob["z_sim"], "n_wards": n}
+    global_row = {"measure": measure, "moran_i": glob.I, "expected_i": glob.EI, "z": glob.z_rand,
+                  "p_sim": glob.p_sim, "permutations": global_permutations, "rate_adjustment": adjustment,
+                  "z_sim": glob.z_sim, "n_wards": n}
 
     # LISA: shared random orderings, reused by every measure with the same wards and seed.
     length = int(np.diff(adjacency.indptr).max()) + 1
@@ -304,23 +304,23 @@ def _analyse_measure(wards: gpd.GeoDataFrame, measure: str, neighbours: Neighbou
     if key not in orderings_cache:
         orderings_cache[key] = draw_orderings(n, length, permutations, np.random.default_rng([seed, 2]))
     lisa = local_moran(y, adjacency, orderings_cache[key])
-    lisa_p_adjusted = adjust_p(lisa["p"], settings.correction)
-    labels = lisa_labels(lisa["quadrant"], lisa_p_adjusted <= settings.alpha)
+    lisa_p_adjusted = adjust_p(lisa.p_sim, settings.correction)
+    labels = lisa_labels(lisa.q, lisa_p_adjusted <= settings.alpha)
 
     gi = gi_star(y, with_self(adjacency))
-    gi_p_adjusted = adjust_p(gi["p"], settings.correction)
-    bins = gi_bins(gi["z"], gi_p_adjusted)
+    gi_p_adjusted = adjust_p(gi.p_norm, settings.correction)
+    bins = gi_bins(gi.Zs, gi_p_adjusted)
 
     index = kept_wards.index
     out = pd.DataFrame({
-        f"{measure}_lisa_i": pd.Series(lisa["i"], index=index),
-        f"{measure}_lisa_p": pd.Series(lisa["p"], index=index),
+        f"{measure}_lisa_i": pd.Series(lisa.Is, index=index),
+        f"{measure}_lisa_p": pd.Series(lisa.p_sim, index=index),
         f"{measure}_lisa_label": pd.Series(labels, index=index, dtype=object),
-        f"{measure}_gi_z": pd.Series(gi["z"], index=index),
-        f"{measure}_gi_p": pd.Series(gi["p"], index=index),
+        f"{measure}_gi_z": pd.Series(gi.Zs, index=index),
+        f"{measure}_gi_p": pd.Series(gi.p_norm, index=index),
         f"{measure}_gi_bin": pd.Series(bins, index=index).astype("Int64"),
-        f"{measure}_lisa_quadrant": pd.Series(lisa["quadrant"], index=index).astype("Int64"),
-        f"{measure}_lisa_z": pd.Series(lisa["z"], index=index),
+        f"{measure}_lisa_quadrant": pd.Series(lisa.q, index=index).astype("Int64"),
+        f"{measure}_lisa_z": pd.Series(lisa.z_rand, index=index),
         f"{measure}_lisa_p_adjusted": pd.Series(lisa_p_adjusted, index=index),
         f"{measure}_gi_p_adjusted": pd.Series(gi_p_adjusted, index=index),
     }).reindex(wards.index)
