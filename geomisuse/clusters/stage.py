@@ -169,6 +169,11 @@ class ClusterResult:
         Messages for the user, one line each.
     summary_lines
         Short console summary, one line per measure.
+    neighbours
+        Each ward's neighbours under the weights the statistics used (sorted ward positions in
+        the ward table's order, islands' links included, symmetrised: see
+        :meth:`~geomisuse.clusters.weights.Neighbours.lists`), so that publishing groups
+        clusters with the statistics' own neighbours without importing this package.
     """
 
     columns: pd.DataFrame
@@ -176,6 +181,7 @@ class ClusterResult:
     manifest: dict
     warnings: list[str] = field(default_factory=list)
     summary_lines: list[str] = field(default_factory=list)
+    neighbours: list[list[int]] = field(default_factory=list)
 
 
 GLOBAL_MORAN_COLUMNS = ["measure", "moran_i", "expected_i", "z", "p_sim", "permutations",
@@ -255,7 +261,7 @@ def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings, seed: int)
         "by_measure": per_measure,
     }
     return ClusterResult(columns=columns, global_moran=global_table, manifest=manifest,
-                         warnings=warnings, summary_lines=summary_lines)
+                         warnings=warnings, summary_lines=summary_lines, neighbours=neighbours.lists())
 
 
 def _analyse_measure(wards: gpd.GeoDataFrame, measure: str, neighbours: Neighbours,

@@ -308,7 +308,7 @@ class _Basis:
     threshold: int
     unsuppressed: bool
     population: pd.Series
-    neighbours: list[list[int]]
+    neighbours: list[list[int]]  # the run's: the cluster statistics' weights
     grids: dict[str, pd.DataFrame]  # measure -> published monthly counts, ward x month
 
     @property
@@ -374,7 +374,7 @@ def _basis(run: StudyRun, published: pd.DataFrame, settings) -> _Basis:
                   pages=[page_name(c, i) for i, c in enumerate(codes)], measures=measures, sources=sources,
                   totals_of_parts=totals_of_parts, threshold=int(settings.suppression_threshold),
                   unsuppressed=bool(settings.unsuppressed), population=real["population"].astype("float64"),
-                  neighbours=_neighbours(real), grids=grids)
+                  neighbours=run.ward_neighbours(), grids=grids)
 
 
 def _walk(run: StudyRun) -> _Walk:
@@ -731,17 +731,6 @@ def _text(value) -> str:
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
     return str(value)
-
-
-def _neighbours(wards: gpd.GeoDataFrame) -> list[list[int]]:
-    """Queen contiguity: wards whose boundaries share at least a point."""
-    geoms = wards.geometry.to_numpy()
-    left, right = wards.sindex.query(geoms, predicate="intersects")
-    result: list[list[int]] = [[] for _ in range(len(wards))]
-    for a, b in zip(left, right):
-        if a != b:
-            result[int(a)].append(int(b))
-    return [sorted(set(r)) for r in result]
 
 
 def _components(members: list[int], neighbours: list[list[int]]) -> list[list[int]]:
