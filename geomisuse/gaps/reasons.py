@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import MEASURE_LABELS
-from ..publish.text import distance_text, share_percent
+from ..publish.text import distance_text, per_1000_text, share_percent
 from .settings import GapSettings
 from .walking import KINDS
 
@@ -88,7 +88,7 @@ def gap_reason(i: int, need: NeedAssessment, poor: dict[str, bool], is_gap: bool
         shares = [f"{share_percent(kind_values[k][2])} of a {KINDS[k]}" for k in KINDS]
         return (f"not a gap: {need_text}, but residents are within a {threshold:g}-minute walk "
                 f"of services ({' and '.join(shares)})")
-    rate_text = (f"{MEASURE_LABELS[measure]} rate {need.rate[i]:.1f} per 1,000 is not high "
+    rate_text = (f"{MEASURE_LABELS[measure]} rate {per_1000_text(need.rate[i])} is not high "
                  f"(higher than {100 * need.percentile[i]:.0f} % of wards")
     rate_text += ", no cluster or hot spot)" if {"lisa", "gi"} & set(need.criteria_used) else ")"
     if kinds_poor:

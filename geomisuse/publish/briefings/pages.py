@@ -45,6 +45,7 @@ import shapely
 from markupsafe import Markup, escape
 
 from ... import config as defaults
+from ..published import published_monthly
 from ..disclosure import format_counts, primary_mask, secondary_mask, suppress_value
 from ...errors import InputError
 from .findings import Change, change, cluster_words, key_findings, suggestions
@@ -354,8 +355,6 @@ class _Context:
 
 def _basis(run: StudyRun, published: pd.DataFrame, settings) -> _Basis:
     """Align the published table to the real one and gather the study's measures and grids."""
-    from ..tables import published_monthly
-
     real = run.wards.reset_index(drop=True)
     pub = pd.DataFrame(published).reset_index(drop=True)
     if list(pub["ward_code"]) != list(real["ward_code"]):
