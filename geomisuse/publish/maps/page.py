@@ -338,14 +338,8 @@ def _cluster_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str]
         cls = np.array([lisa_order.index(x) if x in LISA_COLOURS else -1 for x in labels], dtype=int)
         items = [[LISA_COLOURS[k], safe_text(k)] for k in lisa_order if (cls == lisa_order.index(k)).any()
                  or k in (*LISA_CLUSTERS, NOT_SIGNIFICANT)]
-        if (cls < 0).any():
-            items.append([NO_DATA_COLOUR, "not assessed"])
-        layers.append({
-            "kind": "fill", "name": safe_text(f"Clusters (LISA): {_label(m).lower()}"), "measure": m,
-            "cls": cls.tolist(), "colours": list(LISA_COLOURS.values()), "missing": NO_DATA_COLOUR,
-            "opacity": 0.8,
-            "legend": {"title": safe_text(f"Local Moran clusters: {_label(m).lower()}"), "items": items},
-        })
+        layers.append(_class_layer(f"Clusters (LISA): {_label(m).lower()}", m, cls, LISA_COLOURS,
+                                   f"Local Moran clusters: {_label(m).lower()}", items))
     gi_order = list(GI_COLOURS)
     for m in measures:
         column = f"{m}_gi_bin"
@@ -355,15 +349,18 @@ def _cluster_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str]
         cls = np.array([gi_order.index(int(b)) if np.isfinite(b) and int(b) in GI_COLOURS else -1 for b in bins],
                        dtype=int)
         items = [[GI_COLOURS[b], gi_bin_text(b, "legend")] for b in gi_order]
-        if (cls < 0).any():
-            items.append([NO_DATA_COLOUR, "not assessed"])
-        layers.append({
-            "kind": "fill", "name": safe_text(f"Hot/cold spots (Gi*): {_label(m).lower()}"), "measure": m,
-            "cls": cls.tolist(), "colours": list(GI_COLOURS.values()), "missing": NO_DATA_COLOUR,
-            "opacity": 0.8,
-            "legend": {"title": safe_text(f"Getis-Ord Gi* hot and cold spots: {_label(m).lower()}"),
-                       "items": items},
-        })
+        layers.append(_class_layer(f"Hot/cold spots (Gi*): {_label(m).lower()}", m, cls, GI_COLOURS,
+                                   f"Getis-Ord Gi* hot and cold spots: {_label(m).lower()}", items))
+
+
+def _class_layer(name: str, measure: str, cls: np.ndarray, colours: dict, title: str, items: list) -> dict:
+    """A ward fill layer of LISA labels or Gi* bins: ``cls`` indexes ``colours`` (-1: not
+    assessed, which the legend then lists too); names and legend text escaped."""
+    if (cls < 0).any():
+        items = [*items, [NO_DATA_COLOUR, "not assessed"]]
+    return {"kind": "fill", "name": safe_text(name), "measure": measure, "cls": cls.tolist(),
+            "colours": list(colours.values()), "missing": NO_DATA_COLOUR, "opacity": 0.8,
+            "legend": {"title": safe_text(title), "items": items}}
 
 
 def _is_gap(wards: pd.DataFrame) -> np.ndarray:
