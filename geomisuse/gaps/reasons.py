@@ -89,7 +89,7 @@ def gap_reason(i: int, need: NeedAssessment, poor: dict[str, bool], is_gap: bool
         return (f"not a gap: {need_text}, but residents are within a {threshold:g}-minute walk "
                 f"of services ({' and '.join(shares)})")
     rate_text = (f"{MEASURE_LABELS[measure]} rate {per_1000_text(need.rate[i])} is not high "
-                 f"(higher than {100 * need.percentile[i]:.0f} % of wards")
+                 f"(higher than {share_percent(need.percentile[i])} of wards")
     rate_text += ", no cluster or hot spot)" if {"lisa", "gi"} & set(need.criteria_used) else ")"
     if kinds_poor:
         return f"not a gap: {rate_text}, though access is poor: {access_text}"
@@ -130,7 +130,7 @@ def summary_lines(wards: pd.DataFrame, columns: pd.DataFrame, sites: pd.DataFram
         greedy = sat_manifest.get("greedy_need_covered")
         share = sites["cumulative_share_of_gap_need"].iloc[-1]
         lines.append(f"Satellite sites: {len(sites)} chosen, covering "
-                     + (f"{100 * share:.0f} % of the gaps' unmet need" if pd.notna(share)
+                     + (f"{share_percent(share)} of the gaps' unmet need" if pd.notna(share)
                         else "unmet need")
                      + f" (optimum {optimal}, greedy {greedy})")
         for _, row in sites.iterrows():

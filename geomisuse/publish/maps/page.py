@@ -45,7 +45,7 @@ from folium.template import Template
 
 from ...errors import InputError
 from ..escaping import safe_text, script_json
-from ..text import count_text, distance_text, gi_bin_text, period_text, rate_text
+from ..text import count_text, distance_text, gi_bin_text, period_text, rate_text, share_percent
 from ...vocabulary import GI_BINS, LISA_CLUSTERS, LISA_LABELS, NOT_SIGNIFICANT
 from ...config import (ANALYSIS_CRS, DETOUR_FACTOR, MAP_CRS, MEASURE_LABELS, MEASURES, WALK_SPEED_KMH,
                        WALK_THRESHOLD_MIN)
@@ -490,7 +490,7 @@ def _satellite_layer(layers: list[dict], satellites: pd.DataFrame | None) -> Non
             continue
         rank = row.get("rank", j + 1)
         share = row.get("share_of_gap_need_covered")
-        share_text = (f"{float(share) * 100:.0f} % of outreach gap need within a walk"
+        share_text = (f"{share_percent(float(share))} of outreach gap need within a walk"
                       if share is not None and pd.notna(share) else "")
         newly = row.get("residents_newly_within_walk")
         types.append({"colour": SATELLITE_COLOUR, "glyph": safe_text(_count_text(rank)), "shape": "star",
