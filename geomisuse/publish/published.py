@@ -20,12 +20,12 @@ from .disclosure import TOTAL_COST_FACTOR, format_counts, link_suppression, prim
 
 if TYPE_CHECKING:  # publishing reads a run's results; it never drives the pipeline
     from ..pipeline import StudyRun
-    from .tables import PublishSettings
+    from ..config import PublishSettings
 
 
 def _additive_groups(run: StudyRun, suffix: str) -> list[tuple[list[str], str]]:
     """MPS possession and trafficking add up to all drug offences (in every ward and month)."""
-    sources = run.manifest.get("measures", {})
+    sources = run.sources
     parts = [m for m in ("possession", "trafficking") if sources.get(m) == "mps_ward"]
     if parts and sources.get("drug_offences") == "mps_ward":
         return [([f"{m}{suffix}" for m in parts], f"drug_offences{suffix}")]
