@@ -98,6 +98,17 @@ def rate_text(value: Any, decimals: int = 1) -> str:
     return "" if not math.isfinite(v) else f"{v:,.{decimals}f}"
 
 
+def per_1000_text(rate: float) -> str:
+    """A rate in a sentence: ``12.3 per 1,000`` (one decimal)."""
+    return f"{rate:.1f} per 1,000"
+
+
+#: Finds a rate worded by :func:`per_1000_text` in a sentence, with the ``rate `` before it or
+#: the brackets around it ("rate 0.5 per 1,000", "(10.2 per 1,000)"): published gap reasons
+#: replace it where the rate's count is hidden.
+PER_1000_PATTERN = r"(rate )?\(?\d[\d,]*(\.\d+)? per 1,000\)?"
+
+
 def signed_count(value: float) -> str:
     """A change in a count with its sign: ``+12``, ``−3`` (a true minus sign), ``0``."""
     return f"{_sign(value)}{abs(int(round(value))):,}"

@@ -46,6 +46,7 @@ from markupsafe import Markup, escape
 
 from ... import config as defaults
 from ..places import ward_centres
+from ..published import published_monthly
 from ..disclosure import format_counts, primary_mask, secondary_mask, suppress_value
 from ...errors import InputError
 from .findings import HEADLINE_FINDINGS, Change, change, cluster_words, key_findings, suggestions
@@ -286,7 +287,7 @@ class _Basis:
     threshold: int
     unsuppressed: bool
     population: pd.Series
-    neighbours: list[list[int]]
+    neighbours: list[list[int]]  # the run's: the cluster statistics' weights
     grids: dict[str, pd.DataFrame]  # measure -> published monthly counts, ward x month
 
     @property
@@ -332,8 +333,6 @@ class _Context:
 
 def _basis(run: StudyRun, published: pd.DataFrame, settings) -> _Basis:
     """Align the published table to the real one and gather the study's measures and grids."""
-    from ..tables import published_monthly
-
     real = run.wards.reset_index(drop=True)
     pub = pd.DataFrame(published).reset_index(drop=True)
     if list(pub["ward_code"]) != list(real["ward_code"]):
@@ -352,7 +351,7 @@ def _basis(run: StudyRun, published: pd.DataFrame, settings) -> _Basis:
                   pages=[page_name(c, i) for i, c in enumerate(codes)], measures=measures, sources=sources,
                   totals_of_parts=totals_of_parts, threshold=int(settings.suppression_threshold),
                   unsuppressed=bool(settings.unsuppressed), population=real["population"].astype("float64"),
-                  neighbours=_neighbours(real), grids=grids)
+                  neighbours=run.ward_neighbours(), grids=grids)
 
 
 def _walk(run: StudyRun) -> _Walk:
@@ -712,17 +711,6 @@ def _text(value) -> str:
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
     return str(value)
-
-
-def _neighbours(wards: gpd.GeoDataFrame) -> list[list[int]]:
-    """Queen contiguity: wards whose boundaries share at least a point."""
-    geoms = wards.geometry.to_numpy()
-    left, right = wards.sindex.query(geoms, predicate="intersects")
-    result: list[list[int]] = [[] for _ in range(len(wards))]
-    for a, b in zip(left, right):
-        if a != b:
-            result[int(a)].append(int(b))
-    return [sorted(set(r)) for r in result]
 
 
 def _components(members: list[int], neighbours: list[list[int]]) -> list[list[int]]:

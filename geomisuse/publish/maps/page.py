@@ -46,7 +46,7 @@ from ...errors import InputError
 from ..briefings.pages import page_name
 from ..escaping import safe_text, script_json
 from ..places import ward_centres
-from ..text import count_text, distance_text, gi_bin_text, period_text, rate_text, vintage_text
+from ..text import count_text, distance_text, gi_bin_text, period_text, rate_text, share_percent, vintage_text
 from ...vocabulary import GI_BINS, LISA_CLUSTERS, LISA_LABELS, NOT_SIGNIFICANT
 from ...config import ANALYSIS_CRS, MAP_CRS, MEASURE_LABELS, MEASURES
 
@@ -344,15 +344,8 @@ def _cluster_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str]
         cls = np.array([lisa_order.index(x) if x in LISA_COLOURS else -1 for x in labels], dtype=int)
         items = [[LISA_COLOURS[k], safe_text(k)] for k in lisa_order if (cls == lisa_order.index(k)).any()
                  or k in (*LISA_CLUSTERS, NOT_SIGNIFICANT)]
-        if (cls < 0).any():
-            items.append([NO_DATA_COLOUR, "not assessed"])
-        layers.append({
-            "kind": "fill", "family": "Clusters (local Moran, LISA)",
-            "name": safe_text(f"Clusters (LISA): {_label(m).lower()}"), "measure": m,
-            "cls": cls.tolist(), "colours": list(LISA_COLOURS.values()), "missing": NO_DATA_COLOUR,
-            "opacity": 0.8,
-            "legend": {"title": safe_text(f"Local Moran clusters: {_label(m).lower()}"), "items": items},
-        })
+        layers.append(_class_layer("Clusters (local Moran, LISA)", f"Clusters (LISA): {_label(m).lower()}", m, cls,
+                                   LISA_COLOURS, f"Local Moran clusters: {_label(m).lower()}", items))
     gi_order = list(GI_COLOURS)
     for m in measures:
         column = f"{m}_gi_bin"
@@ -362,16 +355,20 @@ def _cluster_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str]
         cls = np.array([gi_order.index(int(b)) if np.isfinite(b) and int(b) in GI_COLOURS else -1 for b in bins],
                        dtype=int)
         items = [[GI_COLOURS[b], gi_bin_text(b, "legend")] for b in gi_order]
-        if (cls < 0).any():
-            items.append([NO_DATA_COLOUR, "not assessed"])
-        layers.append({
-            "kind": "fill", "family": "Hot and cold spots (Getis-Ord Gi*)",
-            "name": safe_text(f"Hot/cold spots (Gi*): {_label(m).lower()}"), "measure": m,
-            "cls": cls.tolist(), "colours": list(GI_COLOURS.values()), "missing": NO_DATA_COLOUR,
-            "opacity": 0.8,
-            "legend": {"title": safe_text(f"Getis-Ord Gi* hot and cold spots: {_label(m).lower()}"),
-                       "items": items},
-        })
+        layers.append(_class_layer("Hot and cold spots (Getis-Ord Gi*)", f"Hot/cold spots (Gi*): {_label(m).lower()}",
+                                   m, cls, GI_COLOURS, f"Getis-Ord Gi* hot and cold spots: {_label(m).lower()}",
+                                   items))
+
+
+def _class_layer(family: str, name: str, measure: str, cls: np.ndarray, colours: dict, title: str,
+                 items: list) -> dict:
+    """A ward fill layer of LISA labels or Gi* bins in the layer control's ``family``: ``cls``
+    indexes ``colours`` (-1: not assessed, which the legend then lists too); text escaped."""
+    if (cls < 0).any():
+        items = [*items, [NO_DATA_COLOUR, "not assessed"]]
+    return {"kind": "fill", "family": family, "name": safe_text(name), "measure": measure, "cls": cls.tolist(),
+            "colours": list(colours.values()), "missing": NO_DATA_COLOUR, "opacity": 0.8,
+            "legend": {"title": safe_text(title), "items": items}}
 
 
 def _is_gap(wards: pd.DataFrame) -> np.ndarray:
@@ -490,7 +487,7 @@ def _satellite_layer(layers: list[dict], satellites: pd.DataFrame | None) -> Non
             continue
         rank = row.get("rank", j + 1)
         share = row.get("share_of_unmet_need_covered", row.get("share_of_gap_need_covered"))
-        share_text = (f"adds {float(share) * 100:.0f} % of the unmet need within a walk"
+        share_text = (f"adds {share_percent(float(share))} of the unmet need within a walk"
                       if share is not None and pd.notna(share) else "")
         newly = row.get("residents_newly_within_walk")
         types.append({"colour": SATELLITE_COLOUR, "glyph": safe_text(_count_text(rank)), "shape": "star",
