@@ -159,3 +159,21 @@ def test_readme_study_file_reference_lists_exactly_the_schema_keys():
         columns = config._model_in(model).model_fields["columns"].annotation
         for name in columns.model_fields:
             assert f"`{name}`" in row, (kind, name)
+
+
+def test_a_run_cannot_be_made_without_the_measure_sources_disclosure_reads():
+    """Publishing protects possession + trafficking = all drug offences where all three come
+    from the MPS file; it reads that from the run's ``sources``, which a run must have (it
+    used to come from a manifest key that a hand-built run could silently lack)."""
+    from geomisuse.pipeline import StudyRun
+    from geomisuse.publish.tables import _additive_groups
+
+    from conftest import demo_run_copy
+
+    run = demo_run_copy()
+    assert run.sources == {"possession": "mps_ward", "trafficking": "mps_ward", "drug_offences": "mps_ward",
+                           "asb": "asb_warnings"}
+    assert _additive_groups(run, "_count") == [(["possession_count", "trafficking_count"], "drug_offences_count")]
+    with pytest.raises(TypeError, match="sources"):
+        StudyRun(study=run.study, wards=run.wards, monthly=run.monthly, months=run.months,
+                 measures=run.measures, layers=run.layers)
