@@ -572,7 +572,8 @@ class PublishSettings(Section):
     tiles
         Basemap: ``"OpenStreetMap"``, another folium tile name, or ``"none"``.
     offline
-        Embed the map's JavaScript and CSS so it renders with no network.
+        Embed the map's JavaScript and CSS so it renders with no network (the default: council
+        networks often block CDNs); ``false`` links them from a CDN instead (a smaller page).
     briefings
         Write ward briefings.
     pdf
@@ -589,7 +590,7 @@ class PublishSettings(Section):
     suppression_threshold: int = Field(SUPPRESSION_THRESHOLD, ge=1)
     unsuppressed: bool = False
     tiles: Text = "OpenStreetMap"
-    offline: bool = False
+    offline: bool = True
     briefings: bool = True
     pdf: bool = False
     map_simplify_m: Number = Field(10.0, ge=0)
