@@ -11,18 +11,16 @@ import re
 import pandas as pd
 import pytest
 
-from geomisuse.config import load_study
-from geomisuse.pipeline import analyse
 from geomisuse.publish.briefings import build_data
 from geomisuse.publish.maps.page import _range_labels, class_breaks
 from geomisuse.publish.tables import PublishSettings, published_wards, write_outputs
 
-from test_map import DEMO
+from conftest import demo_run_copy
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    run, _ = analyse(load_study(DEMO))
+    run = demo_run_copy(("clusters", "gaps"))
     out = tmp_path_factory.mktemp("reading") / "out"
     write_outputs(run, out, PublishSettings(tiles="none"))
     return run, out
