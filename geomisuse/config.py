@@ -82,6 +82,8 @@ LAYER_KINDS = (
     "residents",           # finer population layer (LSOA/OA points or polygons with counts)
 )
 
+#: Layer options that name files: a small-area -> ward lookup, or the small areas' polygons.
+_PATH_OPTIONS = ("lookup", "areas")
 _SECTIONS = {"study", "boundaries", "layers", "clusters", "gaps", "publish"}
 _STUDY_KEYS = {"name", "borough", "period", "seed", "demo", "sources"}
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -230,6 +232,11 @@ def _layer_spec(kind: str, spec: Any, base: Path, where: Path | str) -> LayerSpe
     raw = raw if isinstance(raw, list) else [raw]
     paths = [(base / str(p)).resolve() for p in raw]
     options = {k: v for k, v in spec.items() if k not in ("path", "paths")}
+    for key in _PATH_OPTIONS:  # files a layer names besides its own, also relative to the study
+        if key in options:
+            value = options[key]
+            resolved = [str((base / str(p)).resolve()) for p in (value if isinstance(value, list) else [value])]
+            options[key] = resolved if isinstance(value, list) else resolved[0]
     return LayerSpec(kind=kind, paths=paths, options=options)
 
 

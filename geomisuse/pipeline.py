@@ -115,6 +115,8 @@ def load_inputs(study: Study) -> tuple[LayerResult, dict[str, LayerResult], list
                     if normalise_name(n) not in ambiguous},
         # The period before, of equal length, is read too: briefings compare against it.
         months=previous_period(months) + months if months else None,
+        ward_geometry=wards[["ward_code", "geometry"]],
+        boundary_vintage=boundaries.vintage,
     )
     layers = {}
     for kind in progress(list(study.layers), "reading layers"):
@@ -144,6 +146,7 @@ def prepare(study: Study) -> StudyRun:
     run = StudyRun(study=study, wards=table.wards, monthly=table.monthly, months=months,
                    measures=table.measures, layers={"boundaries": boundaries, **layers}, warnings=warnings)
     run.manifest["measures"] = table.sources
+    run.manifest["measure_sources"] = table.fed_by
     return run
 
 

@@ -85,6 +85,8 @@ def load_boundaries(spec: LayerSpec) -> LayerResult:
     }, geometry=geometry.to_numpy(), crs=frame.crs)
     wards["area_km2"] = wards.geometry.area / 1e6
     layer.table = wards.sort_values("ward_code", kind="stable").reset_index(drop=True)
+    year = re.search(r"(?:wd|ward)(\d\d)", str(code).lower())
+    layer.vintage = f"20{year.group(1)}" if year else None
     return layer
 
 
