@@ -192,6 +192,7 @@ def build_ward_table(wards: gpd.GeoDataFrame, layers: dict[str, LayerResult], mo
     monthly = monthly[monthly["month"].isin(months)].reset_index(drop=True)
 
     table = wards.copy()
+    _add_source_names(table, layers)
     population = layers["population"].table.set_index("ward_code")["population"] if "population" in layers \
         else pd.Series(dtype="float64")
     table["population"] = table["ward_code"].map(population).astype("float64")
@@ -303,6 +304,28 @@ def _listed(names: pd.Series, limit: int = 5) -> str:
     """Up to ``limit`` ward names, then "and N more"."""
     shown = ", ".join(names.astype(str).head(limit))
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+#: Short names of sources, as briefings show them ("also: St Peter's (MPS)").
+SOURCE_SHORT_NAMES = {"mps_ward": "MPS", "asb_warnings": "ASB warnings", "population": "population file"}
+
+
+def _add_source_names(table: gpd.GeoDataFrame, layers: dict[str, LayerResult]) -> None:
+    """Fill ``borough_name`` from a source where the boundaries have none (the MPS
+    ``LookUp_BoroughName``), and set ``ward_names_in_sources``: every other name a source
+    gives a ward, e.g. ``St Peter's (MPS)``; ``ward_name`` stays the boundary file's."""
+    others: dict[str, list[str]] = {code: [] for code in table["ward_code"]}
+    own = dict(zip(table["ward_code"], table["ward_name"].map(normalise_name)))
+    for kind, layer in layers.items():
+        for code, name in sorted(layer.ward_names.items()):
+            if code in others and name and normalise_name(name) != own[code]:
+                label = f"{name} ({SOURCE_SHORT_NAMES.get(kind, kind)})"
+                if label not in others[code]:
+                    others[code].append(label)
+        if layer.boroughs and table["borough_name"].isna().any():
+            table["borough_name"] = table["borough_name"].where(table["borough_name"].notna(),
+                                                                table["ward_code"].map(layer.boroughs))
+    table["ward_names_in_sources"] = table["ward_code"].map(lambda c: "; ".join(others[c]))
 
 
 def _sites_per_ward(table: pd.DataFrame, layers: dict[str, LayerResult], kinds: tuple[str, ...],

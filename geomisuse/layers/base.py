@@ -393,8 +393,26 @@ def record_coverage(layer: LayerResult, table: pd.DataFrame, code_column: str | 
         The study's wards.
     """
     codes = study_ward_codes(table, code_column, name_column, context)
+    layer.wards = frozenset(codes.dropna())
+    record_names(layer, table, codes, name_column, borough_column)
+
+
+def record_names(layer: LayerResult, table: pd.DataFrame, codes: pd.Series, name_column: str | None,
+                 borough_column: str | None = None) -> None:
+    """Record the ward names and boroughs a source gives the study's wards.
+
+    Parameters
+    ----------
+    layer
+        The layer; ``ward_names`` and ``boroughs`` are set.
+    table
+        Its rows.
+    codes
+        The study ward code of each row (NaN for other wards), as from :func:`study_ward_codes`.
+    name_column, borough_column
+        The source's ward name and borough columns (either may be ``None``).
+    """
     found = codes.notna()
-    layer.wards = frozenset(codes[found])
     if name_column:
         names = table.loc[found, name_column].astype(str).str.strip()
         layer.ward_names = dict(zip(codes[found], names))

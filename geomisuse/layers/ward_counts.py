@@ -7,7 +7,8 @@ import pandas as pd
 
 from ..errors import InputError
 from ..config import LayerSpec
-from .base import (LayerResult, LoadContext, check_ward_vintage, find_columns, parse_months, study_ward_codes,
+from .base import (LayerResult, LoadContext, check_ward_vintage, find_columns, parse_months, record_names,
+                   study_ward_codes,
                    to_number)
 
 COLUMNS = {
@@ -34,6 +35,8 @@ def ward_counts_from_table(layer: LayerResult, spec: LayerSpec, context: LoadCon
     check_ward_vintage(layer.table, columns["ward_code"], columns["ward_name"], context, layer.kind, path)
     month = parse_months(layer, columns["month"], context.months)
     codes = study_ward_codes(layer.table, columns["ward_code"], columns["ward_name"], context)
+    # A council's table lists the wards with warnings: an unlisted ward had none (no coverage limit).
+    record_names(layer, layer.table, codes, columns["ward_name"])
     layer.exclude(layer.table[codes.isna()], "ward not in the study area")
     count = to_number(layer.table[columns["count"]])
     bad = count.isna() | (count < 0) | (count % 1 != 0)
