@@ -46,6 +46,9 @@ class StudyRun:
         Stage sections for ``manifest.json`` (``clusters``, ``gaps`` ...).
     warnings
         Everything a user should read, in the order it was found.
+    context_wards
+        Wards around the study taken as context (``[boundaries] context_km`` or ``context``):
+        the same columns as ``wards``; the statistics see them, the outputs do not.
     """
 
     study: Study
@@ -58,6 +61,7 @@ class StudyRun:
     satellites: pd.DataFrame | None = None
     manifest: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    context_wards: gpd.GeoDataFrame | None = None
 
     def layer_table(self, kind: str) -> gpd.GeoDataFrame | None:
         """The canonical table of a loaded layer, or ``None`` when the study has no such layer."""
@@ -143,19 +147,45 @@ def prepare(study: Study) -> StudyRun:
     warnings.extend(join_layers_to_wards(wards, layers, WardLocator(wards.geometry.to_numpy())))
     table = build_ward_table(wards, layers, months, previous_period(months) if study.period else None)
     warnings.extend(table.warnings)
-    run = StudyRun(study=study, wards=table.wards, monthly=table.monthly, months=months,
-                   measures=table.measures, layers={"boundaries": boundaries, **layers}, warnings=warnings)
+    study_wards, context_wards = split_context(table.wards)
+    monthly = table.monthly[table.monthly["ward_code"].isin(study_wards["ward_code"])].reset_index(drop=True)
+    run = StudyRun(study=study, wards=study_wards, monthly=monthly, months=months,
+                   measures=table.measures, layers={"boundaries": boundaries, **layers}, warnings=warnings,
+                   context_wards=context_wards)
     run.manifest["measures"] = table.sources
-    run.manifest["measure_sources"] = table.fed_by
+    studied = set(study_wards["ward_code"])
+    run.manifest["measure_sources"] = {m: {kind: [c for c in codes if c in studied] for kind, codes in fed.items()}
+                                       for m, fed in table.fed_by.items()}
+    if context_wards is not None:
+        run.manifest["context_wards"] = [{"ward_code": c, "ward_name": n, "borough_name": b} for c, n, b in zip(
+            context_wards["ward_code"], context_wards["ward_name"], context_wards["borough_name"])]
     return run
+
+
+def split_context(wards: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame | None]:
+    """The study's wards and the context wards (``None`` without ``[boundaries] context``) of
+    a ward table; both keep their row labels, so that together they restore the whole."""
+    if "is_context" not in wards:
+        return wards, None
+    context = wards["is_context"].to_numpy(dtype=bool)
+    return wards[~context].drop(columns="is_context"), wards[context].drop(columns="is_context")
 
 
 def add_clusters(run: StudyRun) -> list[str]:
     """Run the cluster stage on ``run.wards`` and record its results; returns summary lines."""
     from .clusters import ClusterSettings, find_clusters
 
-    result = find_clusters(run.wards, ClusterSettings.from_options(run.study.clusters), run.study.seed)
-    run.wards = _replace_columns(run.wards, result.columns)
+    settings = ClusterSettings.from_options(run.study.clusters)
+    if run.context_wards is None:
+        result = find_clusters(run.wards, settings, run.study.seed)
+    else:
+        # Context wards enter the weights, lags, Gi* and rates; the FDR family and outputs are the study's.
+        together = pd.concat([run.wards, run.context_wards]).sort_index()
+        family = together.index.isin(run.wards.index)
+        result = find_clusters(together, settings, run.study.seed, family=family)
+        run.context_wards = _replace_columns(run.context_wards, result.columns.loc[run.context_wards.index])
+        result.manifest["context_wards"] = int(len(run.context_wards))
+    run.wards = _replace_columns(run.wards, result.columns.loc[run.wards.index])
     run.global_moran = result.global_moran
     run.manifest["clusters"] = result.manifest
     run.warnings.extend(result.warnings)
