@@ -125,29 +125,30 @@ def wards_of_areas(codes: pd.Series, options: dict, context: LoadContext, kind: 
     direct = distinct.isin(ward_of.index).mean() if len(distinct) else 1.0
     method = f"{lookup.name} ({area_column} -> {ward_column})"
     warnings: list[str] = []
+    bridged = None
+    # Codes missing from the ward lookup may be of the other LSOA vintage: bridge through the
+    # vintage lookup when that finds more of them.
+    for vintage_path, vintage, columns in (vintage_lookups if direct < 1 else []):
+        for source_column in columns:
+            for target_column in [c for c in columns if c != source_column]:
+                pairs = vintage[[source_column, target_column]].astype(str)
+                pairs = pairs[pairs[target_column].isin(ward_of.index)]
+                found = distinct.isin(pairs[source_column]).mean()
+                if found > direct:
+                    bridged, direct = (vintage_path, pairs, source_column, target_column), found
     if direct < 0.5:
-        bridged = None
-        for vintage_path, vintage, columns in vintage_lookups:
-            for source_column in columns:
-                for target_column in columns:
-                    if target_column == source_column:
-                        continue
-                    pairs = vintage[[source_column, target_column]].astype(str)
-                    pairs = pairs[pairs[target_column].isin(ward_of.index)]
-                    if distinct.isin(pairs[source_column]).mean() > direct:
-                        bridged = (vintage_path, pairs, source_column, target_column)
-                        direct = distinct.isin(pairs[source_column]).mean()
-        if bridged is None:
-            raise InputError(f"only {direct:.0%} of the small-area codes are in {lookup.name} ({area_column}); "
-                             "the source uses another vintage: add the ONS LSOA 2011 -> 2021 lookup to "
-                             f"[layers.{kind}] lookup = [...] or give areas = \"<its polygons>.gpkg\"", path)
+        raise InputError(f"only {direct:.0%} of the small-area codes are in {lookup.name} ({area_column}); "
+                         "the source uses another vintage: add the ONS LSOA 2011 -> 2021 lookup to "
+                         f"[layers.{kind}] lookup = [...] or give areas = \"<its polygons>.gpkg\"", path)
+    if bridged is not None:
         vintage_path, pairs, source_column, target_column = bridged
         pairs = pairs.assign(ward=pairs[target_column].map(ward_of))
         # An old area split between new areas in different wards goes to the ward holding most of
         # its new areas (ties: the ward code that sorts first), as ONS best-fit lookups do.
         votes = pairs.groupby([source_column, "ward"]).size().reset_index(name="n")
         votes = votes.sort_values([source_column, "n", "ward"], ascending=[True, False, True], kind="stable")
-        split = int((votes.groupby(source_column).size() > 1).sum())
+        parts = votes[votes[source_column].isin(distinct)].groupby(source_column).size()
+        split = int((parts > 1).sum())
         ward_of = votes.drop_duplicates(source_column).set_index(source_column)["ward"]
         method = f"{vintage_path.name} ({source_column} -> {target_column}), then {method}"
         lookups = [vintage_path, lookup]
