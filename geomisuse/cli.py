@@ -89,14 +89,18 @@ def _out_folder(study: Study, out: str | None) -> Path:
     return Path(out) if out else Path(DEFAULT_OUT) / (study.path.stem if study.path else "study")
 
 
-def _report(run: StudyRun, summary: list[str]) -> None:
-    """Print the accounting, the findings and the warnings."""
+def _report(run: StudyRun, summary: list[str], reasons: bool = False) -> None:
+    """Print the accounting (with ``reasons``, every reason rows were excluded, one a line),
+    the findings and the warnings."""
     for layer in run.layers.values():
         acc = layer.accounting()
         rejected = ", ".join(f"{k}: {v}" for k, v in acc["rows_rejected"].items()) or "none"
         excluded = sum(acc["rows_excluded"].values())
         click.echo(f"  {layer.kind:<19} read {acc['rows_read']:>8,}  used {acc['rows_used']:>8,}  "
                    f"excluded {excluded:>7,}  rejected {sum(acc['rows_rejected'].values()):>6,} ({rejected})")
+        if reasons:
+            for reason, count in acc["rows_excluded"].items():
+                click.echo(f"      excluded {count:>8,}  {reason}")
     for line in summary:
         click.echo(f"  {line}")
     for warning in run.warnings:
@@ -161,7 +165,7 @@ def validate(study_file: str) -> None:
     run_ = prepare(study)
     click.echo(f"{study.name}: {len(run_.wards)} wards, {len(run_.months)} months; measures: "
                f"{', '.join(run_.measures) or 'none'}")
-    _report(run_, [])
+    _report(run_, [], reasons=True)
     click.echo("ok: every input read")
 
 

@@ -104,7 +104,7 @@ GLOBAL_MORAN_COLUMNS = ["measure", "moran_i", "expected_i", "z", "p_sim", "permu
 
 
 def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings | Mapping[str, Any] | None = None,
-                  seed: int = DEFAULT_SEED) -> ClusterResult:
+                  seed: int = DEFAULT_SEED, family: np.ndarray | None = None) -> ClusterResult:
     """Global Moran's I, LISA and Gi* for every analysed measure of the ward table.
 
     Parameters
@@ -117,6 +117,10 @@ def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings | Mapping[s
         its keys (checked as the study file's table is); default all defaults.
     seed
         Seed of every permutation; same inputs and seed give identical numbers.
+    family
+        Which wards are the study's (boolean, one per row; default all). The others are
+        context wards: they enter the weights, spatial lags, Gi* sums and global Moran's I,
+        but not the multiple-testing family, the permutation count or the lists of findings.
 
     Returns
     -------
@@ -148,7 +152,8 @@ def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings | Mapping[s
     global_rows, per_measure, summary_lines = [], {}, []
     orderings_cache: dict[tuple[int, int, int], np.ndarray] = {}
     for measure in measures:
-        outcome = _analyse_measure(wards, measure, neighbours, settings, seed, orderings_cache, warnings)
+        outcome = _analyse_measure(wards, measure, neighbours, settings, seed, orderings_cache, warnings,
+                                   np.ones(len(wards), dtype=bool) if family is None else np.asarray(family, bool))
         if outcome is None:
             continue
         measure_columns, global_row, record = outcome
@@ -184,7 +189,7 @@ def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings | Mapping[s
 
 def _analyse_measure(wards: gpd.GeoDataFrame, measure: str, neighbours: Neighbours,
                      settings: ClusterSettings, seed: int, orderings_cache: dict,
-                     warnings: list[str]) -> tuple[pd.DataFrame, dict, dict] | None:
+                     warnings: list[str], family: np.ndarray) -> tuple[pd.DataFrame, dict, dict] | None:
     """All statistics of one measure; ``None`` (with a warning) when it cannot be analysed."""
     rate = pd.to_numeric(wards[f"{measure}_rate_per_1000"], errors="coerce").to_numpy(dtype=float)
     keep = np.isfinite(rate)
@@ -207,9 +212,11 @@ def _analyse_measure(wards: gpd.GeoDataFrame, measure: str, neighbours: Neighbou
                         f"linked to its nearest ward with one, {island['linked_to_code']} {island['linked_to_name']}")
     adjacency = local.adjacency
 
-    permutations = settings.permutations or default_permutations(n, settings.alpha, settings.correction)
+    tested = family[keep]  # the multiple-testing family: the study's wards with a rate
+    n_tests = int(tested.sum())
+    permutations = settings.permutations or default_permutations(n_tests, settings.alpha, settings.correction)
     if settings.permutations is not None:
-        message = permutation_warning(permutations, n, settings.alpha, settings.correction, measure)
+        message = permutation_warning(permutations, n_tests, settings.alpha, settings.correction, measure)
         if message:
             warnings.append(message)
 
@@ -228,11 +235,11 @@ def _analyse_measure(wards: gpd.GeoDataFrame, measure: str, neighbours: Neighbou
     if key not in orderings_cache:
         orderings_cache[key] = draw_orderings(n, length, permutations, np.random.default_rng([seed, 2]))
     lisa = local_moran(y, adjacency, orderings_cache[key])
-    lisa_p_adjusted = adjust_p(lisa.p_sim, settings.correction)
+    lisa_p_adjusted = _adjust_within(lisa.p_sim, tested, settings.correction)
     labels = lisa_labels(lisa.q, lisa_p_adjusted <= settings.alpha)
 
     gi = gi_star(y, with_self(adjacency))
-    gi_p_adjusted = adjust_p(gi.p_norm, settings.correction)
+    gi_p_adjusted = _adjust_within(gi.p_norm, tested, settings.correction)
     bins = gi_bins(gi.Zs, gi_p_adjusted)
 
     index = kept_wards.index
@@ -250,7 +257,7 @@ def _analyse_measure(wards: gpd.GeoDataFrame, measure: str, neighbours: Neighbou
     }).reindex(wards.index)
 
     def listed(mask) -> list[dict]:
-        rows = kept_wards.loc[np.asarray(mask, dtype=bool)]
+        rows = kept_wards.loc[np.asarray(mask, dtype=bool) & tested]
         return [{"ward_code": str(c), "ward_name": str(nm)} for c, nm in zip(rows["ward_code"], rows["ward_name"])]
 
     record = {
@@ -264,12 +271,20 @@ def _analyse_measure(wards: gpd.GeoDataFrame, measure: str, neighbours: Neighbou
         "low_low": listed(labels == LOW_LOW),
         "gi_hot_spots": listed(bins > 0),
         "gi_cold_spots": listed(bins < 0),
-        "lisa_label_counts": {str(k): int(v) for k, v in pd.Series(labels).value_counts().items()},
-        "gi_bin_counts": {str(k): int(v) for k, v in sorted(pd.Series(bins).value_counts().items())},
+        "lisa_label_counts": {str(k): int(v) for k, v in pd.Series(labels[tested]).value_counts().items()},
+        "gi_bin_counts": {str(k): int(v) for k, v in sorted(pd.Series(bins[tested]).value_counts().items())},
     }
     if local.islands:
         record["islands"] = local.islands
     return out, global_row, record
+
+
+def _adjust_within(p: np.ndarray, family: np.ndarray, correction: str) -> np.ndarray:
+    """p-values adjusted over the ``family`` only; wards outside it (context) keep NaN, so no
+    label or bin of theirs is significant."""
+    adjusted = np.full(p.shape, np.nan)
+    adjusted[family] = adjust_p(p[family], correction)
+    return adjusted
 
 
 def _choose_measures(wards: gpd.GeoDataFrame, settings: ClusterSettings, warnings: list[str]) -> list[str]:

@@ -120,6 +120,10 @@ def write_map(run: StudyRun, published: pd.DataFrame, path: Path, settings) -> N
     Path(path).write_text(fmap.get_root().render(), encoding="utf-8")
 
 
+#: Fill of the context wards: grey, outside the study.
+CONTEXT_COLOUR = "#9e9e9e"
+
+
 def build_map(run: StudyRun, published: pd.DataFrame, settings) -> folium.Map:
     """The folium map of :func:`write_map` (not yet rendered)."""
     wards = gpd.GeoDataFrame(published, geometry="geometry", crs=run.wards.crs)
@@ -146,6 +150,7 @@ def build_map(run: StudyRun, published: pd.DataFrame, settings) -> folium.Map:
     _satellite_layer(layers, run.satellites)
     _estate_layer(layers, run.layer_table("estates"))
     _heat_layers(layers, run.layer_table("police_uk"))
+    _context_layer(layers, run, tolerance)
 
     minx, miny, maxx, maxy = lonlat.total_bounds
     data = {
@@ -159,6 +164,7 @@ def build_map(run: StudyRun, published: pd.DataFrame, settings) -> folium.Map:
                     # Ward colourings are one exclusive choice (radio); everything else overlays.
                     "group": "ward" if layer["kind"] == "fill" else "overlay"} for layer in layers],
         "vintage": safe_text(vintage_text(run)),
+        "boroughs": _borough_bounds(wards, lonlat),
     }
 
     fmap = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=12, tiles=None,
@@ -185,6 +191,38 @@ def build_map(run: StudyRun, published: pd.DataFrame, settings) -> folium.Map:
 
 # --------------------------------------------------------------------------------------------
 # geometry
+
+
+def _borough_bounds(wards: gpd.GeoDataFrame, lonlat: gpd.GeoSeries) -> list[dict]:
+    """Each borough's name and bounds for the map's borough filter (empty for one borough)."""
+    boroughs = _column(wards, "borough_name").astype(object)
+    if boroughs.isna().any() or boroughs.nunique() < 2:
+        return []
+    out = []
+    for name in sorted(boroughs.astype(str).unique()):
+        minx, miny, maxx, maxy = lonlat[(boroughs.astype(str) == name).to_numpy()].total_bounds
+        out.append({"name": safe_text(name), "wards": [int(i) for i in np.flatnonzero(boroughs.astype(str) == name)],
+                    "bounds": [[round(float(miny), 5), round(float(minx), 5)],
+                               [round(float(maxy), 5), round(float(maxx), 5)]]})
+    return out
+
+
+def _context_layer(layers: list[dict], run: StudyRun, tolerance: float) -> None:
+    """The context wards (``[boundaries] context_km``), greyed: the statistics saw them, the
+    study's outputs do not include them."""
+    context = run.context_wards
+    if context is None or not len(context):
+        return
+    lonlat = simplify_wards(context.geometry, tolerance)
+    features = [{"type": "Feature", "geometry": _geometry(geom),
+                 "properties": {"t": _tip(("", name), ("", code), ("", "context ward: in the statistics only"))}}
+                for geom, code, name in zip(lonlat, context["ward_code"], context["ward_name"])
+                if geom is not None and not geom.is_empty]
+    layers.append({
+        "kind": "context", "name": "Context wards", "show": True, "colour": CONTEXT_COLOUR,
+        "geojson": {"type": "FeatureCollection", "features": features},
+        "legend": {"title": "Context wards", "items": [[CONTEXT_COLOUR, "around the study: statistics only"]]},
+    })
 
 
 def simplify_wards(geometry: gpd.GeoSeries, tolerance_m: float = SIMPLIFY_M,
@@ -614,6 +652,9 @@ def _ward_info(run: StudyRun, wards: gpd.GeoDataFrame, measures: list[str], sett
         "name": [safe_text(c) for c in _column(wards, "ward_name")],
         "lat": ll[:, 1].tolist(), "lon": ll[:, 0].tolist(),
         "pop": ([_count_text(p) for p in wards["population"]] if "population" in wards else None),
+        # Many-borough studies (London) name each ward's borough in its tooltip.
+        "borough": ([safe_text(b) for b in _column(wards, "borough_name")]
+                    if _column(wards, "borough_name").nunique() > 1 else None),
         # Relative links from map.html to each ward's briefing page (when briefings are written).
         "page": ([f"briefings/{page_name(str(c), i)}.html" for i, c in enumerate(wards["ward_code"])]
                  if getattr(settings, "briefings", False) else None),
