@@ -175,8 +175,6 @@ def borough_overviews(run: StudyRun, published: pd.DataFrame, settings, data: di
     A borough total is the real sum, shown only where it cannot reveal a hidden count (the
     borough has no hidden ward count of the measure, or at least two), like the study totals.
     """
-    from ..tables import published_monthly
-
     groups = borough_groups(run.wards)
     overviews = []
     monthly = published_monthly(run, settings) if groups and len(run.monthly) else run.monthly
