@@ -165,3 +165,12 @@ def test_every_briefing_page_says_when_it_was_made_and_from_what(demo):
         text = page.read_text(encoding="utf-8")
         assert re.search(r"Produced \d{1,2} [A-Z][a-z]+ 20\d\d · data Jan 2025 – Dec 2025 \(12 months\) · "
                          r"ward boundaries: northmere_wards.geojson", text), page.name
+
+
+def test_map_and_overview_offer_the_ward_table(demo):
+    _, out = demo
+    page = (out / "map.html").read_text(encoding="utf-8")
+    overview = (out / "briefings" / "index.html").read_text(encoding="utf-8")
+    assert 'href="wards.csv" download' in page and 'href="wards.gpkg" download' in page
+    assert 'href="../wards.csv" download' in overview
+    assert (out / "wards.csv").is_file() and (out / "wards.gpkg").is_file()
