@@ -764,6 +764,8 @@ def _title_html(run: StudyRun, settings) -> str:
     if getattr(settings, "briefings", False):
         parts.append('<div class="gm-sources"><a href="briefings/index.html">Ward briefings and borough '
                      "overview</a></div>")
+    parts.append('<div class="gm-sources">Download the ward table: <a href="wards.csv" download>CSV</a> · '
+                 '<a href="wards.gpkg" download>GeoPackage</a></div>')
     parts.append('<div class="gm-sources gm-tiles-note" id="gm-tiles-note" hidden>The basemap could not be '
                  "loaded (no network?): every data layer is complete without it.</div>")
     parts.append("</div></div>")
