@@ -13,7 +13,7 @@ import geopandas as gpd
 import pandas as pd
 
 from .layers import LOADERS, LayerResult, LoadContext, load_boundaries
-from .layers.base import normalise_name
+from .layers.base import check_mostly_rejected, check_placement, normalise_name
 from .progress import progress
 from .config import Study, months_between, previous_period
 from .layers.ward_join import WardLocator
@@ -119,6 +119,7 @@ def load_inputs(study: Study) -> tuple[LayerResult, dict[str, LayerResult], list
     layers = {}
     for kind in progress(list(study.layers), "reading layers"):
         layers[kind] = LOADERS[kind](study.layers[kind], context)
+        check_placement(layers[kind], wards.total_bounds)
     return boundaries, layers, months or months_in_data(layers)
 
 
@@ -139,6 +140,8 @@ def prepare(study: Study) -> StudyRun:
     for layer in layers.values():
         warnings.extend(layer.warnings)
     warnings.extend(join_layers_to_wards(wards, layers, WardLocator(wards.geometry.to_numpy())))
+    for layer in layers.values():
+        check_mostly_rejected(layer)
     table = build_ward_table(wards, layers, months, previous_period(months) if study.period else None)
     warnings.extend(table.warnings)
     run = StudyRun(study=study, wards=table.wards, monthly=table.monthly, months=months,

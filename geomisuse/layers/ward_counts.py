@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..config import LayerSpec
-from .base import LayerResult, LoadContext, find_columns, parse_months, study_ward_codes, to_number
+from .base import LayerResult, LoadContext, find_columns, parse_months, reject_bad_numbers, study_ward_codes
 
 COLUMNS = {
     "ward_code": ["ward_code", "WardCode", "Ward Code", "WD22CD", "WD23CD", "WD24CD", "GSS_CODE", "code"],
@@ -33,9 +33,7 @@ def ward_counts_from_table(layer: LayerResult, spec: LayerSpec, context: LoadCon
     month = parse_months(layer, columns["month"], context.months)
     codes = study_ward_codes(layer.table, columns["ward_code"], columns["ward_name"], context)
     layer.exclude(layer.table[codes.isna()], "ward not in the study area")
-    count = to_number(layer.table[columns["count"]])
-    bad = count.isna() | (count < 0) | (count % 1 != 0)
-    layer.reject(layer.table[bad], "unparseable count")
+    count = reject_bad_numbers(layer, layer.table[columns["count"]], "count", integer=True)
     index = layer.table.index
     result = pd.DataFrame({"ward_code": codes[index], "month": month[index], "measure": measure,
                            "count": count[index].astype("int64")})

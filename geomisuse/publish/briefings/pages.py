@@ -544,7 +544,7 @@ def _cluster_groups(b: _Basis) -> tuple[dict[str, list[dict]], dict[tuple[str, i
         gi_col = f"{m}_gi_bin"
         if gi_col in b.real:
             bins = pd.to_numeric(b.real[gi_col], errors="coerce")
-            hot_spots[m] = [b.names[i] for i in np.flatnonzero((bins >= 3).to_numpy())]
+            hot_spots[m] = [b.names[i] for i in np.flatnonzero((bins >= 3).fillna(False).to_numpy(dtype=bool))]
     return clusters, component_of, hot_spots
 
 
