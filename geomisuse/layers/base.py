@@ -338,6 +338,61 @@ def reject_bad_numbers(layer: LayerResult, raw: pd.DataFrame | pd.Series, what: 
     return values.loc[layer.table.index]
 
 
+def drop_duplicate_rows(layer: LayerResult, value_columns: Sequence[str], path: Path | str) -> None:
+    """De-duplicate a ward-level table so that no row is counted twice.
+
+    Rows that agree in every column but ``value_columns`` describe the same thing (a ward,
+    category and month). When their values agree too they are copies: all but the first are
+    excluded as ``duplicate row`` with a warning. When their values differ the file says two
+    things about one cell and is refused.
+
+    Raises
+    ------
+    InputError
+        Naming the file, both rows and what to do.
+    """
+    table = layer.table
+    if table.empty:
+        return
+    keys = [c for c in _data_columns(table) if c not in set(value_columns)]
+    normalised = table[keys + list(value_columns)].apply(lambda c: c.astype(str).str.strip())
+    same_key = normalised.duplicated(subset=keys, keep=False)
+    if not same_key.any():
+        return
+    copies = normalised.duplicated(keep="first")
+    conflicting = same_key & ~normalised.duplicated(keep=False)
+    if conflicting.any():
+        first = normalised[conflicting].iloc[0]
+        group = table.loc[(normalised[keys] == first[keys]).all(axis=1), "source_row"].tolist()
+        raise InputError(f"rows {group[0]} and {group[1]} describe the same {', '.join(first[keys].head(4))} with "
+                         "different values; keep one of them", path)
+    rows = table.loc[copies, "source_row"].tolist()
+    layer.exclude(table[copies], "duplicate row")
+    layer.warnings.append(f"{path}: {len(rows)} duplicate row(s) (row {rows[0]} repeats an earlier row) counted "
+                          "once")
+
+
+def refuse_overlapping_files(frame: pd.DataFrame, key_columns: Sequence[str], path: Path | str,
+                             what: str) -> None:
+    """Refuse files that cover the same ``key_columns`` value (e.g. the same force and month):
+    reading both would count each record twice."""
+    if frame.empty or any(c not in frame for c in key_columns):
+        return
+    keys = frame[list(key_columns)].apply(lambda c: c.astype(str).str.strip()).agg(" ".join, axis=1)
+    files = pd.DataFrame({"key": keys, "file": frame["source_file"]}).drop_duplicates()
+    shared = files[files["key"].duplicated(keep=False)]
+    if len(shared):
+        key = shared["key"].iloc[0]
+        names = shared.loc[shared["key"] == key, "file"].tolist()
+        raise InputError(f"{names[0]} and {names[1]} both hold {what} {key}; give each once (remove the copy)",
+                         path)
+
+
+def content_digest(raw: bytes) -> str:
+    """Hex SHA-256 of some bytes (to recognise the same file given twice)."""
+    return hashlib.sha256(raw).hexdigest()
+
+
 def by_unique(values: pd.Series, parse) -> pd.Series:
     """Apply a vectorised string ``parse`` to each distinct value once (months, crime types and
     snapped coordinates repeat a great deal), then spread the results back over the rows."""

@@ -14,8 +14,8 @@ import pandas as pd
 
 from ..errors import InputError
 from ..config import LayerSpec
-from .base import (LayerResult, LoadContext, apply_where, find_columns, read_table, reject_bad_numbers,
-                   study_ward_codes)
+from .base import (LayerResult, LoadContext, apply_where, drop_duplicate_rows, find_columns, read_table,
+                   reject_bad_numbers, study_ward_codes)
 
 #: Normalised minor category -> measure.
 MEASURE_OF_MINOR = {
@@ -72,6 +72,7 @@ def load_mps_ward(spec: LayerSpec, context: LoadContext) -> LayerResult:
 
     codes = study_ward_codes(layer.table, columns["ward_code"], columns["ward_name"], context)
     layer.exclude(layer.table[codes.isna()], "ward not in the study area")
+    drop_duplicate_rows(layer, month_columns, path)
     table = layer.table
     counts = reject_bad_numbers(layer, table[wanted], "count", integer=True)
     table = layer.table

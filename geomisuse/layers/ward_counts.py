@@ -7,7 +7,8 @@ import pandas as pd
 
 from ..errors import InputError
 from ..config import LayerSpec
-from .base import LayerResult, LoadContext, find_columns, parse_months, reject_bad_numbers, study_ward_codes
+from .base import (LayerResult, LoadContext, drop_duplicate_rows, find_columns, parse_months,
+                   reject_bad_numbers, study_ward_codes)
 
 COLUMNS = {
     "ward_code": ["ward_code", "WardCode", "Ward Code", "WD22CD", "WD23CD", "WD24CD", "GSS_CODE", "code"],
@@ -33,6 +34,7 @@ def ward_counts_from_table(layer: LayerResult, spec: LayerSpec, context: LoadCon
     month = parse_months(layer, columns["month"], context.months)
     codes = study_ward_codes(layer.table, columns["ward_code"], columns["ward_name"], context)
     layer.exclude(layer.table[codes.isna()], "ward not in the study area")
+    drop_duplicate_rows(layer, [columns["count"]], path)
     count = reject_bad_numbers(layer, layer.table[columns["count"]], "count", integer=True)
     index = layer.table.index
     result = pd.DataFrame({"ward_code": codes[index], "month": month[index], "measure": measure,
