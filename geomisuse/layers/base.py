@@ -680,10 +680,22 @@ def read_vector(path: Path, kind: str, layer_name: str | None = None) -> gpd.Geo
         raise InputError(f"{kind} file has no features", path)
     if frame.crs is None:
         frame = frame.set_crs(guess_crs(frame.total_bounds, path))
+    elif frame.crs.to_epsg() == 4326 and not _fits_lonlat(frame.total_bounds):
+        # GeoJSON readers assume lon/lat; a GeoJSON saved in metres without a "crs" member
+        # then holds coordinates no longitude can have.
+        frame = frame.set_crs(guess_crs(frame.total_bounds, path), allow_override=True)
     frame = frame.to_crs(ANALYSIS_CRS)
+    if not np.isfinite(frame.total_bounds).all():
+        raise InputError("coordinates do not convert to British National Grid (wrong CRS in the file?); "
+                         "save it with its true CRS", path)
     frame["source_file"] = str(path)
     frame["source_row"] = np.arange(1, len(frame) + 1, dtype="int64")
     return frame
+
+
+def _fits_lonlat(bounds: Sequence[float]) -> bool:
+    minx, miny, maxx, maxy = bounds
+    return -180 <= minx and maxx <= 180 and -90 <= miny and maxy <= 90
 
 
 def guess_crs(bounds: Sequence[float], path: Path | str) -> str:
