@@ -272,8 +272,8 @@ def to_number(values: pd.Series, decimal_comma: bool = False) -> pd.Series:
     Commas are read as thousands separators only where they group digits in threes
     (``"11,650"``); any other comma makes the value unparseable, never a silently different
     number (``"1,5"`` is not 15). With ``decimal_comma`` a single comma between digits is the
-    decimal point (``"51,5074"`` is 51.5074), as in coordinates written in decimal-comma
-    locales, where a thousands reading could not be right.
+    decimal point (``"51,5074"`` is 51.5074), as in longitudes and latitudes written in
+    decimal-comma locales, where a thousands reading could not be right.
     """
     number = pd.to_numeric(values, errors="coerce").astype("float64")
     missing = number.isna()
@@ -325,6 +325,7 @@ def number_problems(raw: pd.DataFrame | pd.Series, what: str, integer: bool = Fa
     for label, bad in checks:
         row_bad = bad.any(axis=1) & reason.isna()
         reason[row_bad] = label
+    reason = reason.astype(object).where(reason.notna(), None)
     return (values.iloc[:, 0] if isinstance(raw, pd.Series) else values), reason
 
 
@@ -424,9 +425,9 @@ def points_from_table(layer: LayerResult, x_column: str, y_column: str, lonlat: 
     first_file = table["source_file"].iloc[0] if len(table) else ""
     raw_x = by_unique(table[x_column].astype(str), lambda u: u.str.strip())
     raw_y = by_unique(table[y_column].astype(str), lambda u: u.str.strip())
-    # A comma in a coordinate is a decimal comma (no longitude has thousands; "665,415" as
-    # an easting is grouped digits and reads as 665415 either way).
-    x, y = to_number(raw_x, decimal_comma=True), to_number(raw_y, decimal_comma=True)
+    # A comma in a longitude or latitude is a decimal comma (none has thousands); in an easting
+    # it groups thousands ("665,415"), and any other comma there makes the value unparseable.
+    x, y = to_number(raw_x, decimal_comma=lonlat), to_number(raw_y, decimal_comma=lonlat)
     blank = (raw_x == "") | (raw_y == "")
     layer.reject(table[blank], "no coordinates")
     bad = ~blank & (x.isna() | y.isna() | ~np.isfinite(x) | ~np.isfinite(y))
