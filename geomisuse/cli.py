@@ -40,8 +40,9 @@ def main() -> None:
     except click.exceptions.Abort:
         echo("aborted", err=True)
         sys.exit(1)
-    except click.ClickException as err:
-        err.show()
+    except click.ClickException as err:  # usage errors: one line too, naming the command's --help
+        hint = f" (see '{err.ctx.command_path} --help')" if getattr(err, "ctx", None) is not None else ""
+        echo(terminal_text(f"error: {err.format_message()}{hint}", MAX_ERROR_LENGTH), err=True)
         sys.exit(2)
     except SystemExit:
         raise

@@ -633,5 +633,6 @@ def test_bad_cli_values_are_usage_errors(tiny, args):
     out = tiny / "out"
     result = run_cli("run", str(tiny / "study.toml"), "--out", str(out), *args)
     assert result.returncode == 2, result.stderr
-    assert args[0] in result.stderr and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and args[0] in lines[0], result.stderr
     assert not out.exists()

@@ -309,7 +309,7 @@ def number_problems(raw: pd.DataFrame | pd.Series, what: str, integer: bool = Fa
         ``negative {what}``, ``non-integer {what}``.
     """
     frame = raw.to_frame() if isinstance(raw, pd.Series) else raw
-    values = frame.apply(to_number)
+    values = frame.apply(to_number).astype("float64")  # float even with no rows
     text = frame.apply(lambda c: c.astype(str).str.strip())
     blank = text.eq("")
     nonfinite_text = text.apply(lambda c: c.str.lower().str.lstrip("+-").isin(["inf", "infinity", "nan"]))
