@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -43,7 +42,8 @@ damage = st.one_of(
 
 def apply(path: Path, damages: list[tuple]) -> None:
     """Apply cell-level damage to the parsed rows, then byte-level damage to the file."""
-    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+    # A file damaged twice may no longer be UTF-8: read what there is.
+    rows = list(csv.reader(io.StringIO(path.read_bytes().decode("utf-8", errors="replace"))))
     encoding, cut = "utf-8", None
     for kind, *args in damages:
         body = len(rows) - 1
@@ -74,15 +74,8 @@ def apply(path: Path, damages: list[tuple]) -> None:
 
 
 def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
-    """Run the console entry point in this process; returns (exit code, stdout, stderr)."""
-    old = sys.argv
-    sys.argv = ["geomisuse", *argv]
-    try:
-        cli.main()
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else 1
-    finally:
-        sys.argv = old
+    """Run the command line in this process; returns (exit code, stdout, stderr)."""
+    code = cli.run_command(argv)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
