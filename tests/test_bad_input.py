@@ -197,12 +197,11 @@ import io
 import json
 import math
 import os
-import zipfile
 
 import pandas as pd
 import pytest
 
-from conftest import ROOT, TINY_CODES, TINY_NAMES
+from conftest import ROOT, TINY_CODES
 from geomisuse.config import load_study
 from geomisuse.errors import InputError
 from geomisuse.layers.base import (MOSTLY_REJECTED_SHARE, PLACEMENT_MARGIN_M, decode_text, number_problems,

@@ -23,6 +23,7 @@ from .. import __version__
 from .escaping import neutralise_csv
 from .disclosure import TOTAL_COST_FACTOR, format_counts, link_suppression, primary_mask, protect_table
 from ..config import MEASURES, PublishSettings
+from ..errors import InputError
 
 if TYPE_CHECKING:  # publishing reads a run's results; it never drives the pipeline
     from ..pipeline import StudyRun
