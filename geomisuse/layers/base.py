@@ -379,7 +379,8 @@ def refuse_overlapping_files(frame: pd.DataFrame, key_columns: Sequence[str], pa
     reading both would count each record twice."""
     if frame.empty or any(c not in frame for c in key_columns):
         return
-    keys = frame[list(key_columns)].apply(lambda c: c.astype(str).str.strip()).agg(" ".join, axis=1)
+    parts = [frame[c].fillna("").astype(str).str.strip() for c in key_columns]
+    keys = parts[0].str.cat(parts[1:], sep=" ") if len(parts) > 1 else parts[0]
     files = pd.DataFrame({"key": keys, "file": frame["source_file"]}).drop_duplicates()
     shared = files[files["key"].duplicated(keep=False)]
     if len(shared):
