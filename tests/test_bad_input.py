@@ -683,3 +683,29 @@ def test_bad_cli_values_are_usage_errors(tiny, args):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and args[0] in lines[0], result.stderr
     assert not out.exists()
+
+
+# Found by the property test ----------------------------------------------------------------------
+
+def test_a_ward_table_naming_no_study_ward_is_an_error(tiny):
+    # Columns swapped by mistake: the "ward code" column holds counts.
+    (tiny / "asb.csv").write_text("warnings,month,ward_code\nE05000001,2025-01,3\nE05000002,2025-01,2\n")
+    add_layer(tiny, '[layers.asb_warnings]\npath = "asb.csv"')
+    assert_input_error(tiny, "asb.csv", "none of the 2 rows names a ward of the study")
+
+
+def test_number_checks_cope_with_no_rows_left():
+    values, reason = number_problems(pd.DataFrame({"202501": pd.Series([], dtype=object)}), "count", integer=True)
+    assert values.empty and reason.empty
+
+
+def test_force_and_month_check_copes_with_a_file_without_the_force_column(tiny):
+    tiny_police(tiny)
+    header = HEADER.replace("Reported by,", "")
+    row = crime_row("2025-02", "Drugs", 600, 600).split(",")
+    del row[2]
+    (tiny / "more.csv").write_text(header + "\n" + ",".join(row) + "\n")
+    text = (tiny / "study.toml").read_text().replace('path = "police.csv"', 'paths = ["police.csv", "more.csv"]')
+    (tiny / "study.toml").write_text(text)
+    run = prepare(load_study(tiny / "study.toml"))
+    assert run.wards["drug_offences_count"].sum() == 7

@@ -310,9 +310,10 @@ def number_problems(raw: pd.DataFrame | pd.Series, what: str, integer: bool = Fa
     """
     frame = raw.to_frame() if isinstance(raw, pd.Series) else raw
     values = frame.apply(to_number).astype("float64")  # float even with no rows
-    text = frame.apply(lambda c: c.astype(str).str.strip())
-    blank = text.eq("")
-    nonfinite_text = text.apply(lambda c: c.str.lower().str.lstrip("+-").isin(["inf", "infinity", "nan"]))
+    text = frame.apply(lambda c: c.astype(str).str.strip()).astype(str)
+    blank = text.eq("").astype(bool)
+    nonfinite_text = text.apply(lambda c: c.str.lower().str.lstrip("+-").isin(["inf", "infinity", "nan"])
+                                ).astype(bool)
     checks = [
         (f"no {what}", blank),
         (f"non-finite {what}", nonfinite_text | np.isinf(values)),
@@ -578,13 +579,19 @@ def check_mostly_rejected(layer: LayerResult) -> None:
     More than :data:`MOSTLY_REJECTED_SHARE` of the rows a layer did not exclude on purpose,
     rejected for reasons other than lying outside the study wards, means the file or its
     column mapping is wrong (decimal commas, text in a count column, a mislabelled
-    coordinate column): analysing the remainder would be silently wrong.
+    coordinate column): analysing the remainder would be silently wrong. So is a ward-level
+    table none of whose rows names a study ward (another area, or the wrong column).
 
     Raises
     ------
     InputError
         Naming the file, the commonest reason, its first row and what to check.
     """
+    elsewhere = layer.excluded.get("ward not in the study area", 0)
+    if elsewhere and layer.rows_used == 0 and not len(layer.rejected):
+        raise InputError(f"none of the {layer.rows_read} rows names a ward of the study ({elsewhere} name other "
+                         "wards); is the file for another area, or is the ward code column mapped wrongly?",
+                         layer.paths[0] if layer.paths else None)
     rejected = layer.rejected
     if not len(rejected):
         return
