@@ -709,3 +709,14 @@ def test_force_and_month_check_copes_with_a_file_without_the_force_column(tiny):
     (tiny / "study.toml").write_text(text)
     run = prepare(load_study(tiny / "study.toml"))
     assert run.wards["drug_offences_count"].sum() == 7
+
+
+@pytest.mark.parametrize("section, key", [("[layers.population]\npath = \"p.csv\"", "pathh"),
+                                          ("[clusters]", "corection"), ("[gaps]", "walk_minuts"),
+                                          ("[publish]", "tile")])
+def test_an_unknown_key_anywhere_in_the_study_file_is_an_error(tiny, section, key):
+    add_layer(tiny, f"{section}\n{key} = 1")
+    result = run_cli("validate", str(tiny / "study.toml"))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"unknown key '{key}'" in lines[0] and "study.toml" in lines[0]
