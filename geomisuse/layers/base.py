@@ -380,9 +380,16 @@ def refuse_overlapping_files(frame: pd.DataFrame, key_columns: Sequence[str], pa
     reading both would count each record twice."""
     if frame.empty or any(c not in frame for c in key_columns):
         return
-    parts = [frame[c].fillna("").astype(str).str.strip() for c in key_columns]
+    # Distinct (key, file) rows first, found on integer codes: a force-month file has one,
+    # however many rows it has.
+    combined = np.zeros(len(frame), dtype="int64")
+    for column in list(key_columns) + ["source_file"]:
+        codes, uniques = pd.factorize(frame[column], use_na_sentinel=False)
+        combined = combined * (len(uniques) + 1) + codes
+    distinct = frame.iloc[np.flatnonzero(~pd.Series(combined).duplicated().to_numpy())]
+    parts = [distinct[c].fillna("").astype(str).str.strip() for c in key_columns]
     keys = parts[0].str.cat(parts[1:], sep=" ") if len(parts) > 1 else parts[0]
-    files = pd.DataFrame({"key": keys, "file": frame["source_file"]}).drop_duplicates()
+    files = pd.DataFrame({"key": keys, "file": distinct["source_file"]}).drop_duplicates()
     shared = files[files["key"].duplicated(keep=False)]
     if len(shared):
         key = shared["key"].iloc[0]
