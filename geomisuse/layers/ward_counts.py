@@ -7,8 +7,8 @@ import pandas as pd
 
 from ..errors import InputError
 from ..config import LayerSpec
-from .base import (LayerResult, LoadContext, drop_duplicate_rows, find_columns, parse_months,
-                   reject_bad_numbers, study_ward_codes)
+from .base import (LayerResult, LoadContext, check_ward_vintage, drop_duplicate_rows, find_columns,
+                   parse_months, record_names, reject_bad_numbers, study_ward_codes)
 
 COLUMNS = {
     "ward_code": ["ward_code", "WardCode", "Ward Code", "WD22CD", "WD23CD", "WD24CD", "GSS_CODE", "code"],
@@ -31,8 +31,11 @@ def ward_counts_from_table(layer: LayerResult, spec: LayerSpec, context: LoadCon
                            optional=("ward_code", "ward_name"))
     if not columns["ward_code"] and not columns["ward_name"]:
         raise InputError("no ward code or ward name column; map one in the study file", path, column="ward_code")
+    check_ward_vintage(layer.table, columns["ward_code"], columns["ward_name"], context, layer.kind, path)
     month = parse_months(layer, columns["month"], context.months)
     codes = study_ward_codes(layer.table, columns["ward_code"], columns["ward_name"], context)
+    # A council's table lists the wards with warnings: an unlisted ward had none (no coverage limit).
+    record_names(layer, layer.table, codes, columns["ward_name"])
     layer.exclude(layer.table[codes.isna()], "ward not in the study area")
     drop_duplicate_rows(layer, [columns["count"]], path)
     count = reject_bad_numbers(layer, layer.table[columns["count"]], "count", integer=True)
