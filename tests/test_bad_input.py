@@ -650,10 +650,12 @@ def test_terminal_text_strips_control_characters_and_bounds_length():
 
 
 def test_page_names_are_unique_safe_and_never_reserved():
-    codes = ["E05000001", "index", "INDEX", "con", "Nul", "com1", "e05000001", "../etc", "ward-0009", "a b"]
+    codes = ["E05000001", "index", "INDEX", "con", "Nul", "com1", "e05000001", "../etc", "ward-0009", "a b",
+             "borough-camden"]
     names = page_names(codes)
     assert len({n.lower() for n in names}) == len(codes)
     assert not {n.lower() for n in names} & RESERVED_PAGE_NAMES
+    assert not any(n.startswith("borough-") for n in names)
     assert names[0] == "E05000001" and names[8] == "ward-0009"
     assert all(n == c or n.startswith("ward-") for n, c in zip(names, codes))
     assert all("/" not in n and "." not in n and " " not in n for n in names)

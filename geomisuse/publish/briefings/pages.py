@@ -305,8 +305,9 @@ def page_names(codes: list[str]) -> list[str]:
     """The file stem of each ward's page, unique even on case-insensitive file systems.
 
     A ward's page is named by its code when the code is a safe file name (letters, digits,
-    ``-`` and ``_``, at most 64 characters, not a reserved name in any case, and not the
-    same as an earlier ward's name ignoring case); otherwise ``ward-NNNN`` by its position,
+    ``-`` and ``_``, at most 64 characters, not a reserved name in any case, not starting
+    ``borough-`` like the borough overviews, and not the same as an earlier ward's name
+    ignoring case); otherwise ``ward-NNNN`` by its position,
     numbered past any code that already looks like that.
     """
     names: list[str] = []
@@ -314,7 +315,9 @@ def page_names(codes: list[str]) -> list[str]:
     as_codes = {str(c).lower() for c in codes}
     for position, code in enumerate(codes):
         code = str(code)
-        name = code if _SAFE_PAGE.match(code) and code.lower() not in RESERVED_PAGE_NAMES else None
+        safe = (_SAFE_PAGE.match(code) and code.lower() not in RESERVED_PAGE_NAMES
+                and not code.lower().startswith("borough-"))  # the borough overviews' names
+        name = code if safe else None
         if name is None or name.lower() in taken:
             number = position + 1
             while f"ward-{number:04d}" in taken or f"ward-{number:04d}" in as_codes:
