@@ -293,9 +293,37 @@ def _print_pdf(executable: str, source: Path, target: Path, errors: list) -> Non
 # Assembling the figures
 # --------------------------------------------------------------------------------------------
 
-def page_name(code: str, position: int) -> str:
-    """The file stem of a ward's page: its code, unless the code is unusable as a file name."""
-    return code if _SAFE_PAGE.match(code) else f"ward-{position + 1:04d}"
+#: File stems a ward page must not take: the overview's and the PDF's, and the device names
+#: Windows reserves in any folder (``con.html`` cannot be opened there).
+RESERVED_PAGE_NAMES = frozenset({"index", "briefings", "book", "con", "prn", "aux", "nul", "clock$"}
+                                | {f"{d}{i}" for d in ("com", "lpt") for i in range(10)})
+
+
+def page_names(codes: list[str]) -> list[str]:
+    """The file stem of each ward's page, unique even on case-insensitive file systems.
+
+    A ward's page is named by its code when the code is a safe file name (letters, digits,
+    ``-`` and ``_``, at most 64 characters, not a reserved name in any case, not starting
+    ``borough-`` like the borough overviews, and not the same as an earlier ward's name
+    ignoring case); otherwise ``ward-NNNN`` by its position,
+    numbered past any code that already looks like that.
+    """
+    names: list[str] = []
+    taken: set[str] = set()
+    as_codes = {str(c).lower() for c in codes}
+    for position, code in enumerate(codes):
+        code = str(code)
+        safe = (_SAFE_PAGE.match(code) and code.lower() not in RESERVED_PAGE_NAMES
+                and not code.lower().startswith("borough-"))  # the borough overviews' names
+        name = code if safe else None
+        if name is None or name.lower() in taken:
+            number = position + 1
+            while f"ward-{number:04d}" in taken or f"ward-{number:04d}" in as_codes:
+                number += len(codes)
+            name = f"ward-{number:04d}"
+        taken.add(name.lower())
+        names.append(name)
+    return names
 
 
 def ordinal(n: int) -> str:
@@ -442,7 +470,7 @@ def _basis(run: StudyRun, published: pd.DataFrame, settings,
                  index=codes, columns=run.months)
              for m in measures if f"{m}_count" in monthly_pub}
     return _Basis(run=run, real=real, pub=pub, codes=codes, names=real["ward_name"].astype(str).tolist(),
-                  pages=[page_name(c, i) for i, c in enumerate(codes)], measures=measures, sources=sources,
+                  pages=page_names(list(codes)), measures=measures, sources=sources,
                   totals_of_parts=totals_of_parts, threshold=int(settings.suppression_threshold),
                   unsuppressed=bool(settings.unsuppressed), population=real["population"].astype("float64"),
                   neighbours=run.ward_neighbours(), grids=grids)

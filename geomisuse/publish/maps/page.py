@@ -43,7 +43,7 @@ from branca.element import Element, MacroElement
 from folium.template import Template
 
 from ...errors import InputError
-from ..briefings.pages import page_name
+from ..briefings.pages import page_names
 from ..escaping import safe_text, script_json
 from ..places import ward_centres
 from ..text import count_text, distance_text, gi_bin_text, period_text, rate_text, share_percent, vintage_text
@@ -656,7 +656,7 @@ def _ward_info(run: StudyRun, wards: gpd.GeoDataFrame, measures: list[str], sett
         "borough": ([safe_text(b) for b in _column(wards, "borough_name")]
                     if _column(wards, "borough_name").nunique() > 1 else None),
         # Relative links from map.html to each ward's briefing page (when briefings are written).
-        "page": ([f"briefings/{page_name(str(c), i)}.html" for i, c in enumerate(wards["ward_code"])]
+        "page": ([f"briefings/{name}.html" for name in page_names([str(c) for c in wards["ward_code"]])]
                  if getattr(settings, "briefings", False) else None),
         "measures": [], "nearest": [], "gap": None,
     }
