@@ -547,23 +547,52 @@ def protect_cells(values: np.ndarray, relations: Sequence[tuple[int, np.ndarray]
                                f"{MAX_AUDIT_ROUNDS} rounds")
         for cell in audit.narrow:
             linked = incidence[cell].indices
-            candidates = np.unique(np.concatenate([members[r] for r in linked])) if linked.size else np.array([], int)
-            candidates = candidates[~hidden[candidates] & ~unusable[candidates]]
-            if candidates.size:
-                hidden[candidates[np.argmin(values[candidates] * factor[candidates])]] = True
-                continue
-            # Pinned by the marks' own bounds: show the parts as "c" (a total keeps its "<5").
+            candidates, depth = _published_nearby(cell, incidence, members, hidden, unusable)
             own = [relations[r][1] for r in linked if relations[r][0] == cell]
             parts = np.concatenate(own).astype(np.int64) if own else np.array([], np.int64)
             parts = parts[marked[parts]]
-            if parts.size:
+            if candidates.size and (depth.min() == 1 or not parts.size):
+                # Hide the cheapest published cell near it (nearer is cheaper: the pin usually
+                # runs through the relations next to the cell).
+                hidden[candidates[np.argmin(values[candidates] * factor[candidates] * depth)]] = True
+            elif parts.size:
+                # Pinned by the marks' own bounds: show the parts as "c" (a total keeps its "<5").
                 marked[parts] = False
-            else:
+            elif marked[cell]:
                 marked[cell] = False
+            else:
+                for r in linked:
+                    marked[members[r]] = False
         hidden = link_suppression(values, hidden, members, cost_factor=factor)
     shown = proven_width[hidden & ~np.isnan(proven_width)]
     narrowest = float(shown.min()) if shown.size else (width if hidden.any() else np.inf)
     return CellProtection(hidden=hidden, marked_small=marked & hidden, rounds=rounds, lps=lps, narrowest=narrowest)
+
+
+#: How many relations away from a narrow cell published cells are considered for hiding.
+NEARBY_DEPTH = 3
+
+
+def _published_nearby(cell: int, incidence, members: list[np.ndarray], hidden: np.ndarray,
+                      unusable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Published non-zero cells linked to ``cell`` through chains of hidden cells, with the
+    number of relations in between (up to :data:`NEARBY_DEPTH` once one is found)."""
+    seen = {int(cell)}
+    frontier = [int(cell)]
+    found: dict[int, int] = {}
+    depth = 0
+    while frontier and (depth < NEARBY_DEPTH or not found):
+        depth += 1
+        relations = np.unique(np.concatenate([incidence[c].indices for c in frontier]))
+        reached = np.unique(np.concatenate([members[r] for r in relations])) if relations.size else np.array([], int)
+        new = [int(c) for c in reached if int(c) not in seen]
+        seen.update(new)
+        for c in new:
+            if not hidden[c] and not unusable[c]:
+                found.setdefault(c, depth)
+        frontier = [c for c in new if hidden[c]]
+    cells = np.array(sorted(found), dtype=np.int64)
+    return cells, np.array([found[c] for c in cells], dtype=float)
 
 
 def published_text(values: np.ndarray, protection: CellProtection | None, threshold: int,
