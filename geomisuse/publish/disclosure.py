@@ -525,6 +525,7 @@ def protect_cells(values: np.ndarray, relations: Sequence[tuple[int, np.ndarray]
         incidence = sparse.csr_matrix((np.ones(sum(lengths)), (np.concatenate(members),
                                                                np.repeat(np.arange(len(members)), lengths))),
                                       shape=(values.size, len(members)))
+        incidence_t = incidence.T.tocsr()
     width = required_width(threshold)
     unusable = np.isnan(values) | (values == 0)
     lps, rounds = 0, 0
@@ -547,7 +548,7 @@ def protect_cells(values: np.ndarray, relations: Sequence[tuple[int, np.ndarray]
                                f"{MAX_AUDIT_ROUNDS} rounds")
         for cell in audit.narrow:
             linked = incidence[cell].indices
-            candidates, depth = _published_nearby(cell, incidence, members, hidden, unusable)
+            candidates, depth = _published_nearby(cell, incidence, incidence_t, hidden, unusable)
             own = [relations[r][1] for r in linked if relations[r][0] == cell]
             parts = np.concatenate(own).astype(np.int64) if own else np.array([], np.int64)
             parts = parts[marked[parts]]
@@ -573,26 +574,29 @@ def protect_cells(values: np.ndarray, relations: Sequence[tuple[int, np.ndarray]
 NEARBY_DEPTH = 3
 
 
-def _published_nearby(cell: int, incidence, members: list[np.ndarray], hidden: np.ndarray,
+def _published_nearby(cell: int, incidence, incidence_t, hidden: np.ndarray,
                       unusable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Published non-zero cells linked to ``cell`` through chains of hidden cells, with the
-    number of relations in between (up to :data:`NEARBY_DEPTH` once one is found)."""
-    seen = {int(cell)}
-    frontier = [int(cell)]
-    found: dict[int, int] = {}
+    number of relations in between (up to :data:`NEARBY_DEPTH` once one is found).
+
+    ``incidence`` is the cells x relations matrix (CSR) and ``incidence_t`` its transpose."""
+    n = hidden.size
+    seen = np.zeros(n, dtype=bool)
+    seen[cell] = True
+    frontier = np.zeros(n)
+    frontier[cell] = 1.0
+    depth_of = np.zeros(n)
     depth = 0
-    while frontier and (depth < NEARBY_DEPTH or not found):
+    while frontier.any() and (depth < NEARBY_DEPTH or not (depth_of > 0).any()):
         depth += 1
-        relations = np.unique(np.concatenate([incidence[c].indices for c in frontier]))
-        reached = np.unique(np.concatenate([members[r] for r in relations])) if relations.size else np.array([], int)
-        new = [int(c) for c in reached if int(c) not in seen]
-        seen.update(new)
-        for c in new:
-            if not hidden[c] and not unusable[c]:
-                found.setdefault(c, depth)
-        frontier = [c for c in new if hidden[c]]
-    cells = np.array(sorted(found), dtype=np.int64)
-    return cells, np.array([found[c] for c in cells], dtype=float)
+        relations = (incidence_t @ frontier) > 0
+        reached = (incidence @ relations.astype(float)) > 0
+        new = reached & ~seen
+        seen |= new
+        depth_of[new & ~hidden & ~unusable] = depth
+        frontier = (new & hidden).astype(float)
+    cells = np.flatnonzero(depth_of > 0)
+    return cells, depth_of[cells]
 
 
 def published_text(values: np.ndarray, protection: CellProtection | None, threshold: int,
