@@ -47,7 +47,7 @@ def synthetic_run(n_wards: int, n_months: int, protect_mps: bool, seed: int = 20
                "asb": "asb_warnings"}
     return SimpleNamespace(wards=wards, monthly=monthly, months=months,
                            measures=["possession", "trafficking", "drug_offences", "asb"],
-                           manifest={"measures": sources},
+                           sources=sources, manifest={},
                            study=SimpleNamespace(layers={}, seed=seed)), protect_mps
 
 

@@ -15,15 +15,14 @@ import json
 import re
 from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.optimize import linprog
 from scipy import sparse
 
-from geomisuse.config import load_study, study_from_dict
-from geomisuse.pipeline import analyse, prepare
+from geomisuse.config import load_study
+from geomisuse.pipeline import analyse
 from geomisuse.publish.briefings.pages import build_data
 from geomisuse.publish.disclosure import (attacker_bounds, audit_intervals, link_suppression, primary_mask,
                                           protect_cells, published_text)

@@ -547,7 +547,7 @@ def protect_cells(values: np.ndarray, relations: Sequence[tuple[int, np.ndarray]
             raise RuntimeError(f"disclosure audit: {audit.narrow.size} cell(s) still narrow after "
                                f"{MAX_AUDIT_ROUNDS} rounds")
         for cell in audit.narrow:
-            linked = incidence[cell].indices
+            linked = incidence.indices[incidence.indptr[cell]:incidence.indptr[cell + 1]]
             candidates, depth = _published_nearby(cell, incidence, incidence_t, hidden, unusable)
             own = [relations[r][1] for r in linked if relations[r][0] == cell]
             parts = np.concatenate(own).astype(np.int64) if own else np.array([], np.int64)
@@ -816,7 +816,7 @@ def protect_study(run: "StudyRun", threshold: int, rule: str = "threshold", supp
     if rule == "round5":
         threshold = ROUND5_THRESHOLD
     wards = run.wards
-    sources = run.manifest.get("measures", {})
+    sources = run.sources
     measures = [m for m in MEASURES if m in run.measures and f"{m}_count" in wards]
 
     def public_flag(source: str) -> bool | None:

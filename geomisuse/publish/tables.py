@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, fields
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,10 +20,8 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from .disclosure import (RULES, STATISTIC_SUFFIXES, SUPPRESS_MODES, StudyProtection, protect_study,
-                         rounded_counts)
-from ..errors import InputError
-from ..config import MEASURES, SUPPRESSION_THRESHOLD
+from .disclosure import STATISTIC_SUFFIXES, StudyProtection, protect_study, rounded_counts
+from ..config import MEASURES, SUPPRESSION_THRESHOLD, PublishSettings
 
 if TYPE_CHECKING:  # publishing reads a run's results; it never drives the pipeline
     from ..pipeline import StudyRun
@@ -32,67 +29,6 @@ if TYPE_CHECKING:  # publishing reads a run's results; it never drives the pipel
 #: Packages whose versions are recorded in the manifest.
 RECORDED_PACKAGES = ("geopandas", "shapely", "pyogrio", "pyproj", "pandas", "numpy", "libpysal", "esda",
                      "spopt", "pulp", "folium", "scipy")
-
-
-@dataclass
-class PublishSettings:
-    """The study file's ``[publish]`` table.
-
-    Attributes
-    ----------
-    suppression_threshold
-        Smallest non-zero count shown as a number (default 5: 1-4 show as ``<5``).
-    unsuppressed
-        Publish real counts, for analysts' internal use; said in the manifest and on every page.
-    tiles
-        Basemap: ``"OpenStreetMap"``, another folium tile name, or ``"none"``.
-    offline
-        Embed the map's JavaScript and CSS so it renders with no network.
-    briefings
-        Write ward briefings.
-    pdf
-        Also print the briefings to ``briefings/briefings.pdf`` with headless Chromium (Debian's
-        ``chromium`` package and the ``playwright`` Python package); skipped with a warning
-        when Chromium is not installed.
-    map_simplify_m
-        Tolerance (metres, EPSG:27700) of the coverage simplification of ward polygons on the
-        map; 0 keeps every vertex. The exports are never simplified.
-    suppress
-        ``"sources"`` (default): counts from sources whose publisher releases them at ward
-        level (the MPS ward file, police.uk points) are published in full, the others (ASB
-        warnings, any layer marked ``public = false``) are protected; ``"all"`` protects every
-        count. A layer's ``public = true`` publishes its counts in full.
-    rule
-        ``"threshold"`` (default): counts 1 to ``suppression_threshold - 1`` show as
-        ``<threshold``; ``"round5"`` (NHS style): counts 1-7 show as ``<8`` and the others are
-        rounded to the nearest 5.
-    """
-
-    suppression_threshold: int = SUPPRESSION_THRESHOLD
-    unsuppressed: bool = False
-    tiles: str = "OpenStreetMap"
-    offline: bool = False
-    briefings: bool = True
-    pdf: bool = False
-    map_simplify_m: float = 10.0
-    suppress: str = "sources"
-    rule: str = "threshold"
-
-    @classmethod
-    def from_options(cls, options: dict) -> "PublishSettings":
-        """Build from the ``[publish]`` table; unknown keys are an input error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise InputError(f"unknown key '{unknown[0]}' in [publish]; keys are {', '.join(sorted(known))}")
-        settings = cls(**options)
-        if int(settings.suppression_threshold) < 1:
-            raise InputError("[publish] suppression_threshold must be 1 or more (1 turns suppression off)")
-        if settings.suppress not in SUPPRESS_MODES:
-            raise InputError(f"[publish] suppress must be one of {', '.join(SUPPRESS_MODES)}, not '{settings.suppress}'")
-        if settings.rule not in RULES:
-            raise InputError(f"[publish] rule must be one of {', '.join(RULES)}, not '{settings.rule}'")
-        return settings
 
 
 #: The protection of the latest run published, so that tables, map and briefings share it.
@@ -218,6 +154,7 @@ def manifest(run: StudyRun, settings: PublishSettings, outputs: list[str]) -> di
         "suppression": _suppression_entry(run, settings),
         "inputs": inputs,
         "wards": int(len(run.wards)),
+        "measures": dict(run.sources),
         **run.manifest,
         "outputs": outputs,
         "packages": versions,
