@@ -403,11 +403,24 @@ def _component_intervals(A, b: np.ndarray, lower: np.ndarray, upper: np.ndarray,
         costs = objective.copy()
         highs.run()
         status = highs.getModelStatus()
+        if status not in (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kUnbounded):
+            # The warm start can stall on a degenerate basis: solve this one from scratch.
+            highs.clearSolver()
+            highs.run()
+            status = highs.getModelStatus()
         if status == highspy.HighsModelStatus.kUnbounded:
             return None
-        if status != highspy.HighsModelStatus.kOptimal:
-            raise RuntimeError(f"disclosure audit: linear program failed ({highs.modelStatusToString(status)})")
-        return np.asarray(highs.getSolution().col_value)
+        if status == highspy.HighsModelStatus.kOptimal:
+            return np.asarray(highs.getSolution().col_value)
+        from scipy.optimize import linprog
+
+        res = linprog(objective, A_eq=A, b_eq=b, bounds=list(zip(lower, np.where(np.isinf(upper), None, upper))),
+                      method="highs")
+        if res.status == 3:
+            return None
+        if res.status != 0:
+            raise RuntimeError(f"disclosure audit: linear program failed ({res.message})")
+        return res.x
 
     def record(x: np.ndarray | None) -> None:
         if x is not None:
@@ -527,7 +540,9 @@ def protect_cells(values: np.ndarray, relations: Sequence[tuple[int, np.ndarray]
                                       shape=(values.size, len(members)))
         incidence_t = incidence.T.tocsr()
     width = required_width(threshold)
-    unusable = np.isnan(values) | (values == 0)
+    # A zero may be hidden too once the audit asks for more ("c" says any value, zero included):
+    # beside small counts it widens what they could be at the cost of no published figure.
+    unusable = np.isnan(values)
     lps, rounds = 0, 0
     # Hiding more only ever widens what an attacker can say (every published mark it replaces
     # allows the old value too), so a cell proven wide stays proven; later rounds audit the rest.
@@ -546,7 +561,19 @@ def protect_cells(values: np.ndarray, relations: Sequence[tuple[int, np.ndarray]
         if rounds >= MAX_AUDIT_ROUNDS:
             raise RuntimeError(f"disclosure audit: {audit.narrow.size} cell(s) still narrow after "
                                f"{MAX_AUDIT_ROUNDS} rounds")
+        # Cells next to a dropped mark were audited against the old bounds: audit them again first.
+        stale = np.zeros(values.size, dtype=bool)
+        changed, last_resort = False, []
+
+        def loosen(cells: np.ndarray) -> None:
+            marked[cells] = False
+            for c in cells:
+                for r in incidence.indices[incidence.indptr[c]:incidence.indptr[c + 1]]:
+                    stale[members[r]] = True
+
         for cell in audit.narrow:
+            if stale[cell]:
+                continue
             linked = incidence.indices[incidence.indptr[cell]:incidence.indptr[cell + 1]]
             candidates, depth = _published_nearby(cell, incidence, incidence_t, hidden, unusable)
             own = [relations[r][1] for r in linked if relations[r][0] == cell]
@@ -555,15 +582,22 @@ def protect_cells(values: np.ndarray, relations: Sequence[tuple[int, np.ndarray]
             if candidates.size and (depth.min() == 1 or not parts.size):
                 # Hide the cheapest published cell near it (nearer is cheaper: the pin usually
                 # runs through the relations next to the cell).
-                hidden[candidates[np.argmin(values[candidates] * factor[candidates] * depth)]] = True
+                hidden[candidates[np.argmin((values[candidates] + 0.5) * factor[candidates] * depth)]] = True
+                changed = True
             elif parts.size:
                 # Pinned by the marks' own bounds: show the parts as "c" (a total keeps its "<5").
-                marked[parts] = False
+                loosen(parts)
+                changed = True
             elif marked[cell]:
-                marked[cell] = False
+                loosen(np.array([cell]))
+                changed = True
             else:
+                last_resort.append(linked)
+        if not changed:
+            # Nothing else left: drop every mark in the relations of the cells still narrow.
+            for linked in last_resort:
                 for r in linked:
-                    marked[members[r]] = False
+                    loosen(members[r][marked[members[r]]])
         hidden = link_suppression(values, hidden, members, cost_factor=factor)
     shown = proven_width[hidden & ~np.isnan(proven_width)]
     narrowest = float(shown.min()) if shown.size else (width if hidden.any() else np.inf)
@@ -681,6 +715,9 @@ def source_policy(source: str, public: bool | None, suppress: str, unsuppressed:
 
 #: Borough totals are hidden only as a last resort.
 BOROUGH_COST_FACTOR = 100.0
+#: Which cells give way first: a month before a half-period count before a ward's period count
+#: (the headline analysts rank wards by).
+BLOCK_COST_FACTOR = {"months": 1.0, "halves": 2.0, "previous": 3.0, "period": 4.0}
 
 
 @dataclass
@@ -865,7 +902,7 @@ def protect_study(run: "StudyRun", threshold: int, rule: str = "threshold", supp
         if not policies[m].protected:
             continue
         cost = TOTAL_COST_FACTOR if m == "drug_offences" else 1.0
-        pos = {name: cells.add(v, cost) for name, v in blocks.items()}
+        pos = {name: cells.add(v, cost * BLOCK_COST_FACTOR[name]) for name, v in blocks.items()}
         for name in ("period", "previous"):
             if name in blocks:
                 pos[f"borough_{name}"] = cells.add([_total(blocks[name])], BOROUGH_COST_FACTOR)
