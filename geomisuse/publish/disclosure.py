@@ -579,14 +579,15 @@ def protect_cells(values: np.ndarray, relations: Sequence[tuple[int, np.ndarray]
             own = [relations[r][1] for r in linked if relations[r][0] == cell]
             parts = np.concatenate(own).astype(np.int64) if own else np.array([], np.int64)
             parts = parts[marked[parts]]
-            if candidates.size and (depth.min() == 1 or not parts.size):
+            if parts.size:
+                # A hidden total pinned by its parts' "<5" marks (each at least 1): show the
+                # parts as "c" (the total keeps its mark) rather than hide anything else.
+                loosen(parts)
+                changed = True
+            elif candidates.size:
                 # Hide the cheapest published cell near it (nearer is cheaper: the pin usually
                 # runs through the relations next to the cell).
                 hidden[candidates[np.argmin((values[candidates] + 0.5) * factor[candidates] * depth)]] = True
-                changed = True
-            elif parts.size:
-                # Pinned by the marks' own bounds: show the parts as "c" (a total keeps its "<5").
-                loosen(parts)
                 changed = True
             elif marked[cell]:
                 loosen(np.array([cell]))
