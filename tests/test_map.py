@@ -24,6 +24,8 @@ from geomisuse.pipeline import prepare
 from geomisuse.publish.tables import PublishSettings, published_wards
 from geomisuse.config import GapSettings, load_study
 
+from conftest import demo_run_copy
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo" / "study.toml"
 
@@ -50,7 +52,7 @@ def data_block(page: str) -> dict:
 
 def demo_run():
     """The demo borough up to the ward table (no statistics)."""
-    return prepare(load_study(DEMO))
+    return demo_run_copy()
 
 
 def add_fake_stages(run, gaps=(2, 5, 11)) -> None:
@@ -83,9 +85,11 @@ def add_fake_stages(run, gaps=(2, 5, 11)) -> None:
         "rank": [1], "name": ["Satellite pharmacy"], "source": ["pharmacy"], "site_type": ["pharmacy"],
         "easting": [centre.x], "northing": [centre.y], "longitude": [lonlat.x], "latitude": [lonlat.y],
         "ward_code": [wards["ward_code"].iloc[gaps[0]]], "ward_name": [wards["ward_name"].iloc[gaps[0]]],
-        "need_covered": [40.0], "share_of_gap_need_covered": [0.35], "residents_newly_within_walk": [5200]})
-    run.manifest["gaps"] = {"parameters": {"walk_threshold_min": 15.0, "walk_speed_kmh": 4.8,
-                                           "detour_factor": 1.3}}
+        "need_covered": [40.0], "share_of_gap_need_covered": [0.35], "residents_newly_within_walk": [5200],
+        "share_of_unmet_need_covered": [0.2], "cumulative_share_of_unmet_need": [0.2]})
+    # The gap stage walks with the study's [gaps] settings; the map reads them from the run.
+    run.study.gaps = GapSettings(walk_threshold_min=15.0, walk_speed_kmh=4.8, detour_factor=1.3)
+    run.manifest["gaps"] = {"parameters": run.study.gaps.model_dump()}
 
 
 def make_evil(run) -> None:
@@ -122,7 +126,7 @@ def full_run(evil: bool = False):
 
 
 def write(run, path: Path, **options) -> str:
-    settings = PublishSettings(**{"tiles": "none", "offline": True, **options})
+    settings = PublishSettings.from_options({"tiles": "none", "offline": True, **options})
     maps.write_map(run, published_wards(run, settings), path, settings)
     return path.read_text(encoding="utf-8")
 
@@ -222,7 +226,7 @@ def test_gap_wards_satellites_and_catchments(rich):
     circles = [lay for lay in data["layers"] if lay["kind"] == "circles"]
     assert {c["radius"] for c in circles} == {round(15 * 4.8 * 1000 / 60 / 1.3, 1)}
     sat = next(lay for lay in data["layers"] if lay.get("types") and lay["types"][0]["shape"] == "star")
-    assert "35 % of outreach gap need" in sat["items"][0][3]
+    assert "adds 20 % of the unmet need" in sat["items"][0][3]
     nearest = data["ward"]["nearest"]
     assert [n["label"] for n in nearest] == ["Nearest treatment service", "Nearest needle exchange"]
     assert "from the ward centre" in nearest[0]["text"][0] and "min walk" in nearest[0]["text"][0]

@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .. import __version__
-from .disclosure import STATISTIC_SUFFIXES, StudyProtection, protect_study, rounded_counts
-from ..config import MEASURES, SUPPRESSION_THRESHOLD, PublishSettings
+from ..version import __version__
+from .disclosure import STATISTIC_SUFFIXES
+from .exports import csv_table, gpkg_table
+from .published import published_monthly, published_wards, study_protection
+from ..config import MEASURES, PublishSettings
 
 if TYPE_CHECKING:  # publishing reads a run's results; it never drives the pipeline
     from ..pipeline import StudyRun
@@ -29,95 +31,6 @@ if TYPE_CHECKING:  # publishing reads a run's results; it never drives the pipel
 #: Packages whose versions are recorded in the manifest.
 RECORDED_PACKAGES = ("geopandas", "shapely", "pyogrio", "pyproj", "pandas", "numpy", "libpysal", "esda",
                      "spopt", "pulp", "folium", "scipy")
-
-
-#: The protection of the latest run published, so that tables, map and briefings share it.
-_LAST: dict = {}
-
-
-def study_protection(run: StudyRun, settings: PublishSettings) -> StudyProtection:
-    """Every published count of a run, protected once (:func:`geomisuse.publish.disclosure.protect_study`)
-    and shared by every output of the run."""
-    threshold = int(getattr(settings, "suppression_threshold", SUPPRESSION_THRESHOLD))
-    rule = getattr(settings, "rule", "threshold")
-    suppress = getattr(settings, "suppress", "sources")
-    unsuppressed = bool(getattr(settings, "unsuppressed", False))
-    key = (id(run), id(run.wards), id(run.monthly), threshold, rule, suppress, unsuppressed)
-    if _LAST.get("key") != key or _LAST.get("wards") is not run.wards:
-        protection = protect_study(run, threshold, rule, suppress, unsuppressed, seed=int(run.study.seed))
-        _LAST.clear()
-        _LAST.update(key=key, wards=run.wards, protection=protection)
-    return _LAST["protection"]
-
-
-def published_wards(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:
-    """The ward table as published (:class:`geomisuse.publish.disclosure.StudyProtection`).
-
-    Counts of protected measures are replaced by their published text; rates are blanked
-    where the count is hidden (and computed from the rounded count under ``round5``); the
-    statistics that are functions of a protected measure's counts (LISA I, z and p, Gi* z
-    and p) are withheld (their labels and bins stay), and so are gap scores built on a
-    protected need measure, whose reasons lose the rate of a hidden count. Public measures
-    are published as they are. With ``settings.unsuppressed`` the real values are returned.
-    """
-    if settings.unsuppressed:
-        return run.wards.copy()
-    protection = study_protection(run, settings)
-    published = run.wards.copy()
-    for column, text in protection.ward_text.items():
-        published[column] = text
-        rate = column.replace("_count", "_rate_per_1000")
-        if rate == column or rate not in published:
-            continue
-        hidden = protection.ward_hidden[column]
-        if protection.rule == "round5":
-            counts = rounded_counts(run.wards[column].astype("float64").to_numpy())
-            population = pd.to_numeric(run.wards["population"], errors="coerce").to_numpy(dtype=float)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                rates = np.where(population > 0, np.round(counts / population * 1000, 2), np.nan)
-            published[rate] = np.where(published[rate].notna(), rates, np.nan)
-        published[rate] = published[rate].where(~hidden)
-    for measure in [m for m in MEASURES if protection.protected(m)]:
-        for suffix in STATISTIC_SUFFIXES:
-            if f"{measure}{suffix}" in published:
-                published[f"{measure}{suffix}"] = np.nan
-    if "gap_need_measure" in published:
-        need_protected = published["gap_need_measure"].map(lambda m: protection.protected(str(m))).astype(bool)
-        if "gap_score" in published:
-            published["gap_score"] = published["gap_score"].where(~need_protected)
-        if "gap_reason" in published:
-            # The reason quotes the need rate; with the population that would give a hidden count back.
-            need_hidden = pd.Series([bool(protection.ward_hidden[f"{m}_count"][k])
-                                     if f"{m}_count" in protection.ward_hidden else False
-                                     for k, m in enumerate(published["gap_need_measure"])], index=published.index)
-            if protection.rule == "round5":
-                need_hidden |= need_protected
-            published["gap_reason"] = published["gap_reason"].where(
-                ~need_hidden,
-                published["gap_reason"].astype(str).str.replace(_RATE_TEXT, "rate not shown (small count)",
-                                                                regex=True))
-    return published
-
-
-#: A rate as quoted in gap reasons, e.g. "rate 0.5 per 1,000" or "(10.2 per 1,000)".
-_RATE_TEXT = r"(rate )?\(?\d[\d,]*(\.\d+)? per 1,000\)?"
-
-
-def published_monthly(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:
-    """Monthly counts as published: protected measures from the study's protection (a
-    ward's months, its period count, its half-period counts and the borough totals are
-    protected together), public measures as they are."""
-    monthly = run.monthly
-    if settings.unsuppressed or monthly.empty:
-        return monthly.copy()
-    protection = study_protection(run, settings)
-    codes = run.wards["ward_code"].to_numpy()
-    published = monthly.copy()
-    for column, grid in protection.monthly_text.items():
-        frame = pd.DataFrame(grid, index=codes, columns=list(run.months))
-        long = frame.rename_axis(index="ward_code", columns="month").stack().rename(column).reset_index()
-        published = published.drop(columns=column).merge(long, on=["ward_code", "month"], how="left")
-    return published[monthly.columns]
 
 
 def unmatched_rows(run: StudyRun) -> pd.DataFrame:
@@ -232,6 +145,10 @@ def write_outputs(run: StudyRun, out: Path, settings: PublishSettings, part: str
             else:
                 from .briefings.pages import write_briefings
 
+                existing = out / target
+                if wards is not None and existing.is_dir():
+                    # Some wards only: the other wards' pages stay as they are.
+                    shutil.copytree(existing, staging / target)
                 files = write_briefings(run, published, staging / target, settings, wards,
                                         map_link=(out / "map.html").exists())
                 written = [str(p.relative_to(staging)) for p in files]
@@ -261,8 +178,8 @@ def _write_all(run: StudyRun, folder: Path, settings: PublishSettings) -> list[s
 
     names: list[str] = []
     wards = published_wards(run, settings)
-    wards.to_file(folder / "wards.gpkg", layer="wards", driver="GPKG")
-    pd.DataFrame(wards.drop(columns="geometry")).to_csv(folder / "wards.csv", index=False)
+    gpkg_table(wards).to_file(folder / "wards.gpkg", layer="wards", driver="GPKG")
+    csv_table(wards).to_csv(folder / "wards.csv", index=False)
     published_monthly(run, settings).to_csv(folder / "wards_monthly.csv", index=False)
     names += ["wards.gpkg", "wards.csv", "wards_monthly.csv"]
     if run.global_moran is not None:
