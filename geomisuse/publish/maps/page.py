@@ -764,7 +764,7 @@ def _title_html(run: StudyRun, settings) -> str:
                      "use only: real small counts, do not publish</div>")
     parts += ['<div class="gm-details" id="gm-details">', f'<div class="gm-sub">{sub}</div>']
     if not getattr(settings, "unsuppressed", False):
-            protection = study_protection(run, settings)
+        protection = study_protection(run, settings)
         threshold = protection.threshold
         parts.append(f'<div class="gm-sources">{safe_text(f"Protected counts from 1 to {threshold - 1} show as <{threshold}")};'
                      " c = hidden to protect another count; no rate is shown for a hidden count."
