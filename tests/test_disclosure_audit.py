@@ -458,7 +458,7 @@ path = "{api}"
         assert (wards[f"{m}_count"].to_numpy() == run.wards[f"{m}_count"].to_numpy()).all()
     assert_attacker_recovers_nothing(out, run, settings)
     out, settings = written(run, tmp_path / "all", suppress="all")
-    wards = pd.read_csv(out / "wards.csv", dtype=str, keep_default_na=False)
-    assert wards["trafficking_count"].isin(["<5", "c"]).any()
+    monthly = pd.read_csv(out / "wards_monthly.csv", dtype=str, keep_default_na=False)
+    assert monthly["trafficking_count"].isin(["<5", "c"]).any()
     attack = assert_attacker_recovers_nothing(out, run, settings)
     assert len(attack.hidden) > 20
