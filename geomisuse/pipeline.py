@@ -42,6 +42,8 @@ class StudyRun:
         One row per analysed measure (cluster stage), else ``None``.
     satellites
         Suggested satellite sites (gap stage), else ``None``.
+    emerging_bins
+        Space-time Gi* per ward and time step (cluster stage, ``emerging_hotspots.csv``), else ``None``.
     manifest
         Stage sections for ``manifest.json`` (``clusters``, ``gaps`` ...).
     warnings
@@ -56,6 +58,7 @@ class StudyRun:
     layers: dict[str, LayerResult]
     global_moran: pd.DataFrame | None = None
     satellites: pd.DataFrame | None = None
+    emerging_bins: pd.DataFrame | None = None
     manifest: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -151,9 +154,11 @@ def add_clusters(run: StudyRun) -> list[str]:
     """Run the cluster stage on ``run.wards`` and record its results; returns summary lines."""
     from .clusters import ClusterSettings, find_clusters
 
-    result = find_clusters(run.wards, ClusterSettings.from_options(run.study.clusters), run.study.seed)
+    result = find_clusters(run.wards, ClusterSettings.from_options(run.study.clusters), run.study.seed,
+                           run.monthly, run.months)
     run.wards = _replace_columns(run.wards, result.columns)
     run.global_moran = result.global_moran
+    run.emerging_bins = result.emerging_bins
     run.manifest["clusters"] = result.manifest
     run.warnings.extend(result.warnings)
     return result.summary_lines

@@ -46,6 +46,8 @@ import pandas as pd
 
 from ..errors import InputError
 from ..config import DEFAULT_ALPHA, DEFAULT_CORRECTION, DEFAULT_WEIGHTS, MEASURES
+from .change import significant_change
+from .emerging import TIME_STEPS, find_emerging_hotspots
 from .getisord import gi_bins, gi_star
 from .inference import (CORRECTIONS, adjust_p, default_permutations, draw_orderings,
                         permutation_warning)
@@ -94,6 +96,12 @@ class ClusterSettings:
         Global Moran's I on ``"empirical_bayes"`` standardised rates (Assunção & Reis 1999),
         on the raw rates (``"none"``), or ``"auto"``: empirical Bayes when the measure's counts
         and every population are there.
+    time_step
+        Time step of the emerging hot spot analysis: ``"month"`` (default), ``"quarter"``
+        or ``"year"`` (:mod:`.emerging`).
+    time_k
+        Previous time steps in each space-time neighbourhood (default 1; ArcGIS's
+        "neighborhood time step", sfdep's ``k``). Not ``k``, which is the k-nearest count.
     """
 
     measures: list[str] | None = None
@@ -105,6 +113,8 @@ class ClusterSettings:
     correction: str = DEFAULT_CORRECTION
     alpha: float = DEFAULT_ALPHA
     rate_adjustment: str = "auto"
+    time_step: str = "month"
+    time_k: int = 1
 
     @classmethod
     def from_options(cls, options: dict) -> "ClusterSettings":
@@ -146,6 +156,10 @@ class ClusterSettings:
                 or self.global_permutations < 0):
             raise InputError(f"[clusters] global_permutations = {self.global_permutations!r} must be a whole "
                              "number, at least 0 (0: no permutation test)")
+        _choice("time_step", self.time_step, TIME_STEPS)
+        if isinstance(self.time_k, bool) or not isinstance(self.time_k, int) or self.time_k < 0:
+            raise InputError(f"[clusters] time_k = {self.time_k!r} must be a whole number of previous time steps, "
+                             "0 or more (default 1)")
         if not (_is_number(self.alpha) and 0 < self.alpha < 1):
             raise InputError(f"[clusters] alpha = {self.alpha!r} must be a number between 0 and 1, e.g. 0.05")
 
@@ -168,6 +182,9 @@ class ClusterResult:
         Messages for the user, one line each.
     summary_lines
         Short console summary, one line per measure.
+    emerging_bins
+        Space-time Gi* per ward and step (``emerging_hotspots.csv``; see
+        :class:`.emerging.EmergingResult`), or ``None`` without monthly counts.
     """
 
     columns: pd.DataFrame
@@ -175,14 +192,17 @@ class ClusterResult:
     manifest: dict
     warnings: list[str] = field(default_factory=list)
     summary_lines: list[str] = field(default_factory=list)
+    emerging_bins: pd.DataFrame | None = None
 
 
 GLOBAL_MORAN_COLUMNS = ["measure", "moran_i", "expected_i", "z", "p_sim", "permutations",
                         "rate_adjustment", "z_sim", "n_wards"]
 
 
-def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings, seed: int) -> ClusterResult:
-    """Global Moran's I, LISA and Gi* for every analysed measure of the ward table.
+def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings, seed: int,
+                  monthly: pd.DataFrame | None = None, months: list[str] | None = None) -> ClusterResult:
+    """Global Moran's I, LISA and Gi*, and with monthly counts emerging hot spots and the
+    test of change, for every analysed measure of the ward table.
 
     Parameters
     ----------
@@ -193,6 +213,11 @@ def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings, seed: int)
         The ``[clusters]`` settings.
     seed
         Seed of every permutation; same inputs and seed give identical numbers.
+    monthly
+        ``ward_code``, ``month``, ``M_count`` (the run's monthly table), for the emerging hot
+        spot analysis (:mod:`.emerging`); ``None`` skips it.
+    months
+        The period's months in order (with ``monthly``).
 
     Returns
     -------
@@ -233,6 +258,18 @@ def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings, seed: int)
         per_measure[measure] = record
         summary_lines.append(_summary_line(measure, global_row, record, settings))
     global_table = pd.DataFrame(global_rows, columns=GLOBAL_MORAN_COLUMNS)
+    analysed = list(per_measure)
+    change_columns, change_manifest, change_warnings = significant_change(wards, analysed, settings.correction,
+                                                                          settings.alpha)
+    columns = columns.join(change_columns)
+    warnings.extend(change_warnings)
+    emerging = None
+    if monthly is not None and months:
+        emerging = find_emerging_hotspots(wards, monthly, months, analysed, neighbours.adjacency, settings.time_step,
+                                          settings.time_k, settings.correction, settings.alpha)
+        columns = columns.join(emerging.columns)
+        warnings.extend(emerging.warnings)
+        summary_lines.extend(emerging.summary_lines)
     manifest = {
         "weights": neighbours.summary(),
         "measures": list(per_measure),
@@ -252,9 +289,13 @@ def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings, seed: int)
         },
         "high_high": {m: r["high_high"] for m, r in per_measure.items()},
         "by_measure": per_measure,
+        "change": change_manifest,
     }
+    if emerging is not None:
+        manifest["emerging"] = emerging.manifest
     return ClusterResult(columns=columns, global_moran=global_table, manifest=manifest,
-                         warnings=warnings, summary_lines=summary_lines)
+                         warnings=warnings, summary_lines=summary_lines,
+                         emerging_bins=None if emerging is None else emerging.bins)
 
 
 def _analyse_measure(wards: gpd.GeoDataFrame, measure: str, neighbours: Neighbours,
