@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from .disclosure import TOTAL_COST_FACTOR, format_counts, link_suppression, primary_mask, protect_table
+from .disclosure import (TOTAL_COST_FACTOR, blank_derived, format_counts, link_suppression, primary_mask,
+                         protect_table)
 from ..errors import InputError
 from ..config import MEASURES, SUPPRESSION_THRESHOLD
 
@@ -116,6 +117,7 @@ def published_wards(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:
         rate = column.replace("_count", "_rate_per_1000")
         if rate != column and rate in published:
             published[rate] = published[rate].where(~hidden[column])
+    published = blank_derived(published, hidden, _change_sources(run))
     if "gap_reason" in published and "gap_need_measure" in published:
         # The reason quotes the need rate; with the population that would give a hidden count back.
         need_hidden = [bool(hidden.at[i, f"{m}_count"]) if f"{m}_count" in hidden else False
@@ -124,6 +126,15 @@ def published_wards(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:
             ~pd.Series(need_hidden, index=published.index),
             published["gap_reason"].astype(str).str.replace(_RATE_TEXT, "rate not shown (small count)", regex=True))
     return published
+
+
+#: Columns of the test of change (clusters/change.py), each computed from the two counts.
+CHANGE_SUFFIXES = ("_change", "_change_pct", "_change_p", "_change_p_adjusted", "_change_significant")
+
+
+def _change_sources(run: StudyRun) -> dict[str, list[str]]:
+    """Change column -> the counts it is computed from (``M_count`` and ``M_previous_count``)."""
+    return {f"{m}{suffix}": [f"{m}_count", f"{m}_previous_count"] for m in MEASURES for suffix in CHANGE_SUFFIXES}
 
 
 #: A rate as quoted in gap reasons, e.g. "rate 0.5 per 1,000" or "(10.2 per 1,000)".
@@ -317,6 +328,9 @@ def _write_all(run: StudyRun, folder: Path, settings: PublishSettings) -> list[s
     if run.global_moran is not None:
         run.global_moran.to_csv(folder / "global_moran.csv", index=False)
         names.append("global_moran.csv")
+    if run.emerging_bins is not None:
+        run.emerging_bins.to_csv(folder / "emerging_hotspots.csv", index=False)
+        names.append("emerging_hotspots.csv")
     if run.satellites is not None:
         run.satellites.to_csv(folder / "satellites.csv", index=False)
         names.append("satellites.csv")
