@@ -66,6 +66,7 @@ from scipy import sparse
 from scipy.special import ndtr
 
 from ..config import RATE_PER
+from ..vocabulary import EHSA_CATEGORIES, EHSA_NO_PATTERN
 from .getisord import gi_bins
 from .inference import adjust_p
 
@@ -79,14 +80,8 @@ MIN_STEPS = 10
 #: Share of steps that makes a ward persistently hot or cold (Esri: "90 percent").
 PERSISTENT_SHARE = 0.9
 #: Every category, in the order the overview lists them (new and intensifying hot spots first).
-CATEGORIES: tuple[str, ...] = (
-    "new hot spot", "intensifying hot spot", "consecutive hot spot", "persistent hot spot",
-    "sporadic hot spot", "oscillating hot spot", "diminishing hot spot", "historical hot spot",
-    "new cold spot", "intensifying cold spot", "consecutive cold spot", "persistent cold spot",
-    "sporadic cold spot", "oscillating cold spot", "diminishing cold spot", "historical cold spot",
-    "no pattern",
-)
-NO_PATTERN = "no pattern"
+CATEGORIES = EHSA_CATEGORIES
+NO_PATTERN = EHSA_NO_PATTERN
 
 
 @dataclass
