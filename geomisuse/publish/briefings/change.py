@@ -122,7 +122,7 @@ def increase_tables(pub: pd.DataFrame, measures: list[str], pages: list[str],
     """
     rows = []
     for m in measures:
-        if m in skip or f"{m}_change" not in pub:
+        if m in skip or f"{m}_change" not in pub or f"{m}_previous_count" not in pub:
             continue
         for k in range(len(pub)):
             difference = number(pub[f"{m}_change"].iloc[k])
