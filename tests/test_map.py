@@ -22,7 +22,7 @@ from geomisuse.errors import InputError
 from geomisuse.publish.escaping import safe_text, script_json
 from geomisuse.pipeline import prepare
 from geomisuse.publish.tables import PublishSettings, published_wards
-from geomisuse.config import load_study
+from geomisuse.config import GapSettings, load_study
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo" / "study.toml"
@@ -140,8 +140,8 @@ def rich(tmp_path_factory):
 
 def test_every_layer_is_listed_with_a_legend(rich):
     run, page = rich
-    names = re.findall(r'^\s*("[^"\n]*") : geomisuse_layer_\w+,$', page, re.M)
-    names = [json.loads(n) for n in names]
+    data = data_block(page)
+    names = [html.unescape(layer["name"]) for layer in data["layers"]]
     measures = run.measures
     expected = ([f"Rate: {maps.MEASURE_LABELS[m]} per 1,000 residents" for m in measures]
                 + [f"Clusters (LISA): {maps.MEASURE_LABELS[m]}" for m in measures]
@@ -151,16 +151,16 @@ def test_every_layer_is_listed_with_a_legend(rich):
                    "Heat map: drug offences (police.uk points)",
                    "Heat map: anti-social behaviour (police.uk points)"])
     assert names == expected
-    data = data_block(page)
     assert all(layer["legend"]["items"] for layer in data["layers"])
+    # ward colourings are one exclusive choice; the rest are overlays
+    assert [layer["group"] for layer in data["layers"]] == ["ward"] * (3 * len(measures)) + ["overlay"] * 9
 
 
 def test_default_layers_are_need_and_services(rich):
     _, page = rich
-    shown = set(re.findall(r"(geomisuse_layer_\w+)\.addTo\(", page))
-    names = dict((v, json.loads(k)) for k, v in re.findall(r'^\s*("[^"\n]*") : (geomisuse_layer_\w+),$', page, re.M))
-    assert sorted(names[v] for v in shown) == sorted(["Rate: drug possession per 1,000 residents",
-                                                      "Treatment services", "Needle exchanges"])
+    shown = [html.unescape(layer["name"]) for layer in data_block(page)["layers"] if layer["show"]]
+    assert sorted(shown) == sorted(["Rate: drug possession per 1,000 residents",
+                                    "Treatment services", "Needle exchanges"])
 
 
 def test_only_published_values_reach_the_page(rich):
@@ -267,10 +267,11 @@ def test_hostile_names_are_escaped_everywhere(tmp_path):
     names = [html.unescape(n) for n in data["ward"]["name"]]
     assert names == list(run.wards["ward_name"])
     assert safe_text(EVIL[0] + " study") in page
-    for layer in data["layers"]:
-        for item in layer.get("items", []):
-            if len(item) > 3 and isinstance(item[3], str):
-                assert "<img" not in item[3] and "<script" not in item[3]
+    labels = [item[3] for layer in data["layers"] for item in layer.get("items", [])
+              if len(item) > 3 and isinstance(item[3], str)]
+    assert labels, "no point labels to check"
+    for label in labels:
+        assert "<img" not in label and "<script" not in label
 
 
 def test_safe_text_and_script_json():
@@ -357,8 +358,8 @@ def test_walk_catchment_defaults_and_gap_parameters():
     run = demo_run()
     minutes, radius = maps.walk_catchment(run)
     assert minutes == 20 and radius == pytest.approx(20 * 4.8 * 1000 / 60 / 1.3)
-    run.manifest["gaps"] = {"parameters": {"walk_threshold_min": 10, "walk_radius_m": 600.0}}
-    assert maps.walk_catchment(run) == (10.0, 600.0)
+    run.study.gaps = GapSettings(walk_threshold_min=10, walk_speed_kmh=3.6, detour_factor=1.0)
+    assert maps.walk_catchment(run) == (10.0, pytest.approx(600.0))
 
 
 def test_many_sites_are_clustered(tmp_path):

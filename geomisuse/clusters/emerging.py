@@ -70,9 +70,7 @@ from ..vocabulary import EHSA_CATEGORIES, EHSA_NO_PATTERN
 from .getisord import gi_bins
 from .inference import adjust_p
 
-#: Time steps a study may choose in ``[clusters] time_step``.
-TIME_STEPS = ("month", "quarter", "year")
-#: Months in each kind of step.
+#: Months in each kind of step (the keys are ``config.TIME_STEPS``).
 STEP_MONTHS = {"month": 1, "quarter": 3, "year": 12}
 #: Fewest time steps the analysis runs on: the 90 % rule then allows one miss, and
 #: Mann-Kendall on fewer values has little power.

@@ -33,14 +33,16 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..config import ANALYSIS_CRS
+from ..config import ANALYSIS_CRS, DEFAULT_SEED, walk_speed_m_per_min
+from ..wardtable import with_columns
 from .need import NeedAssessment, assess_need, choose_need_measure
 from .reasons import gap_reason, summary_lines
 from .settings import GapSettings
@@ -76,6 +78,8 @@ class GapResult:
         Things the user should read.
     summary_lines : list[str]
         A short console summary.
+    wards : geopandas.GeoDataFrame
+        The ward table given with ``columns`` added (a new table).
     """
 
     columns: pd.DataFrame
@@ -83,6 +87,7 @@ class GapResult:
     manifest: dict
     warnings: list[str] = field(default_factory=list)
     summary_lines: list[str] = field(default_factory=list)
+    wards: gpd.GeoDataFrame | None = None
 
 
 def _check_wards(wards: gpd.GeoDataFrame) -> None:
@@ -95,10 +100,11 @@ def _check_wards(wards: gpd.GeoDataFrame) -> None:
         raise InputError(f"ward table must be in {ANALYSIS_CRS} for outreach gaps")
 
 
-def find_gaps(wards: gpd.GeoDataFrame, treatment_services: gpd.GeoDataFrame | None,
-              needle_exchanges: gpd.GeoDataFrame | None,
-              candidate_sites: gpd.GeoDataFrame | None,
-              residents: gpd.GeoDataFrame | None, settings: GapSettings, seed: int,
+def find_gaps(wards: gpd.GeoDataFrame, treatment_services: gpd.GeoDataFrame | None = None,
+              needle_exchanges: gpd.GeoDataFrame | None = None,
+              candidate_sites: gpd.GeoDataFrame | None = None,
+              residents: gpd.GeoDataFrame | None = None,
+              settings: GapSettings | Mapping[str, Any] | None = None, seed: int = DEFAULT_SEED,
               *, candidates_from_file: bool = False) -> GapResult:
     """Access, outreach gaps and satellite sites for every ward.
 
@@ -117,7 +123,8 @@ def find_gaps(wards: gpd.GeoDataFrame, treatment_services: gpd.GeoDataFrame | No
     residents
         Optional finer population layer with a ``residents`` count (points or polygons).
     settings
-        :class:`GapSettings`.
+        :class:`~geomisuse.config.GapSettings`, or a dict of its keys (checked as the study
+        file's ``[gaps]`` table is); default all defaults.
     seed
         Seed of the resident sampling.
     candidates_from_file
@@ -128,14 +135,15 @@ def find_gaps(wards: gpd.GeoDataFrame, treatment_services: gpd.GeoDataFrame | No
     Returns
     -------
     GapResult
-        Ward columns, satellite sites, manifest section, warnings and a console summary.
+        Ward columns, the ward table with them, satellite sites, manifest section, warnings
+        and a console summary. Nothing given is changed.
 
     Raises
     ------
     InputError
         Missing ward columns, wrong CRS, no need measure with data, solver missing.
     """
-    settings.validate()
+    settings = GapSettings.from_options(settings)
     _check_wards(wards)
     layers, residents = _input_layers(treatment_services, needle_exchanges, residents)
     timings: dict[str, float] = {}
@@ -177,7 +185,7 @@ def find_gaps(wards: gpd.GeoDataFrame, treatment_services: gpd.GeoDataFrame | No
     }
     summary = summary_lines(wards, columns, sites, sat_manifest, measure, settings)
     return GapResult(columns=columns, satellites=sites, manifest=manifest,
-                     warnings=warnings, summary_lines=summary)
+                     warnings=warnings, summary_lines=summary, wards=with_columns(wards, columns))
 
 
 def _input_layers(treatment_services: gpd.GeoDataFrame | None,
@@ -279,10 +287,10 @@ def _assessment_warnings(not_assessed: list[dict], sample: access.ResidentSample
 def _parameters_section(settings: GapSettings, measure: str, need: NeedAssessment,
                         seed: int) -> dict:
     """The settings as given, plus the measure, criteria, walk radius and speed used."""
-    return {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(settings).items()},
+    return {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.model_dump().items()},
             "need_measure_used": measure, "need_criteria_used": need.criteria_used,
             "walk_radius_m": round(settings.walk_radius_m, 1),
-            "walk_speed_m_per_min": round(access.walk_speed_m_per_min(settings.walk_speed_kmh), 2),
+            "walk_speed_m_per_min": round(walk_speed_m_per_min(settings.walk_speed_kmh), 2),
             "seed": int(seed)}
 
 

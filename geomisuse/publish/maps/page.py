@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import base64
 import math
+import os
 import re
+from datetime import date, datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,15 +43,15 @@ import numpy as np
 import pandas as pd
 import shapely
 from branca.element import Element, MacroElement
-from folium.map import Layer
 from folium.template import Template
 
 from ...errors import InputError
+from ..briefings.pages import page_name
 from ..escaping import safe_text, script_json
+from ..places import ward_centres
 from ..text import count_text, distance_text, gi_bin_text, period_text, rate_text
 from ...vocabulary import EHSA_CATEGORIES, EHSA_NO_PATTERN, GI_BINS, LISA_CLUSTERS, LISA_LABELS, NOT_SIGNIFICANT
-from ...config import (ANALYSIS_CRS, DETOUR_FACTOR, MAP_CRS, MEASURE_LABELS, MEASURES, WALK_SPEED_KMH,
-                       WALK_THRESHOLD_MIN)
+from ...config import ANALYSIS_CRS, MAP_CRS, MEASURE_LABELS, MEASURES
 
 if TYPE_CHECKING:  # publishing reads a run's results; it never drives the pipeline
     from ...pipeline import StudyRun
@@ -164,7 +166,10 @@ def build_map(run: StudyRun, published: pd.DataFrame, settings) -> folium.Map:
         "ward": _ward_info(run, wards, measures, settings),
         "defaultMeasure": default_measure,
         "bounds": [[round(float(miny), 5), round(float(minx), 5)], [round(float(maxy), 5), round(float(maxx), 5)]],
-        "layers": [{k: v for k, v in layer.items() if k not in ("name", "show")} for layer in layers],
+        "layers": [{**layer, "show": bool(layer.get("show", False)),
+                    # Ward colourings are one exclusive choice (radio); everything else overlays.
+                    "group": "ward" if layer["kind"] == "fill" else "overlay"} for layer in layers],
+        "vintage": _vintage_text(run),
     }
 
     fmap = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=12, tiles=None,
@@ -183,9 +188,8 @@ def build_map(run: StudyRun, published: pd.DataFrame, settings) -> folium.Map:
         tiles.add_to(fmap)
     figure.html.add_child(Element(_title_html(run, settings)), name="geomisuse_title")
     _App(script_json(data)).add_to(fmap)
-    for i, layer in enumerate(layers):
-        _DataLayer(i, layer["name"], layer.get("show", False)).add_to(fmap)
-    folium.LayerControl(collapsed=False, position="topright").add_to(fmap)
+    for i in range(len(layers)):
+        _DataLayer(i).add_to(fmap)
     _Ready().add_to(fmap)
     return fmap
 
@@ -289,11 +293,14 @@ def _range_labels(breaks: list[float], values: pd.Series) -> list[str]:
     edges = [lo, *breaks, hi]
     while decimals < 3 and len({rate_text(e, decimals) for e in edges}) < len(edges):
         decimals += 1
+    # Classes are (previous break, break]: a class after the first starts one step of the shown
+    # precision above the previous break, so no two labels share an end point.
+    step = 10.0 ** -decimals
     labels = []
     for i in range(len(breaks) + 1):
-        a = lo if i == 0 else breaks[i - 1]
+        a = lo if i == 0 else breaks[i - 1] + step
         b = hi if i == len(breaks) else breaks[i]
-        labels.append(f"{rate_text(a, decimals)} – {rate_text(b, decimals)}")
+        labels.append(f"{rate_text(min(a, b), decimals)} – {rate_text(b, decimals)}")
     return labels
 
 
@@ -329,7 +336,8 @@ def _rate_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str], d
             colours = colours + [SUPPRESSED_COLOUR]
             cls = np.where(cls == -2, len(colours) - 1, cls)
         layers.append({
-            "kind": "fill", "name": safe_text(f"Rate: {_label(m).lower()} per 1,000 residents"),
+            "kind": "fill", "family": "Rates per 1,000 residents",
+            "name": safe_text(f"Rate: {_label(m).lower()} per 1,000 residents"),
             "show": m == default, "measure": m, "cls": cls.tolist(), "colours": colours,
             "missing": NO_DATA_COLOUR,
             "legend": {"title": safe_text(f"{_label(m)} per 1,000 residents (quantile classes)"),
@@ -350,7 +358,8 @@ def _cluster_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str]
         if (cls < 0).any():
             items.append([NO_DATA_COLOUR, "not assessed"])
         layers.append({
-            "kind": "fill", "name": safe_text(f"Clusters (LISA): {_label(m).lower()}"), "measure": m,
+            "kind": "fill", "family": "Clusters (local Moran, LISA)",
+            "name": safe_text(f"Clusters (LISA): {_label(m).lower()}"), "measure": m,
             "cls": cls.tolist(), "colours": list(LISA_COLOURS.values()), "missing": NO_DATA_COLOUR,
             "opacity": 0.8,
             "legend": {"title": safe_text(f"Local Moran clusters: {_label(m).lower()}"), "items": items},
@@ -367,7 +376,8 @@ def _cluster_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str]
         if (cls < 0).any():
             items.append([NO_DATA_COLOUR, "not assessed"])
         layers.append({
-            "kind": "fill", "name": safe_text(f"Hot/cold spots (Gi*): {_label(m).lower()}"), "measure": m,
+            "kind": "fill", "family": "Hot and cold spots (Getis-Ord Gi*)",
+            "name": safe_text(f"Hot/cold spots (Gi*): {_label(m).lower()}"), "measure": m,
             "cls": cls.tolist(), "colours": list(GI_COLOURS.values()), "missing": NO_DATA_COLOUR,
             "opacity": 0.8,
             "legend": {"title": safe_text(f"Getis-Ord Gi* hot and cold spots: {_label(m).lower()}"),
@@ -420,21 +430,10 @@ def _gap_layer(layers: list[dict], wards: pd.DataFrame) -> None:
 
 
 def walk_catchment(run: StudyRun) -> tuple[float, float]:
-    """Walk threshold (minutes) and the straight-line radius (metres) it reaches.
-
-    radius = minutes x walking speed / detour factor. The gap stage's parameters (in
-    ``run.manifest["gaps"]``) win over the study's ``[gaps]`` table, which wins over the defaults
-    in :mod:`geomisuse.settings`.
-    """
-    params = dict(getattr(run.study, "gaps", None) or {})
-    params.update((run.manifest.get("gaps") or {}).get("parameters") or {})
-    minutes = float(params.get("walk_threshold_min", WALK_THRESHOLD_MIN))
-    speed = float(params.get("walk_speed_kmh", WALK_SPEED_KMH))
-    detour = float(params.get("detour_factor", DETOUR_FACTOR))
-    radius = params.get("walk_radius_m")
-    if radius is None:
-        radius = minutes * speed * 1000.0 / 60.0 / detour
-    return minutes, float(radius)
+    """Walk threshold (minutes) and the straight-line radius (metres) it reaches, from the
+    run's walking settings (:attr:`StudyRun.walking`, which the gap stage used)."""
+    walking = run.walking
+    return float(walking.walk_threshold_min), float(walking.walk_radius_m)
 
 
 def _first_char(text: str) -> str:
@@ -614,7 +613,8 @@ def _heat_layers(layers: list[dict], police: gpd.GeoDataFrame | None) -> None:
             "kind": "heat", "name": safe_text(f"Heat map: {title} (police.uk points)"), "points": flat,
             "max": float(max(1.0, np.quantile(weights, 0.98))), "radius": 18, "blur": 15, "maxZoom": 15,
             "legend": {"title": safe_text(f"Heat map of {title}"),
-                       "items": [["#0000ff", "fewer"], ["#00ff00", ""], ["#ff0000", "more"],
+                       "items": [["linear-gradient(90deg, #0000ff, #00ff00, #ffff00, #ff0000)",
+                                  "fewer → more points", "gradient"],
                                  ["", safe_text(f"{len(subset):,} police.uk points (approximate locations) "
                                                        f"in {cell:g} m cells")]]},
         })
@@ -631,7 +631,7 @@ def _nearest(wards: gpd.GeoDataFrame, sites: gpd.GeoDataFrame | None) -> tuple[l
         return [""] * n, np.full(n, np.nan)
     pts = sites if sites.crs is not None else sites.set_crs(ANALYSIS_CRS)
     geoms = shapely.point_on_surface(pts.to_crs(ANALYSIS_CRS).geometry.to_numpy())
-    centres = shapely.point_on_surface(wards.geometry.to_numpy())
+    centres = ward_centres(wards.geometry).to_numpy()
     tree = shapely.STRtree(geoms)
     (ward_idx, site_idx), dist = tree.query_nearest(centres, return_distance=True, all_matches=False)
     names = [""] * n
@@ -646,13 +646,16 @@ def _nearest(wards: gpd.GeoDataFrame, sites: gpd.GeoDataFrame | None) -> tuple[l
 def _ward_info(run: StudyRun, wards: gpd.GeoDataFrame, measures: list[str], settings) -> dict:
     """Column-wise tooltip data: every value escaped and formatted as shown."""
     n = len(wards)
-    centres = gpd.GeoSeries(shapely.point_on_surface(wards.geometry.to_numpy()), crs=ANALYSIS_CRS).to_crs(MAP_CRS)
+    centres = ward_centres(wards.geometry).to_crs(MAP_CRS)
     ll = np.round(shapely.get_coordinates(centres.to_numpy()), COORD_DECIMALS)
     info: dict = {
         "code": [safe_text(c) for c in wards["ward_code"]],
         "name": [safe_text(c) for c in _column(wards, "ward_name")],
         "lat": ll[:, 1].tolist(), "lon": ll[:, 0].tolist(),
         "pop": ([_count_text(p) for p in wards["population"]] if "population" in wards else None),
+        # Relative links from map.html to each ward's briefing page (when briefings are written).
+        "page": ([f"briefings/{page_name(str(c), i)}.html" for i, c in enumerate(wards["ward_code"])]
+                 if getattr(settings, "briefings", False) else None),
         "measures": [], "nearest": [], "gap": None,
     }
     for m in measures:
@@ -719,6 +722,26 @@ def _gi_text(value) -> str:
 # page furniture
 
 
+def production_date() -> str:
+    """Today's date as "1 December 2026", or the date of ``SOURCE_DATE_EPOCH`` when it is set
+    (reproducible builds: the same inputs then give byte-identical pages)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    day = (datetime.fromtimestamp(int(epoch), tz=timezone.utc).date() if epoch and epoch.isdigit()
+           else date.today())
+    return f"{day.day} {day:%B %Y}"
+
+
+def _vintage_text(run: StudyRun) -> str:
+    """When the page was made and what data it shows: period, boundary file and sources."""
+    parts = [f"Produced {production_date()}"]
+    if run.months:
+        parts.append(f"data {period_text(run.months)}")
+    boundaries = run.layers.get("boundaries")
+    if boundaries is not None and boundaries.paths:
+        parts.append(f"ward boundaries: {Path(boundaries.paths[0]).name}")
+    return safe_text(" · ".join(parts))
+
+
 def _page_title(run: StudyRun) -> str:
     title = str(run.study.name)
     if run.study.demo:
@@ -733,22 +756,37 @@ def _title_html(run: StudyRun, settings) -> str:
     borough = ", ".join(boroughs[:3]) + (f" and {len(boroughs) - 3} more" if len(boroughs) > 3 else "")
     sub = " · ".join(x for x in (safe_text(borough), safe_text(period_text(run.months)),
                                  f"{len(run.wards)} wards") if x)
-    parts = ['<div class="gm-title" id="gm-title">', f"<h1>{safe_text(study.name)}</h1>",
-             f'<div class="gm-sub">{sub}</div>']
+    parts = ['<div class="gm-title" id="gm-title">',
+             '<button type="button" class="gm-collapse" id="gm-title-toggle" aria-expanded="true" '
+             'title="Hide or show the details">–</button>',
+             f"<h1>{safe_text(study.name)}</h1>",
+             '<form class="gm-search" id="gm-search" role="search" autocomplete="off">'
+             '<input type="search" id="gm-search-input" list="gm-ward-list" placeholder="Find a ward (name or code)" '
+             'aria-label="Find a ward by name or code"><datalist id="gm-ward-list"></datalist>'
+             '<span class="gm-search-msg" id="gm-search-msg" role="status"></span></form>',
+             ]
+    # The banners stay visible when the details are folded away.
     if study.demo:
         parts.append('<div class="gm-banner gm-demo" id="gm-demo">DEMO DATA: a fictional borough, '
                      "not a real place</div>")
     if getattr(settings, "unsuppressed", False):
         parts.append('<div class="gm-banner gm-unsuppressed" id="gm-unsuppressed">UNSUPPRESSED – internal '
                      "use only: real small counts, do not publish</div>")
-    else:
+    parts += ['<div class="gm-details" id="gm-details">', f'<div class="gm-sub">{sub}</div>']
+    if not getattr(settings, "unsuppressed", False):
         threshold = int(getattr(settings, "suppression_threshold", 5))
         parts.append(f'<div class="gm-sources">{safe_text(f"Counts from 1 to {threshold - 1} show as <{threshold}")};'
                      " c = hidden to protect another count; no rate is shown for a hidden count.</div>")
     sources = [safe_text(s) for s in (study.sources or [])]
     if sources:
         parts.append(f'<div class="gm-sources">Sources: {"; ".join(sources)}</div>')
-    parts.append("</div>")
+    parts.append(f'<div class="gm-sources gm-vintage" id="gm-vintage">{_vintage_text(run)}</div>')
+    if getattr(settings, "briefings", False):
+        parts.append('<div class="gm-sources"><a href="briefings/index.html">Ward briefings and borough '
+                     "overview</a></div>")
+    parts.append('<div class="gm-sources gm-tiles-note" id="gm-tiles-note" hidden>The basemap could not be '
+                 "loaded (no network?): every data layer is complete without it.</div>")
+    parts.append("</div></div>")
     return "".join(parts)
 
 
@@ -842,8 +880,9 @@ class _App(MacroElement):
         self.data_json = data_json
 
 
-class _DataLayer(Layer):
-    """One layer of the data block, as a folium layer so that the layer control lists it."""
+class _DataLayer(MacroElement):
+    """One layer of the data block; ``static/map.js`` lists it in its layer control (ward
+    colourings as one exclusive choice, overlays as check boxes) and shows it when asked."""
 
     _template = Template("""
         {% macro script(this, kwargs) %}
@@ -851,8 +890,8 @@ class _DataLayer(Layer):
         {% endmacro %}
     """)
 
-    def __init__(self, layer_id: int, name: str, show: bool):
-        super().__init__(name=name, overlay=True, control=True, show=show)
+    def __init__(self, layer_id: int):
+        super().__init__()
         self._name = "GeomisuseLayer"
         self.layer_id = layer_id
 
