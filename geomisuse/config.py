@@ -206,7 +206,9 @@ class Section(BaseModel):
 
     Unknown keys are refused, types are strict (``"no"`` is not a boolean, ``"5"`` not a
     number; a whole number is accepted for a decimal one), and assigning an attribute is
-    checked the same way. ``SECTION`` names the table in messages.
+    checked the same way. ``SECTION`` names the table in messages. Settings from a file or a
+    dict (:meth:`from_options`) raise :class:`InputError`; made in code (``GapSettings(k=...)``)
+    they raise pydantic's ``ValidationError``, a programming error.
     """
 
     model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import subprocess
 import sys
@@ -46,6 +48,24 @@ def real() -> Path:
     if not REAL.is_dir():
         pytest.skip("../shared/data/real is not present")
     return REAL
+
+
+DEMO_STUDY = ROOT / "data" / "demo" / "study.toml"
+
+
+@functools.lru_cache(maxsize=None)
+def _demo_run(stages: tuple[str, ...]):
+    from geomisuse.config import load_study
+    from geomisuse.pipeline import analyse
+
+    return analyse(load_study(DEMO_STUDY), stages)[0]
+
+
+def demo_run_copy(stages: tuple[str, ...] = ()):
+    """The demo borough's run after ``stages`` (``()``: the ward table only; ``("clusters",
+    "gaps")``: everything), computed once per test session; each call returns a deep copy,
+    so a test may change it freely."""
+    return copy.deepcopy(_demo_run(tuple(stages)))
 
 
 @dataclass

@@ -509,6 +509,7 @@ def test_settings_errors_are_one_line_and_say_what_to_do():
         assert "\n" not in message
 
 
+@pytest.mark.slow  # 90 analyses of 144 wards: ~10 s per correction
 @pytest.mark.parametrize("correction", ["none", "bonferroni", "fdr"])
 def test_no_more_wards_flagged_than_nominal_on_spatially_random_data(correction):
     """Rates drawn independently of place (Poisson counts over unequal populations): the

@@ -23,6 +23,8 @@ from geomisuse.gaps import GapSettings, find_gaps
 from geomisuse.gaps.sites import SATELLITE_COLUMNS
 from geomisuse.gaps.stage import GAP_COLUMNS
 
+from conftest import demo_run_copy
+
 CRS = "EPSG:27700"
 
 
@@ -480,10 +482,7 @@ DEMO = PROJECT / "data" / "demo"
 def demo_inputs() -> dict:
     """The demo borough's ward table (no cluster stage: need is judged on the rate) and service
     layers, through the real loaders."""
-    from geomisuse.pipeline import prepare
-    from geomisuse.config import load_study
-
-    run = prepare(load_study(DEMO / "study.toml"))
+    run = demo_run_copy()
     return {"wards": run.wards, "treatment": run.layer_table("treatment_services"),
             "needle": run.needle_exchanges(), "pharmacies": run.other_pharmacies()}
 

@@ -24,6 +24,8 @@ from geomisuse.pipeline import prepare
 from geomisuse.publish.tables import PublishSettings, published_wards
 from geomisuse.config import GapSettings, load_study
 
+from conftest import demo_run_copy
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo" / "study.toml"
 
@@ -50,7 +52,7 @@ def data_block(page: str) -> dict:
 
 def demo_run():
     """The demo borough up to the ward table (no statistics)."""
-    return prepare(load_study(DEMO))
+    return demo_run_copy()
 
 
 def add_fake_stages(run, gaps=(2, 5, 11)) -> None:
@@ -84,8 +86,9 @@ def add_fake_stages(run, gaps=(2, 5, 11)) -> None:
         "easting": [centre.x], "northing": [centre.y], "longitude": [lonlat.x], "latitude": [lonlat.y],
         "ward_code": [wards["ward_code"].iloc[gaps[0]]], "ward_name": [wards["ward_name"].iloc[gaps[0]]],
         "need_covered": [40.0], "share_of_gap_need_covered": [0.35], "residents_newly_within_walk": [5200]})
-    run.manifest["gaps"] = {"parameters": {"walk_threshold_min": 15.0, "walk_speed_kmh": 4.8,
-                                           "detour_factor": 1.3}}
+    # The gap stage walks with the study's [gaps] settings; the map reads them from the run.
+    run.study.gaps = GapSettings(walk_threshold_min=15.0, walk_speed_kmh=4.8, detour_factor=1.3)
+    run.manifest["gaps"] = {"parameters": run.study.gaps.model_dump()}
 
 
 def make_evil(run) -> None:
@@ -122,7 +125,7 @@ def full_run(evil: bool = False):
 
 
 def write(run, path: Path, **options) -> str:
-    settings = PublishSettings(**{"tiles": "none", "offline": True, **options})
+    settings = PublishSettings.from_options({"tiles": "none", "offline": True, **options})
     maps.write_map(run, published_wards(run, settings), path, settings)
     return path.read_text(encoding="utf-8")
 

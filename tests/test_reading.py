@@ -93,3 +93,17 @@ def test_ward_layers_are_one_choice_and_link_to_briefings(demo):
     assert len(pages) == len(run.wards)
     for page in pages:
         assert (out / page).is_file()
+
+
+def test_briefing_text_has_none_of_the_old_slips(demo):
+    _, out = demo
+    from bs4 import BeautifulSoup
+
+    for page in sorted((out / "briefings").glob("*.html")):
+        text = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser").get_text(" ", strip=True)
+        assert " a all " not in text and " a anti-social" not in text, page.name
+        assert "not a gap:" not in text.replace("Not an outreach gap:", ""), page.name
+        assert "gap. not a gap" not in text.lower(), page.name
+        assert not re.search(r"\([+\u2212-][\d,]+ \([+\u2212-]?\d+%\)", text), page.name  # "(−38 (−42%)"
+    overview = (out / "briefings" / "index.html").read_text(encoding="utf-8")
+    assert "How to read the statistics" in overview and 'href="../map.html"' in overview

@@ -49,11 +49,11 @@ from ..places import ward_centres
 from ..disclosure import format_counts, primary_mask, secondary_mask, suppress_value
 from ...errors import InputError
 from .change import emerging_list, emerging_settings, increase_tables, ward_emerging
-from .findings import Change, change, cluster_words, key_findings, suggestions
+from .findings import HEADLINE_FINDINGS, Change, change, cluster_words, key_findings, suggestions
 from ..text import count_text, distance_text, is_hidden, join_names, month_name, number, span
 from ...layers.base import normalise_name
 from ...config import MEASURE_LABELS, MEASURES, walk_minutes
-from ...vocabulary import GI_TOP_BIN, HIGH_HIGH, LISA_CLUSTERS, NOT_SIGNIFICANT, gi_kind
+from ...vocabulary import GI_TOP_BIN, HIGH_HIGH, LISA_CLUSTERS, NOT_SIGNIFICANT, PLAIN_WORDS, gi_kind
 
 if TYPE_CHECKING:  # publishing reads a run's results; it never drives the pipeline
     from ...pipeline import StudyRun
@@ -671,7 +671,9 @@ def _ward_gap(row: pd.Series, walk: _Walk) -> dict:
     """A ward's outreach gap status, score and distances to the nearest services."""
     flag = row.get("is_outreach_gap")
     gap = {"is_gap": bool(flag) if not pd.isna(flag) else False,
-           "rank": _int_or(row.get("gap_rank")), "reason": _text(row.get("gap_reason")),
+           "rank": _int_or(row.get("gap_rank")),
+           # The box already says whether the ward is a gap: the reason need not say it again.
+           "reason": re.sub(r"^not a gap:\s*", "", _text(row.get("gap_reason"))),
            "score": number(row.get("gap_score")), "nearest": []}
     for column, what in (("nearest_treatment_service_m", "treatment service"),
                          ("nearest_needle_exchange_m", "needle exchange")):
@@ -829,9 +831,10 @@ def _nice_ceiling(value: float) -> float:
 def monthly_chart_svg(months: list[str], values: list, threshold: int, uid: str) -> Markup:
     """A bar chart of published monthly counts.
 
-    A suppressed month (``<5``) is drawn as a hatched, dashed box up to the threshold with
-    ``<5`` above it: the reader sees "somewhere from 1 to 4", never a height. A month hidden
-    to protect another (``c``) shows only the letter; a month without data shows a dash.
+    A suppressed month (``<5``) is a small open marker on the axis with ``<5`` above it: the
+    reader sees "fewer than 5", never a height that a mostly-suppressed series would make look
+    high. A month hidden to protect another (``c``) shows only the letter; a month without data
+    shows a dash.
     """
     width, height, left, right, top, bottom = 300, 112, 28, 4, 10, 16
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -845,9 +848,6 @@ def monthly_chart_svg(months: list[str], values: list, threshold: int, uid: str)
         return base - v / top_value * plot_h
 
     parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" xmlns="http://www.w3.org/2000/svg">',
-             f'<defs><pattern id="h{uid}" width="4" height="4" patternUnits="userSpaceOnUse" '
-             f'patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="4" stroke="#8a8a8a" stroke-width="1.5"/>'
-             f'</pattern></defs>',
              f'<line x1="{left}" y1="{base}" x2="{width - right}" y2="{base}" stroke="#444" stroke-width="0.8"/>',
              f'<line x1="{left}" y1="{y(top_value):.1f}" x2="{width - right}" y2="{y(top_value):.1f}" '
              f'stroke="#ddd" stroke-width="0.6"/>',
@@ -862,10 +862,10 @@ def monthly_chart_svg(months: list[str], values: list, threshold: int, uid: str)
             parts.append(f'<rect x="{x:.1f}" y="{y(n):.1f}" width="{bar:.1f}" height="{h:.1f}" class="bar">'
                          f'<title>{label}: {escape(count_text(value))}</title></rect>')
         elif text == f"<{threshold}":
-            parts.append(f'<rect x="{x:.1f}" y="{y(threshold):.1f}" width="{bar:.1f}" '
-                         f'height="{base - y(threshold):.1f}" fill="url(#h{uid})" class="suppressed">'
-                         f'<title>{label}: fewer than {threshold} (suppressed)</title></rect>'
-                         f'<text x="{x + bar / 2:.1f}" y="{y(threshold) - 2:.1f}" class="mark" '
+            # A marker on the axis, not a bar: a bar's height would read as a count it is not.
+            parts.append(f'<circle cx="{x + bar / 2:.1f}" cy="{base - 2.5:.1f}" r="2.2" class="suppressed">'
+                         f'<title>{label}: fewer than {threshold} (suppressed)</title></circle>'
+                         f'<text x="{x + bar / 2:.1f}" y="{base - 7:.1f}" class="mark" '
                          f'text-anchor="middle">{escape(text)}</text>')
         elif text:
             parts.append(f'<text x="{x + bar / 2:.1f}" y="{base - 2}" class="mark" text-anchor="middle">'
@@ -985,6 +985,8 @@ def _environment() -> jinja2.Environment:
         env = jinja2.Environment(loader=jinja2.PackageLoader("geomisuse.publish.briefings", "templates"), autoescape=True,
                                  undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         env.filters["join_names"] = join_names
+        env.globals["plain_words"] = PLAIN_WORDS
+        env.globals["headline"] = HEADLINE_FINDINGS
         env.globals["css"] = Markup(Path(__file__).with_name("templates").joinpath("briefing.css")
                                     .read_text(encoding="utf-8"))
         _ENV = env
