@@ -339,3 +339,77 @@ def test_demo_outputs_carry_emerging_hot_spots_and_protect_change(demo_prepared,
         assert published.loc[~hidden, f"asb{suffix}"].notna().all()
     columns = {"ward_code", "step", "possession_gi_z", "possession_gi_p", "possession_gi_bin"}
     assert columns <= set(run.emerging_bins.columns)
+
+
+@pytest.fixture(scope="module")
+def demo_outputs(tmp_path_factory):
+    """The whole demo run written out (map, tables, briefings)."""
+    from conftest import demo_run_copy
+
+    from geomisuse.config import PublishSettings
+    from geomisuse.publish import write_outputs
+
+    run = demo_run_copy(("clusters", "gaps"))
+    out = tmp_path_factory.mktemp("demo") / "out"
+    write_outputs(run, out, PublishSettings.from_options({"tiles": "none"}))
+    return run, out
+
+
+def test_demo_map_has_an_emerging_layer_with_the_familiar_legend(demo_outputs):
+    import html
+    import json
+    import re
+
+    _, out = demo_outputs
+    page = (out / "map.html").read_text(encoding="utf-8")
+    data = json.loads(re.search(r'<script type="application/json" id="geomisuse-data">(.*?)</script>', page,
+                                re.S).group(1))
+    layer = next(x for x in data["layers"] if html.unescape(x["name"]) == "Emerging hot spots: drug possession")
+    legend = [item[1] for item in layer["legend"]["items"]]
+    assert legend[:2] == ["new hot spot", "intensifying hot spot"] and legend[-1] == "no pattern"
+    codes = data["ward"]["code"]
+    order = list(CATEGORIES)
+    assert order[layer["cls"][codes.index("E05999023")]] == "new hot spot"
+    assert order[layer["cls"][codes.index("E05999020")]] == "intensifying hot spot"
+    trafficking = next(x for x in data["layers"]
+                       if html.unescape(x["name"]) == "Emerging hot spots: drug trafficking")
+    assert order[trafficking["cls"][codes.index("E05999003")]] == "diminishing hot spot"
+    possession = next(m for m in data["ward"]["measures"] if m["key"] == "possession")
+    assert possession["ehsa"][codes.index("E05999023")] == "new hot spot"
+
+
+def test_demo_briefings_say_the_category_in_words_with_a_chart(demo_outputs):
+    from bs4 import BeautifulSoup
+
+    from geomisuse.demo import borough as demo
+
+    run, out = demo_outputs
+    page = BeautifulSoup((out / "briefings" / "E05999023.html").read_text(encoding="utf-8"), "html.parser")
+    item = page.select_one('ul.emerging li[data-measure="possession"]')
+    assert "a new hot spot: significant only in the last month (December 2025), never before" in item.get_text()
+    circles = item.select("svg.gi-series circle")
+    assert len(circles) == 12
+    assert [c["fill"] for c in circles].count("#d62f27") == 1 and circles[-1]["fill"] == "#d62f27"
+    lanternhill = BeautifulSoup((out / "briefings" / "E05999003.html").read_text(encoding="utf-8"), "html.parser")
+    assert "a diminishing hot spot" in lanternhill.select_one('ul.emerging li[data-measure="trafficking"]').get_text()
+    overview = BeautifulSoup((out / "briefings" / "index.html").read_text(encoding="utf-8"), "html.parser")
+    listed = [li["data-category"] for li in overview.select("ul.emerging-list li")]
+    assert listed[0] == "new hot spot" and "intensifying hot spot" in listed[:3]
+    assert listed == sorted(listed, key=list(CATEGORIES).index)
+    significant = overview.select("table.increases.significant tbody tr")
+    assert {tr["data-ward"] for tr in significant} >= set(demo.PLANTED_RISING_WARDS)
+    largest = [tr.find_all("td")[4].get_text() for tr in overview.select("table.increases.largest tbody tr")]
+    values = [int(v.replace("+", "").replace(",", "")) for v in largest]
+    assert values == sorted(values, reverse=True) and all(v > 0 for v in values)
+
+
+def test_demo_emerging_hotspots_csv(demo_outputs):
+    run, out = demo_outputs
+    table = pd.read_csv(out / "emerging_hotspots.csv")
+    for m in ("possession", "trafficking", "drug_offences", "asb"):
+        assert {f"{m}_gi_z", f"{m}_gi_p", f"{m}_gi_bin"} <= set(table.columns)
+    assert len(table) == 24 * 12 and set(table["step"]) == set(run.months)
+    wards = pd.read_csv(out / "wards.csv").set_index("ward_code")
+    assert wards.loc["E05999020", "possession_ehsa_category"] == "intensifying hot spot"
+    assert {"possession_ehsa_trend_z", "possession_ehsa_trend_p", "possession_change", "possession_change_p",
+            "possession_change_significant"} <= set(wards.columns)
