@@ -345,25 +345,34 @@ def _rate_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str], d
         })
 
 
+def _statistic_layer(family: str, name: str, measure: str, cls: np.ndarray, colours: dict, title: str,
+                     items: list[list[str]]) -> dict:
+    """A ward layer coloured by a statistic's classes (LISA labels, Gi* bins, emerging categories)."""
+    return {"kind": "fill", "family": family, "name": safe_text(name), "measure": measure, "cls": cls.tolist(),
+            "colours": list(colours.values()), "missing": NO_DATA_COLOUR, "opacity": 0.8,
+            "legend": {"title": safe_text(title), "items": items}}
+
+
+def _label_classes(labels: pd.Series, colours: dict[str, str], always: tuple[str, ...],
+                   missing: str) -> tuple[np.ndarray, list[list[str]]]:
+    """Class index of each ward's label (order of ``colours``; -1 for none) and the legend items:
+    the labels present plus ``always``, then ``missing`` when some ward has no label."""
+    order = list(colours)
+    cls = np.array([order.index(x) if x in colours else -1 for x in labels.astype(object)], dtype=int)
+    items = [[colours[k], safe_text(k)] for k in order if (cls == order.index(k)).any() or k in always]
+    if (cls < 0).any():
+        items.append([NO_DATA_COLOUR, missing])
+    return cls, items
+
+
 def _cluster_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str]) -> None:
-    lisa_order = list(LISA_COLOURS)
     for m in measures:
         column = f"{m}_lisa_label"
         if column not in wards or wards[column].isna().all():
             continue
-        labels = wards[column].astype(object)
-        cls = np.array([lisa_order.index(x) if x in LISA_COLOURS else -1 for x in labels], dtype=int)
-        items = [[LISA_COLOURS[k], safe_text(k)] for k in lisa_order if (cls == lisa_order.index(k)).any()
-                 or k in (*LISA_CLUSTERS, NOT_SIGNIFICANT)]
-        if (cls < 0).any():
-            items.append([NO_DATA_COLOUR, "not assessed"])
-        layers.append({
-            "kind": "fill", "family": "Clusters (local Moran, LISA)",
-            "name": safe_text(f"Clusters (LISA): {_label(m).lower()}"), "measure": m,
-            "cls": cls.tolist(), "colours": list(LISA_COLOURS.values()), "missing": NO_DATA_COLOUR,
-            "opacity": 0.8,
-            "legend": {"title": safe_text(f"Local Moran clusters: {_label(m).lower()}"), "items": items},
-        })
+        cls, items = _label_classes(wards[column], LISA_COLOURS, (*LISA_CLUSTERS, NOT_SIGNIFICANT), "not assessed")
+        layers.append(_statistic_layer("Clusters (local Moran, LISA)", f"Clusters (LISA): {_label(m).lower()}", m,
+                                       cls, LISA_COLOURS, f"Local Moran clusters: {_label(m).lower()}", items))
     gi_order = list(GI_COLOURS)
     for m in measures:
         column = f"{m}_gi_bin"
@@ -375,39 +384,25 @@ def _cluster_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str]
         items = [[GI_COLOURS[b], gi_bin_text(b, "legend")] for b in gi_order]
         if (cls < 0).any():
             items.append([NO_DATA_COLOUR, "not assessed"])
-        layers.append({
-            "kind": "fill", "family": "Hot and cold spots (Getis-Ord Gi*)",
-            "name": safe_text(f"Hot/cold spots (Gi*): {_label(m).lower()}"), "measure": m,
-            "cls": cls.tolist(), "colours": list(GI_COLOURS.values()), "missing": NO_DATA_COLOUR,
-            "opacity": 0.8,
-            "legend": {"title": safe_text(f"Getis-Ord Gi* hot and cold spots: {_label(m).lower()}"),
-                       "items": items},
-        })
+        layers.append(_statistic_layer("Hot and cold spots (Getis-Ord Gi*)", f"Hot/cold spots (Gi*): "
+                                       f"{_label(m).lower()}", m, cls, GI_COLOURS,
+                                       f"Getis-Ord Gi* hot and cold spots: {_label(m).lower()}", items))
 
 
 def _emerging_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str], emerging: dict) -> None:
     """One layer per measure with emerging hot spot categories; the legend lists those present."""
-    order = list(EHSA_COLOURS)
     step = emerging.get("time_step", "month")
     for m in measures:
         column = f"{m}_ehsa_category"
         if column not in wards or wards[column].isna().all():
             continue
-        categories = wards[column].astype(object)
-        cls = np.array([order.index(c) if c in EHSA_COLOURS else -1 for c in categories], dtype=int)
-        items = [[EHSA_COLOURS[c], safe_text(c)] for c in order if (cls == order.index(c)).any()
-                 or c == EHSA_NO_PATTERN]
-        if (cls < 0).any():
-            items.append([NO_DATA_COLOUR, "not assessed (too few steps with data)"])
+        cls, items = _label_classes(wards[column], EHSA_COLOURS, (EHSA_NO_PATTERN,),
+                                    "not assessed (too few steps with data)")
         record = emerging.get("by_measure", {}).get(m, {})
         span = f", {record['first_step']} to {record['last_step']}" if record else ""
-        layers.append({
-            "kind": "fill", "name": safe_text(f"Emerging hot spots: {_label(m).lower()}"), "measure": m,
-            "cls": cls.tolist(), "colours": list(EHSA_COLOURS.values()), "missing": NO_DATA_COLOUR,
-            "opacity": 0.85,
-            "legend": {"title": safe_text(f"Emerging hot spots ({step}ly{span}): {_label(m).lower()}"),
-                       "items": items},
-        })
+        layers.append(_statistic_layer("Emerging hot spots (space-time Gi*)", f"Emerging hot spots: "
+                                       f"{_label(m).lower()}", m, cls, EHSA_COLOURS,
+                                       f"Emerging hot spots ({step}ly{span}): {_label(m).lower()}", items))
 
 
 def _is_gap(wards: pd.DataFrame) -> np.ndarray:
