@@ -32,12 +32,16 @@ def demo_out(tmp_path_factory) -> Path:
     result = run_cli("demo", "--out", str(out), "--tiles", "none")
     assert result.returncode == 0, result.stderr
     assert f"map:    {out / 'map.html'}" in result.stdout
+    # The planted emerging hot spots are in the demo's printed summary.
+    for planted in ("Gullhaven (new hot spot)", "Northmere Town Centre (intensifying hot spot)",
+                    "Lanternhill (diminishing hot spot)"):
+        assert planted in result.stdout
     return out
 
 
 def test_demo_writes_the_output_contract(demo_out):
     for name in ("map.html", "wards.gpkg", "wards.csv", "wards_monthly.csv", "global_moran.csv", "satellites.csv",
-                 "unmatched.csv", "manifest.json", "briefings/index.html"):
+                 "emerging_hotspots.csv", "unmatched.csv", "manifest.json", "briefings/index.html"):
         assert (demo_out / name).is_file(), name
     wards = pd.read_csv(demo_out / "wards.csv", dtype=str)
     assert [c for c in CONTRACT_COLUMNS if c not in wards.columns] == []
