@@ -413,3 +413,42 @@ def test_demo_emerging_hotspots_csv(demo_outputs):
     assert wards.loc["E05999020", "possession_ehsa_category"] == "intensifying hot spot"
     assert {"possession_ehsa_trend_z", "possession_ehsa_trend_p", "possession_change", "possession_change_p",
             "possession_change_significant"} <= set(wards.columns)
+
+
+def test_tower_hamlets_real_mps_counts(real, tmp_path):
+    """Real MPS ward counts (Tower Hamlets, 20 wards, Apr 2025 - Mar 2026 against the year before):
+    the bins, hot-step tallies and change figures agree with independent computations."""
+    from geomisuse.clusters import find_clusters
+    from geomisuse.config import load_study
+    from geomisuse.pipeline import prepare
+
+    study = tmp_path / "study.toml"
+    study.write_text(f"""
+[study]
+name = "Tower Hamlets"
+period = ["2025-04", "2026-03"]
+[boundaries]
+path = "{real}/boundaries/ons_wards2022_tower_hamlets_bfc.gpkg"
+[layers.population]
+path = "{real}/population/census2021_ward2022_tower_hamlets_usual_residents.csv"
+[layers.mps_ward]
+path = "{real}/mps_ward/mps_ward_level_crime_2024-03_2026-03_wards2022.csv"
+""")
+    run = prepare(load_study(study))
+    result = find_clusters(run.wards, {}, 1, run.monthly, run.months)
+    table = result.columns.assign(ward_code=run.wards["ward_code"]).set_index("ward_code")
+    bins = result.emerging_bins
+    assert len(bins) == 20 * 12 and bins["possession_gi_z"].notna().all()
+    for m in ("possession", "trafficking", "drug_offences"):
+        hot = (bins[f"{m}_gi_p_adjusted"] <= 0.05) & (bins[f"{m}_gi_z"] > 0)
+        assert (hot.groupby(bins["ward_code"]).sum() == table[f"{m}_ehsa_hot_steps"].astype(int)).all()
+        assert set(table[f"{m}_ehsa_category"]) <= set(CATEGORIES)
+        # Mann-Kendall of each ward's z series, independently.
+        for code, series in bins.groupby("ward_code")[f"{m}_gi_z"]:
+            ref = pymannkendall.original_test(series.to_numpy())
+            assert table.loc[code, f"{m}_ehsa_trend_z"] == pytest.approx(ref.z)
+    wards = run.wards.set_index("ward_code")
+    now, before = wards["possession_count"].astype(int), wards["possession_previous_count"].astype(int)
+    assert (table["possession_change"].astype(int) == now - before).all()
+    ref = [stats.binomtest(int(a), int(a + b)).pvalue for a, b in zip(now, before)]
+    assert np.allclose(table["possession_change_p"], ref)
