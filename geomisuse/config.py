@@ -459,7 +459,8 @@ class ClusterSettings(Section):
         ``"fdr"`` (Benjamini–Hochberg, default), ``"bonferroni"`` or ``"none"``; applied over
         the wards, separately for each measure and for LISA and Gi*.
     alpha
-        Significance level of the LISA labels (Gi* bins use ArcGIS's fixed 90/95/99 %).
+        Significance level of the LISA labels, of the emerging hot spot bins and trends and of
+        the test of change (Gi* bins use ArcGIS's fixed 90/95/99 %).
     rate_adjustment
         Global Moran's I on ``"empirical_bayes"`` standardised rates (Assunção & Reis 1999),
         on the raw rates (``"none"``), or ``"auto"``: empirical Bayes when the measure's counts

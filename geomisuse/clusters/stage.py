@@ -10,6 +10,10 @@ For each analysed measure (a rate per 1,000 residents):
    pseudo p, and the label after the multiple-testing correction;
 4. Getis-Ord Gi* on the rates with binary weights including the ward itself: z, two-sided
    normal p, ArcGIS bin -3..3 after the same correction (:mod:`.getisord`).
+5. the change on the previous period of equal length, with the exact conditional test
+   (:mod:`.change`: ``M_change``, ``M_change_p``, ``M_change_significant``);
+6. with the monthly counts, emerging hot spots (:mod:`.emerging`: ``M_ehsa_category``,
+   ``M_ehsa_trend_z``, ``M_ehsa_trend_p`` and the space-time bins of ``emerging_hotspots.csv``).
 
 Column meanings (``M`` = measure) — see also the output contract in DESIGN.md:
 
