@@ -47,8 +47,8 @@ Method (Esri, *How Emerging Hot Spot Analysis works*, ArcGIS Pro tool reference,
 
 Differences from sfdep (``emerging_hotspot_analysis``): sfdep uses permutation p-values
 without any multiple-testing correction (at 0.01 by default), requires a complete cube
-(no missing values), runs Mann-Kendall on Gi* rather than its z-score, calls a location
-sporadic without requiring the final step to be hot, spells "oscilating", and its
+(no missing values), calls a location sporadic without requiring the final step to be hot,
+spells "oscilating", and its
 intensifying rule counts cold bins too. geomisuse follows Esri's prose on all of these.
 Differences from ArcGIS: steps are calendar months/quarters/years of the ward table (not
 a cube of points), the neighbours are ward contiguity (queen, as the rest of geomisuse)
