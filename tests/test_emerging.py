@@ -343,16 +343,20 @@ def test_demo_outputs_carry_emerging_hot_spots_and_protect_change(demo_prepared,
 
 @pytest.fixture(scope="module")
 def demo_outputs(tmp_path_factory):
-    """The whole demo run written out (map, tables, briefings)."""
-    from conftest import demo_run_copy
+    """``geomisuse demo`` run once: what it printed and the folder it wrote."""
+    from conftest import run_cli
 
-    from geomisuse.config import PublishSettings
-    from geomisuse.publish import write_outputs
-
-    run = demo_run_copy(("clusters", "gaps"))
     out = tmp_path_factory.mktemp("demo") / "out"
-    write_outputs(run, out, PublishSettings.from_options({"tiles": "none"}))
-    return run, out
+    result = run_cli("demo", "--out", str(out), "--tiles", "none")
+    assert result.returncode == 0, result.stderr
+    return result.stdout, out
+
+
+def test_demo_summary_prints_the_planted_emerging_hot_spots(demo_outputs):
+    printed, _ = demo_outputs
+    for planted in ("Gullhaven (new hot spot)", "Northmere Town Centre (intensifying hot spot)",
+                    "Lanternhill (diminishing hot spot)"):
+        assert planted in printed
 
 
 def test_demo_map_has_an_emerging_layer_with_the_familiar_legend(demo_outputs):
@@ -383,7 +387,7 @@ def test_demo_briefings_say_the_category_in_words_with_a_chart(demo_outputs):
 
     from geomisuse.demo import borough as demo
 
-    run, out = demo_outputs
+    _, out = demo_outputs
     page = BeautifulSoup((out / "briefings" / "E05999023.html").read_text(encoding="utf-8"), "html.parser")
     item = page.select_one('ul.emerging li[data-measure="possession"]')
     assert "a new hot spot: significant only in the last month (December 2025), never before" in item.get_text()
@@ -404,11 +408,13 @@ def test_demo_briefings_say_the_category_in_words_with_a_chart(demo_outputs):
 
 
 def test_demo_emerging_hotspots_csv(demo_outputs):
-    run, out = demo_outputs
+    from geomisuse.demo import borough as demo
+
+    _, out = demo_outputs
     table = pd.read_csv(out / "emerging_hotspots.csv")
     for m in ("possession", "trafficking", "drug_offences", "asb"):
         assert {f"{m}_gi_z", f"{m}_gi_p", f"{m}_gi_bin"} <= set(table.columns)
-    assert len(table) == 24 * 12 and set(table["step"]) == set(run.months)
+    assert len(table) == 24 * 12 and set(table["step"]) == set(demo.MONTHS)
     wards = pd.read_csv(out / "wards.csv").set_index("ward_code")
     assert wards.loc["E05999020", "possession_ehsa_category"] == "intensifying hot spot"
     assert {"possession_ehsa_trend_z", "possession_ehsa_trend_p", "possession_change", "possession_change_p",

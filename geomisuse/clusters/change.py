@@ -47,7 +47,7 @@ def conditional_change_p(current: np.ndarray, previous: np.ndarray) -> np.ndarra
 
 
 def significant_change(wards: pd.DataFrame, measures: list[str], correction: str = "fdr",
-                       alpha: float = 0.05) -> tuple[pd.DataFrame, dict, list[str]]:
+                       alpha: float = 0.05, family: np.ndarray | None = None) -> tuple[pd.DataFrame, dict, list[str]]:
     """Change from the previous period, with its exact test, for every measure that has both counts.
 
     Parameters
@@ -60,6 +60,8 @@ def significant_change(wards: pd.DataFrame, measures: list[str], correction: str
         ``"fdr"``, ``"bonferroni"`` or ``"none"``, over the wards of a measure.
     alpha
         Significance level.
+    family
+        The study's wards (boolean per row; default all); context wards are not tested.
 
     Returns
     -------
@@ -78,6 +80,8 @@ def significant_change(wards: pd.DataFrame, measures: list[str], correction: str
         now = pd.to_numeric(wards[now_column], errors="coerce").to_numpy(dtype=float)
         before = pd.to_numeric(wards[before_column], errors="coerce").to_numpy(dtype=float)
         p = conditional_change_p(now, before)
+        if family is not None:
+            p = np.where(np.asarray(family, bool), p, np.nan)
         known = np.isfinite(p)
         adjusted = np.full_like(p, np.nan)
         adjusted[known] = adjust_p(p[known], correction)

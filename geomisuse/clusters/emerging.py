@@ -305,7 +305,7 @@ def _category(same: np.ndarray, other: np.ndarray, trend: int, kind: str) -> str
 
 def emerging_hotspots(wards: pd.DataFrame, monthly: pd.DataFrame, months: list[str], measure: str,
                       adjacency_with_self: sparse.csr_array, time_step: str = "month", time_k: int = 1,
-                      correction: str = "fdr", alpha: float = 0.05) -> dict | str:
+                      correction: str = "fdr", alpha: float = 0.05, family: np.ndarray | None = None) -> dict | str:
     """Emerging hot spot analysis of one measure.
 
     Parameters
@@ -322,6 +322,9 @@ def emerging_hotspots(wards: pd.DataFrame, monthly: pd.DataFrame, months: list[s
         Binary weights with self-weight, ward-table order.
     time_step, time_k, correction, alpha
         As in ``[clusters]``.
+    family
+        The study's wards (boolean per row; default all). Context wards' bins enter the
+        neighbourhoods, mean and variance, but are not tested, classified or output.
 
     Returns
     -------
@@ -337,6 +340,7 @@ def emerging_hotspots(wards: pd.DataFrame, monthly: pd.DataFrame, months: list[s
         warnings.append(f"{measure}: emerging hot spots leave out the {time_step}(s) {', '.join(partial)}, which "
                         f"the period only partly covers")
     codes = wards["ward_code"].astype(str).tolist()
+    family = np.ones(len(codes), dtype=bool) if family is None else np.asarray(family, bool)
     counts = counts.reindex(index=codes)
     complete = counts.notna().all(axis=0)
     present_steps = [s for s in steps if complete.get(s, False) or counts[s].notna().any()]
@@ -357,8 +361,8 @@ def emerging_hotspots(wards: pd.DataFrame, monthly: pd.DataFrame, months: list[s
     else:
         values = count_values
     gaps = ~np.isfinite(values)
-    missing_wards = [c for c, g in zip(codes, gaps.all(axis=0)) if g]
-    partly = [c for c, g, a in zip(codes, gaps.any(axis=0), gaps.all(axis=0)) if g and not a]
+    missing_wards = [c for c, g, f in zip(codes, gaps.all(axis=0), family) if g and f]
+    partly = [c for c, g, a, f in zip(codes, gaps.any(axis=0), gaps.all(axis=0), family) if g and not a and f]
     if missing_wards:
         warnings.append(f"{measure}: {len(missing_wards)} ward(s) without data (no counts or no population) left "
                         f"out of the emerging hot spots: {', '.join(missing_wards[:5])}"
@@ -369,6 +373,8 @@ def emerging_hotspots(wards: pd.DataFrame, monthly: pd.DataFrame, months: list[s
     if np.nanmax(values) == np.nanmin(values):
         return f"{measure}: every bin has the same value; no emerging hot spots to find"
     gi = space_time_gi_star(values, adjacency_with_self, time_k)
+    # From here on only the study's wards: context wards were neighbours, not tests.
+    gi = {key: np.where(family[None, :], a, np.nan) for key, a in gi.items()}
     present = np.isfinite(gi["z"])
     p_adjusted = np.full_like(gi["p"], np.nan)
     p_adjusted[present] = adjust_p(gi["p"][present], correction)
@@ -388,11 +394,11 @@ def emerging_hotspots(wards: pd.DataFrame, monthly: pd.DataFrame, months: list[s
         f"{measure}_ehsa_category": pd.Series(categories, index=index, dtype=object),
         f"{measure}_ehsa_trend_z": pd.Series(np.where(no_data, np.nan, trend["z"]), index=index),
         f"{measure}_ehsa_trend_p": pd.Series(np.where(no_data, np.nan, trend["p"]), index=index),
-        f"{measure}_ehsa_count_trend_z": pd.Series(count_trend["z"], index=index),
-        f"{measure}_ehsa_count_trend_p": pd.Series(count_trend["p"], index=index),
+        f"{measure}_ehsa_count_trend_z": pd.Series(np.where(family, count_trend["z"], np.nan), index=index),
+        f"{measure}_ehsa_count_trend_p": pd.Series(np.where(family, count_trend["p"], np.nan), index=index),
         f"{measure}_ehsa_hot_steps": pd.Series(hot.sum(axis=0), index=index).astype("Int64").where(~no_data),
         f"{measure}_ehsa_cold_steps": pd.Series(cold.sum(axis=0), index=index).astype("Int64").where(~no_data),
-        f"{measure}_ehsa_steps": pd.Series(present.sum(axis=0), index=index).astype("Int64"),
+        f"{measure}_ehsa_steps": pd.Series(present.sum(axis=0), index=index).astype("Int64").where(family),
     })
     bins_z = np.where(present, gi["z"], 0.0)
     bins = gi_bins(bins_z, np.where(present, p_adjusted, 1.0))
@@ -405,6 +411,7 @@ def emerging_hotspots(wards: pd.DataFrame, monthly: pd.DataFrame, months: list[s
         f"{measure}_gi_bin": pd.array(np.where(present, bins, 0).ravel(), dtype="Int64"),
     })
     long.loc[~present.ravel(), f"{measure}_gi_bin"] = pd.NA
+    long = long[np.tile(family, len(present_steps))].reset_index(drop=True)
     tally = pd.Series([c for c in categories if c]).value_counts()
     record = {
         "steps": len(present_steps), "first_step": present_steps[0], "last_step": present_steps[-1],
@@ -420,7 +427,8 @@ def emerging_hotspots(wards: pd.DataFrame, monthly: pd.DataFrame, months: list[s
 
 def find_emerging_hotspots(wards: pd.DataFrame, monthly: pd.DataFrame, months: list[str], measures: list[str],
                            adjacency: sparse.csr_array, time_step: str = "month", time_k: int = 1,
-                           correction: str = "fdr", alpha: float = 0.05) -> EmergingResult:
+                           correction: str = "fdr", alpha: float = 0.05,
+                           family: np.ndarray | None = None) -> EmergingResult:
     """Emerging hot spot analysis of every measure with monthly counts.
 
     Parameters
@@ -445,6 +453,8 @@ def find_emerging_hotspots(wards: pd.DataFrame, monthly: pd.DataFrame, months: l
         ``"fdr"`` (default), ``"bonferroni"`` or ``"none"``, over all bins of a measure.
     alpha
         Significance level of bins and trends.
+    family
+        The study's wards (boolean per row; default all); context wards are neighbours only.
 
     Returns
     -------
@@ -465,7 +475,7 @@ def find_emerging_hotspots(wards: pd.DataFrame, monthly: pd.DataFrame, months: l
         if f"{measure}_count" not in monthly:
             continue
         outcome = emerging_hotspots(wards, monthly, months, measure, adjacency_with_self, time_step, time_k,
-                                    correction, alpha)
+                                    correction, alpha, family)
         if isinstance(outcome, str):
             warnings.append(outcome)
             continue

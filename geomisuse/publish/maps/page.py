@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import base64
 import math
-import os
 import re
-from datetime import date, datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,7 +47,7 @@ from ...errors import InputError
 from ..briefings.pages import page_name
 from ..escaping import safe_text, script_json
 from ..places import ward_centres
-from ..text import count_text, distance_text, gi_bin_text, period_text, rate_text
+from ..text import count_text, distance_text, gi_bin_text, period_text, rate_text, share_percent, vintage_text
 from ...vocabulary import EHSA_CATEGORIES, EHSA_NO_PATTERN, GI_BINS, LISA_CLUSTERS, LISA_LABELS, NOT_SIGNIFICANT
 from ...config import ANALYSIS_CRS, MAP_CRS, MEASURE_LABELS, MEASURES
 
@@ -130,6 +128,10 @@ def write_map(run: StudyRun, published: pd.DataFrame, path: Path, settings) -> N
     Path(path).write_text(fmap.get_root().render(), encoding="utf-8")
 
 
+#: Fill of the context wards: grey, outside the study.
+CONTEXT_COLOUR = "#9e9e9e"
+
+
 def build_map(run: StudyRun, published: pd.DataFrame, settings) -> folium.Map:
     """The folium map of :func:`write_map` (not yet rendered)."""
     wards = gpd.GeoDataFrame(published, geometry="geometry", crs=run.wards.crs)
@@ -157,6 +159,7 @@ def build_map(run: StudyRun, published: pd.DataFrame, settings) -> folium.Map:
     _satellite_layer(layers, run.satellites)
     _estate_layer(layers, run.layer_table("estates"))
     _heat_layers(layers, run.layer_table("police_uk"))
+    _context_layer(layers, run, tolerance)
 
     minx, miny, maxx, maxy = lonlat.total_bounds
     data = {
@@ -169,7 +172,8 @@ def build_map(run: StudyRun, published: pd.DataFrame, settings) -> folium.Map:
         "layers": [{**layer, "show": bool(layer.get("show", False)),
                     # Ward colourings are one exclusive choice (radio); everything else overlays.
                     "group": "ward" if layer["kind"] == "fill" else "overlay"} for layer in layers],
-        "vintage": _vintage_text(run),
+        "vintage": safe_text(vintage_text(run)),
+        "boroughs": _borough_bounds(wards, lonlat),
     }
 
     fmap = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=12, tiles=None,
@@ -196,6 +200,38 @@ def build_map(run: StudyRun, published: pd.DataFrame, settings) -> folium.Map:
 
 # --------------------------------------------------------------------------------------------
 # geometry
+
+
+def _borough_bounds(wards: gpd.GeoDataFrame, lonlat: gpd.GeoSeries) -> list[dict]:
+    """Each borough's name and bounds for the map's borough filter (empty for one borough)."""
+    boroughs = _column(wards, "borough_name").astype(object)
+    if boroughs.isna().any() or boroughs.nunique() < 2:
+        return []
+    out = []
+    for name in sorted(boroughs.astype(str).unique()):
+        minx, miny, maxx, maxy = lonlat[(boroughs.astype(str) == name).to_numpy()].total_bounds
+        out.append({"name": safe_text(name), "wards": [int(i) for i in np.flatnonzero(boroughs.astype(str) == name)],
+                    "bounds": [[round(float(miny), 5), round(float(minx), 5)],
+                               [round(float(maxy), 5), round(float(maxx), 5)]]})
+    return out
+
+
+def _context_layer(layers: list[dict], run: StudyRun, tolerance: float) -> None:
+    """The context wards (``[boundaries] context_km``), greyed: the statistics saw them, the
+    study's outputs do not include them."""
+    context = run.context_wards
+    if context is None or not len(context):
+        return
+    lonlat = simplify_wards(context.geometry, tolerance)
+    features = [{"type": "Feature", "geometry": _geometry(geom),
+                 "properties": {"t": _tip(("", name), ("", code), ("", "context ward: in the statistics only"))}}
+                for geom, code, name in zip(lonlat, context["ward_code"], context["ward_name"])
+                if geom is not None and not geom.is_empty]
+    layers.append({
+        "kind": "context", "name": "Context wards", "show": True, "colour": CONTEXT_COLOUR,
+        "geojson": {"type": "FeatureCollection", "features": features},
+        "legend": {"title": "Context wards", "items": [[CONTEXT_COLOUR, "around the study: statistics only"]]},
+    })
 
 
 def simplify_wards(geometry: gpd.GeoSeries, tolerance_m: float = SIMPLIFY_M,
@@ -345,34 +381,14 @@ def _rate_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str], d
         })
 
 
-def _statistic_layer(family: str, name: str, measure: str, cls: np.ndarray, colours: dict, title: str,
-                     items: list[list[str]]) -> dict:
-    """A ward layer coloured by a statistic's classes (LISA labels, Gi* bins, emerging categories)."""
-    return {"kind": "fill", "family": family, "name": safe_text(name), "measure": measure, "cls": cls.tolist(),
-            "colours": list(colours.values()), "missing": NO_DATA_COLOUR, "opacity": 0.8,
-            "legend": {"title": safe_text(title), "items": items}}
-
-
-def _label_classes(labels: pd.Series, colours: dict[str, str], always: tuple[str, ...],
-                   missing: str) -> tuple[np.ndarray, list[list[str]]]:
-    """Class index of each ward's label (order of ``colours``; -1 for none) and the legend items:
-    the labels present plus ``always``, then ``missing`` when some ward has no label."""
-    order = list(colours)
-    cls = np.array([order.index(x) if x in colours else -1 for x in labels.astype(object)], dtype=int)
-    items = [[colours[k], safe_text(k)] for k in order if (cls == order.index(k)).any() or k in always]
-    if (cls < 0).any():
-        items.append([NO_DATA_COLOUR, missing])
-    return cls, items
-
-
 def _cluster_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str]) -> None:
     for m in measures:
         column = f"{m}_lisa_label"
         if column not in wards or wards[column].isna().all():
             continue
-        cls, items = _label_classes(wards[column], LISA_COLOURS, (*LISA_CLUSTERS, NOT_SIGNIFICANT), "not assessed")
-        layers.append(_statistic_layer("Clusters (local Moran, LISA)", f"Clusters (LISA): {_label(m).lower()}", m,
-                                       cls, LISA_COLOURS, f"Local Moran clusters: {_label(m).lower()}", items))
+        cls, items = _label_classes(wards[column], LISA_COLOURS, (*LISA_CLUSTERS, NOT_SIGNIFICANT))
+        layers.append(_class_layer("Clusters (local Moran, LISA)", f"Clusters (LISA): {_label(m).lower()}", m, cls,
+                                   LISA_COLOURS, f"Local Moran clusters: {_label(m).lower()}", items))
     gi_order = list(GI_COLOURS)
     for m in measures:
         column = f"{m}_gi_bin"
@@ -382,11 +398,28 @@ def _cluster_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str]
         cls = np.array([gi_order.index(int(b)) if np.isfinite(b) and int(b) in GI_COLOURS else -1 for b in bins],
                        dtype=int)
         items = [[GI_COLOURS[b], gi_bin_text(b, "legend")] for b in gi_order]
-        if (cls < 0).any():
-            items.append([NO_DATA_COLOUR, "not assessed"])
-        layers.append(_statistic_layer("Hot and cold spots (Getis-Ord Gi*)", f"Hot/cold spots (Gi*): "
-                                       f"{_label(m).lower()}", m, cls, GI_COLOURS,
-                                       f"Getis-Ord Gi* hot and cold spots: {_label(m).lower()}", items))
+        layers.append(_class_layer("Hot and cold spots (Getis-Ord Gi*)", f"Hot/cold spots (Gi*): {_label(m).lower()}",
+                                   m, cls, GI_COLOURS, f"Getis-Ord Gi* hot and cold spots: {_label(m).lower()}",
+                                   items))
+
+
+def _class_layer(family: str, name: str, measure: str, cls: np.ndarray, colours: dict, title: str,
+                 items: list) -> dict:
+    """A ward fill layer of LISA labels or Gi* bins in the layer control's ``family``: ``cls``
+    indexes ``colours`` (-1: not assessed, which the legend then lists too); text escaped."""
+    if (cls < 0).any():
+        items = [*items, [NO_DATA_COLOUR, "not assessed"]]
+    return {"kind": "fill", "family": family, "name": safe_text(name), "measure": measure, "cls": cls.tolist(),
+            "colours": list(colours.values()), "missing": NO_DATA_COLOUR, "opacity": 0.8,
+            "legend": {"title": safe_text(title), "items": items}}
+
+
+def _label_classes(labels: pd.Series, colours: dict[str, str], always: tuple[str, ...]) -> tuple[np.ndarray, list]:
+    """Class index of each ward's label (order of ``colours``; -1 for none) and the legend items:
+    the labels present plus ``always``."""
+    order = list(colours)
+    cls = np.array([order.index(x) if x in colours else -1 for x in labels.astype(object)], dtype=int)
+    return cls, [[colours[k], safe_text(k)] for k in order if (cls == order.index(k)).any() or k in always]
 
 
 def _emerging_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str], emerging: dict) -> None:
@@ -396,13 +429,12 @@ def _emerging_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str
         column = f"{m}_ehsa_category"
         if column not in wards or wards[column].isna().all():
             continue
-        cls, items = _label_classes(wards[column], EHSA_COLOURS, (EHSA_NO_PATTERN,),
-                                    "not assessed (too few steps with data)")
+        cls, items = _label_classes(wards[column], EHSA_COLOURS, (EHSA_NO_PATTERN,))
         record = emerging.get("by_measure", {}).get(m, {})
         span = f", {record['first_step']} to {record['last_step']}" if record else ""
-        layers.append(_statistic_layer("Emerging hot spots (space-time Gi*)", f"Emerging hot spots: "
-                                       f"{_label(m).lower()}", m, cls, EHSA_COLOURS,
-                                       f"Emerging hot spots ({step}ly{span}): {_label(m).lower()}", items))
+        layers.append(_class_layer("Emerging hot spots (space-time Gi*)", f"Emerging hot spots: {_label(m).lower()}",
+                                   m, cls, EHSA_COLOURS, f"Emerging hot spots ({step}ly{span}): {_label(m).lower()}",
+                                   items))
 
 
 def _is_gap(wards: pd.DataFrame) -> np.ndarray:
@@ -520,8 +552,8 @@ def _satellite_layer(layers: list[dict], satellites: pd.DataFrame | None) -> Non
         if not (math.isfinite(lat) and math.isfinite(lon)):
             continue
         rank = row.get("rank", j + 1)
-        share = row.get("share_of_gap_need_covered")
-        share_text = (f"{float(share) * 100:.0f} % of outreach gap need within a walk"
+        share = row.get("share_of_unmet_need_covered", row.get("share_of_gap_need_covered"))
+        share_text = (f"adds {share_percent(float(share))} of the unmet need within a walk"
                       if share is not None and pd.notna(share) else "")
         newly = row.get("residents_newly_within_walk")
         types.append({"colour": SATELLITE_COLOUR, "glyph": safe_text(_count_text(rank)), "shape": "star",
@@ -648,6 +680,9 @@ def _ward_info(run: StudyRun, wards: gpd.GeoDataFrame, measures: list[str], sett
         "name": [safe_text(c) for c in _column(wards, "ward_name")],
         "lat": ll[:, 1].tolist(), "lon": ll[:, 0].tolist(),
         "pop": ([_count_text(p) for p in wards["population"]] if "population" in wards else None),
+        # Many-borough studies (London) name each ward's borough in its tooltip.
+        "borough": ([safe_text(b) for b in _column(wards, "borough_name")]
+                    if _column(wards, "borough_name").nunique() > 1 else None),
         # Relative links from map.html to each ward's briefing page (when briefings are written).
         "page": ([f"briefings/{page_name(str(c), i)}.html" for i, c in enumerate(wards["ward_code"])]
                  if getattr(settings, "briefings", False) else None),
@@ -717,26 +752,6 @@ def _gi_text(value) -> str:
 # page furniture
 
 
-def production_date() -> str:
-    """Today's date as "1 December 2026", or the date of ``SOURCE_DATE_EPOCH`` when it is set
-    (reproducible builds: the same inputs then give byte-identical pages)."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    day = (datetime.fromtimestamp(int(epoch), tz=timezone.utc).date() if epoch and epoch.isdigit()
-           else date.today())
-    return f"{day.day} {day:%B %Y}"
-
-
-def _vintage_text(run: StudyRun) -> str:
-    """When the page was made and what data it shows: period, boundary file and sources."""
-    parts = [f"Produced {production_date()}"]
-    if run.months:
-        parts.append(f"data {period_text(run.months)}")
-    boundaries = run.layers.get("boundaries")
-    if boundaries is not None and boundaries.paths:
-        parts.append(f"ward boundaries: {Path(boundaries.paths[0]).name}")
-    return safe_text(" · ".join(parts))
-
-
 def _page_title(run: StudyRun) -> str:
     title = str(run.study.name)
     if run.study.demo:
@@ -775,7 +790,7 @@ def _title_html(run: StudyRun, settings) -> str:
     sources = [safe_text(s) for s in (study.sources or [])]
     if sources:
         parts.append(f'<div class="gm-sources">Sources: {"; ".join(sources)}</div>')
-    parts.append(f'<div class="gm-sources gm-vintage" id="gm-vintage">{_vintage_text(run)}</div>')
+    parts.append(f'<div class="gm-sources gm-vintage" id="gm-vintage">{safe_text(vintage_text(run))}</div>')
     if getattr(settings, "briefings", False):
         parts.append('<div class="gm-sources"><a href="briefings/index.html">Ward briefings and borough '
                      "overview</a></div>")
