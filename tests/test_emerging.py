@@ -105,8 +105,9 @@ def test_space_time_gi_star_is_gi_star_over_the_explicit_space_time_weights(time
     values = rng.gamma(2.0, 1.0, size=(7, 20))
     ours = space_time_gi_star(values, adjacency + sparse.eye_array(20, format="csr"), time_k)
     ref = gi_star(values.ravel(), sparse.csr_array(explicit_space_time_weights(adjacency, 7, time_k)))
-    assert np.allclose(ours["z"].ravel(), ref["z"])
-    assert np.allclose(ours["p"].ravel(), ref["p"])
+    assert np.allclose(ours.Zs.ravel(), ref.Zs)
+    assert np.allclose(ours.p_norm.ravel(), ref.p_norm)
+    assert np.allclose(ours.Gs.ravel(), ref.Gs)
 
 
 def test_space_time_gi_star_leaves_missing_bins_out_of_everything():
@@ -119,8 +120,8 @@ def test_space_time_gi_star_leaves_missing_bins_out_of_everything():
     present = np.isfinite(values.ravel())
     w = explicit_space_time_weights(adjacency, 6, 1)[np.ix_(present, present)]
     ref = gi_star(values.ravel()[present], sparse.csr_array(w))
-    assert np.allclose(ours["z"].ravel()[present], ref["z"])
-    assert np.isnan(ours["z"].ravel()[~present]).all()
+    assert np.allclose(ours.Zs.ravel()[present], ref.Zs)
+    assert np.isnan(ours.Zs.ravel()[~present]).all()
 
 
 # ------------------------------------------------------------------------------------------
@@ -309,7 +310,7 @@ def test_demo_planted_emerging_hot_spots_are_recovered(demo_prepared, seed):
     from geomisuse.demo import borough as demo
 
     run = demo_prepared
-    result = find_clusters(run.wards, ClusterSettings(), seed, run.monthly, run.months)
+    result = find_clusters(run.wards, ClusterSettings(), seed, monthly=run.monthly, months=run.months)
     table = result.columns.assign(ward_code=run.wards["ward_code"]).set_index("ward_code")
     for category, (measure, codes) in demo.PLANTED_EMERGING.items():
         for code in codes:
@@ -441,7 +442,7 @@ path = "{real}/population/census2021_ward2022_tower_hamlets_usual_residents.csv"
 path = "{real}/mps_ward/mps_ward_level_crime_2024-03_2026-03_wards2022.csv"
 """)
     run = prepare(load_study(study))
-    result = find_clusters(run.wards, {}, 1, run.monthly, run.months)
+    result = find_clusters(run.wards, {}, 1, monthly=run.monthly, months=run.months)
     table = result.columns.assign(ward_code=run.wards["ward_code"]).set_index("ward_code")
     bins = result.emerging_bins
     assert len(bins) == 20 * 12 and bins["possession_gi_z"].notna().all()

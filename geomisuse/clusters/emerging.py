@@ -67,7 +67,7 @@ from scipy.special import ndtr
 
 from ..config import RATE_PER
 from ..vocabulary import EHSA_CATEGORIES, EHSA_NO_PATTERN
-from .getisord import gi_bins
+from .getisord import GStar, gi_bins
 from .inference import adjust_p
 
 #: Months in each kind of step (the keys are ``config.TIME_STEPS``).
@@ -162,7 +162,7 @@ def step_table(monthly: pd.DataFrame, months: list[str], column: str,
     return counts, steps, partial
 
 
-def space_time_gi_star(values: np.ndarray, adjacency_with_self: sparse.csr_array, time_k: int) -> dict:
+def space_time_gi_star(values: np.ndarray, adjacency_with_self: sparse.csr_array, time_k: int) -> GStar:
     """Gi* z and p for every bin of a space-time cube (Ord & Getis 1995, eq. 14).
 
     The neighbourhood of bin ``(t, i)`` is every ward ``j`` with ``w_ij = 1`` (including
@@ -181,9 +181,10 @@ def space_time_gi_star(values: np.ndarray, adjacency_with_self: sparse.csr_array
 
     Returns
     -------
-    dict of ``(T, n)`` arrays
-        ``z`` and two-sided normal ``p``; NaN at missing bins. A bin whose neighbourhood is
-        every present bin gets ``z = 0``.
+    GStar
+        esda's names, each a ``(T, n)`` array: ``Gs`` (share of the cube's total in the
+        neighbourhood), ``Zs`` and the two-sided normal ``p_norm``; NaN at missing bins. A bin
+        whose neighbourhood is every present bin gets ``Zs = 0``.
     """
     x = np.asarray(values, dtype=float)
     present = np.isfinite(x)
@@ -200,7 +201,9 @@ def space_time_gi_star(values: np.ndarray, adjacency_with_self: sparse.csr_array
         z = np.where(spread > 0, (local_sum - mean * w) / (s * np.sqrt(np.maximum(spread, 0) / (n_bins - 1))), 0.0)
     z = np.where(present, z, np.nan)
     p = np.where(present, 2.0 * ndtr(-np.abs(z)), np.nan)
-    return {"z": z, "p": p}
+    total = x0.sum()
+    share = np.where(present, local_sum / total, np.nan) if total else np.full_like(z, np.nan)
+    return GStar(Gs=share, Zs=z, p_norm=p)
 
 
 def _window_sum(a: np.ndarray, time_k: int) -> np.ndarray:
@@ -374,13 +377,13 @@ def emerging_hotspots(wards: pd.DataFrame, monthly: pd.DataFrame, months: list[s
         return f"{measure}: every bin has the same value; no emerging hot spots to find"
     gi = space_time_gi_star(values, adjacency_with_self, time_k)
     # From here on only the study's wards: context wards were neighbours, not tests.
-    gi = {key: np.where(family[None, :], a, np.nan) for key, a in gi.items()}
-    present = np.isfinite(gi["z"])
-    p_adjusted = np.full_like(gi["p"], np.nan)
-    p_adjusted[present] = adjust_p(gi["p"][present], correction)
+    gi = GStar(*(np.where(family[None, :], a, np.nan) for a in (gi.Gs, gi.Zs, gi.p_norm)))
+    present = np.isfinite(gi.Zs)
+    p_adjusted = np.full_like(gi.p_norm, np.nan)
+    p_adjusted[present] = adjust_p(gi.p_norm[present], correction)
     significant = present & (p_adjusted <= alpha)
-    hot, cold = significant & (gi["z"] > 0), significant & (gi["z"] < 0)
-    trend = mann_kendall(gi["z"].T)
+    hot, cold = significant & (gi.Zs > 0), significant & (gi.Zs < 0)
+    trend = mann_kendall(gi.Zs.T)
     count_trend = mann_kendall(count_values.T)
     categories = []
     for i in range(len(codes)):
@@ -400,13 +403,13 @@ def emerging_hotspots(wards: pd.DataFrame, monthly: pd.DataFrame, months: list[s
         f"{measure}_ehsa_cold_steps": pd.Series(cold.sum(axis=0), index=index).astype("Int64").where(~no_data),
         f"{measure}_ehsa_steps": pd.Series(present.sum(axis=0), index=index).astype("Int64").where(family),
     })
-    bins_z = np.where(present, gi["z"], 0.0)
+    bins_z = np.where(present, gi.Zs, 0.0)
     bins = gi_bins(bins_z, np.where(present, p_adjusted, 1.0))
     long = pd.DataFrame({
         "ward_code": np.tile(codes, len(present_steps)),
         "step": np.repeat(present_steps, len(codes)),
-        f"{measure}_gi_z": gi["z"].ravel(),
-        f"{measure}_gi_p": gi["p"].ravel(),
+        f"{measure}_gi_z": gi.Zs.ravel(),
+        f"{measure}_gi_p": gi.p_norm.ravel(),
         f"{measure}_gi_p_adjusted": p_adjusted.ravel(),
         f"{measure}_gi_bin": pd.array(np.where(present, bins, 0).ravel(), dtype="Int64"),
     })

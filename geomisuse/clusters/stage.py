@@ -114,7 +114,6 @@ GLOBAL_MORAN_COLUMNS = ["measure", "moran_i", "expected_i", "z", "p_sim", "permu
 
 
 def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings | Mapping[str, Any] | None = None,
-def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings | Mapping[str, Any] | None = None,
                   seed: int = DEFAULT_SEED, family: np.ndarray | None = None, monthly: pd.DataFrame | None = None,
                   months: list[str] | None = None) -> ClusterResult:
     """Global Moran's I, LISA and Gi*, and with monthly counts emerging hot spots and the
