@@ -429,18 +429,10 @@ def test_tower_hamlets_real_mps_counts(real, tmp_path):
     from geomisuse.config import load_study
     from geomisuse.pipeline import prepare
 
-    study = tmp_path / "study.toml"
-    study.write_text(f"""
-[study]
-name = "Tower Hamlets"
-period = ["2025-04", "2026-03"]
-[boundaries]
-path = "{real}/boundaries/ons_wards2022_tower_hamlets_bfc.gpkg"
-[layers.population]
-path = "{real}/population/census2021_ward2022_tower_hamlets_usual_residents.csv"
-[layers.mps_ward]
-path = "{real}/mps_ward/mps_ward_level_crime_2024-03_2026-03_wards2022.csv"
-""")
+    from conftest import tower_hamlets_study
+
+    study = tower_hamlets_study(real, tmp_path, ("2025-04", "2026-03"),
+                                "mps_ward_level_crime_2024-03_2026-03_wards2022.csv")
     run = prepare(load_study(study))
     result = find_clusters(run.wards, {}, 1, monthly=run.monthly, months=run.months)
     table = result.columns.assign(ward_code=run.wards["ward_code"]).set_index("ward_code")
