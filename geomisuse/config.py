@@ -90,6 +90,8 @@ WEIGHTS_KINDS = ("queen", "knn", "distance")
 CORRECTIONS = ("none", "bonferroni", "fdr")
 #: Rate adjustments of global Moran's I (``[clusters] rate_adjustment``).
 RATE_ADJUSTMENTS = ("auto", "none", "empirical_bayes")
+#: Time steps of the emerging hot spot analysis (``[clusters] time_step``).
+TIME_STEPS = ("month", "quarter", "year")
 
 #: Walking access defaults (see geomisuse.gaps).
 WALK_SPEED_KMH = 4.8
@@ -515,11 +517,18 @@ class ClusterSettings(Section):
         ``"fdr"`` (Benjamini–Hochberg, default), ``"bonferroni"`` or ``"none"``; applied over
         the wards, separately for each measure and for LISA and Gi*.
     alpha
-        Significance level of the LISA labels (Gi* bins use ArcGIS's fixed 90/95/99 %).
+        Significance level of the LISA labels, of the emerging hot spot bins and trends and of
+        the test of change (Gi* bins use ArcGIS's fixed 90/95/99 %).
     rate_adjustment
         Global Moran's I on ``"empirical_bayes"`` standardised rates (Assunção & Reis 1999),
         on the raw rates (``"none"``), or ``"auto"``: empirical Bayes when the measure's counts
         and every population are there.
+    time_step
+        Time step of the emerging hot spot analysis (:mod:`geomisuse.clusters.emerging`):
+        ``"month"`` (default), ``"quarter"`` or ``"year"``.
+    time_k
+        Earlier time steps in each space-time neighbourhood (default 1; ArcGIS's
+        "neighborhood time step", sfdep's ``k``). Not ``k``, which is the k-nearest count.
     """
 
     SECTION: ClassVar[str] = "clusters"
@@ -533,6 +542,8 @@ class ClusterSettings(Section):
     correction: Literal[CORRECTIONS] = DEFAULT_CORRECTION
     alpha: Number = Field(DEFAULT_ALPHA, gt=0, lt=1)
     rate_adjustment: Literal[RATE_ADJUSTMENTS] = "auto"
+    time_step: Literal[TIME_STEPS] = "month"
+    time_k: int = Field(1, ge=0)
 
     @model_validator(mode="after")
     def _distance_band(self) -> "ClusterSettings":

@@ -51,6 +51,8 @@ class StudyRun:
         One row per analysed measure (cluster stage), else ``None``.
     satellites
         Suggested satellite sites (gap stage), else ``None``.
+    emerging_bins
+        Space-time Gi* per ward and time step (cluster stage, ``emerging_hotspots.csv``), else ``None``.
     manifest
         Stage sections for ``manifest.json`` (``clusters``, ``gaps`` ...).
     warnings
@@ -72,6 +74,7 @@ class StudyRun:
     sources: dict[str, str]
     global_moran: pd.DataFrame | None = None
     satellites: pd.DataFrame | None = None
+    emerging_bins: pd.DataFrame | None = None
     manifest: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     neighbours: list[list[int]] | None = None
@@ -243,12 +246,12 @@ def add_clusters(run: StudyRun) -> list[str]:
     from .clusters import find_clusters
 
     if run.context_wards is None:
-        result = find_clusters(run.wards, run.study.clusters, run.study.seed)
+        result = find_clusters(run.wards, run.study.clusters, run.study.seed, monthly=run.monthly, months=run.months)
     else:
         # Context wards enter the weights, lags, Gi* and rates; the FDR family and outputs are the study's.
         together = pd.concat([run.wards, run.context_wards]).sort_index()
         result = find_clusters(together, run.study.clusters, run.study.seed,
-                               family=together.index.isin(run.wards.index))
+                               family=together.index.isin(run.wards.index), monthly=run.monthly, months=run.months)
         run.context_wards = with_columns(run.context_wards, result.columns.loc[run.context_wards.index])
         result.manifest["context_wards"] = int(len(run.context_wards))
         result = replace(result, columns=result.columns.loc[run.wards.index])
@@ -260,6 +263,7 @@ def record_clusters(run: StudyRun, result: ClusterResult) -> None:
     """Put the cluster stage's results into the run: columns, global Moran table, manifest, warnings."""
     run.wards = with_columns(run.wards, result.columns)
     run.global_moran = result.global_moran
+    run.emerging_bins = result.emerging_bins
     run.neighbours = result.neighbours
     run.manifest["clusters"] = result.manifest
     run.warnings.extend(result.warnings)

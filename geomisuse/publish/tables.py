@@ -277,6 +277,9 @@ def _write_all(run: StudyRun, folder: Path, settings: PublishSettings) -> list[s
     if run.global_moran is not None:
         write_csv(run.global_moran, folder / "global_moran.csv")
         names.append("global_moran.csv")
+    if run.emerging_bins is not None:
+        run.emerging_bins.to_csv(folder / "emerging_hotspots.csv", index=False)
+        names.append("emerging_hotspots.csv")
     if run.satellites is not None:
         write_csv(run.satellites, folder / "satellites.csv")
         names.append("satellites.csv")

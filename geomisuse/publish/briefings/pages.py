@@ -50,6 +50,7 @@ from ..places import ward_centres
 from ..published import published_monthly, study_protection
 from ..disclosure import StudyProtection, suppress_value
 from ...errors import InputError
+from .change import emerging_list, emerging_settings, increase_tables, ward_emerging
 from .findings import HEADLINE_FINDINGS, Change, change, cluster_words, key_findings, suggestions
 from ..text import count_text, distance_text, is_hidden, join_names, month_name, number, span, vintage_text
 from ...layers.base import normalise_name
@@ -633,6 +634,8 @@ def _overview(b: _Basis, context: _Context, ward_items: list[dict], findings: li
         "change_labels": "; ".join(dict.fromkeys(c["label"] or "no earlier data" for c in comparisons.values())),
         "wards": ward_items, "findings": findings, "clusters_ran": b.clusters_ran, "gaps_ran": b.gaps_ran,
         "gap_list": gap_list, "satellites": context.satellites, "police_uk": "police_uk" in run.layers,
+        "emerging": emerging_list(real, b.measures, b.pages), "emerging_settings": emerging_settings(run),
+        "increases": increase_tables(b.pub, b.measures, b.pages, b.totals_of_parts),
         "population_source": "population" in run.layers,
         # A many-borough study adds its boroughs (borough_overviews); a borough's page its parent.
         "borough_pages": [], "parent": None,
@@ -665,6 +668,7 @@ def _ward(b: _Basis, context: _Context, i: int) -> dict:
         "population_sort": "" if math.isnan(population) else f"{population:.0f}",
         "area": f"{float(row['area_km2']):.2f}" if number(row.get("area_km2")) is not None else "",
         "figures": figures, "clusters": cluster_items, "cluster_summary": _cluster_summary(cluster_items),
+        "emerging": ward_emerging(b.run, b.real, b.measures, i),
         "gap": gap, "provision": provision, "within_reach": within,
         "estates": estates, "satellites_here": here,
         "satellites_near": [dict(s, distance=f"{distance_text(s['point'].distance(centre))} from the ward centre")

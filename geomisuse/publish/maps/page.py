@@ -3,7 +3,8 @@
 What it shows, each as a layer in the layer control (with a legend while it is shown):
 
 - a choropleth of each rate per 1,000 residents (quantile classes; suppressed rates grey);
-- LISA clusters and Getis-Ord Gi* hot/cold spots of each analysed measure;
+- LISA clusters and Getis-Ord Gi* hot/cold spots of each analysed measure, and its emerging
+  hot spot categories (new, intensifying, ... with ArcGIS's legend);
 - outreach gap wards (outlined), treatment services (icon by type), needle exchanges, their
   walk-threshold catchments, suggested satellite sites, estates;
 - heat maps of police.uk offence points (aggregated to a grid).
@@ -48,7 +49,7 @@ from ..escaping import safe_text, script_json
 from ..places import ward_centres
 from ..published import study_protection
 from ..text import count_text, distance_text, gi_bin_text, period_text, rate_text, share_percent, vintage_text
-from ...vocabulary import GI_BINS, LISA_CLUSTERS, LISA_LABELS, NOT_SIGNIFICANT
+from ...vocabulary import EHSA_CATEGORIES, EHSA_NO_PATTERN, GI_BINS, LISA_CLUSTERS, LISA_LABELS, NOT_SIGNIFICANT
 from ...config import ANALYSIS_CRS, MAP_CRS, MEASURE_LABELS, MEASURES
 
 if TYPE_CHECKING:  # publishing reads a run's results; it never drives the pipeline
@@ -76,6 +77,13 @@ NO_DATA_COLOUR = "#f0f0f0"
 LISA_COLOURS = dict(zip(LISA_LABELS, ("#e31a1c", "#1f4fd8", "#f4a3b4", "#9ecae1", "#d9d9d9")))
 #: Gi* bin colours, as ArcGIS's hot spot analysis draws them, hottest first (geomisuse.vocabulary.GI_BINS).
 GI_COLOURS = dict(zip(GI_BINS, ("#d62f27", "#ed7551", "#fab984", "#f7f7f7", "#c0ccbe", "#849eba", "#4575b5")))
+#: Emerging hot spot colours in the legend's order (geomisuse.vocabulary.EHSA_CATEGORIES), after
+#: ArcGIS's Emerging Hot Spot Analysis legend: reds for hot spots (darkest where it is
+#: intensifying or new), blues for the cold ones in the same order, no pattern pale.
+EHSA_COLOURS = dict(zip(EHSA_CATEGORIES, (
+    "#ff4d4d", "#a80000", "#ff7f7f", "#e60000", "#ffbebe", "#d7b09e", "#f5a27a", "#e8d4cc",
+    "#73b2ff", "#00397a", "#97dbf2", "#0070ff", "#bed2ff", "#9eaad7", "#7aa6f5", "#ccd4e8",
+    "#f2f2f2")))
 #: Marker colours of treatment service types, in order of first appearance.
 SERVICE_COLOURS = ["#1b7837", "#762a83", "#e08214", "#b2182b", "#35978f", "#8c510a", "#01665e", "#4d4d4d"]
 NEEDLE_EXCHANGE_COLOUR = "#2166ac"
@@ -145,6 +153,7 @@ def build_map(run: StudyRun, published: pd.DataFrame, settings) -> folium.Map:
     layers: list[dict] = []
     _rate_layers(layers, wards, measures, default_measure)
     _cluster_layers(layers, wards, measures)
+    _emerging_layers(layers, wards, measures, run.manifest.get("clusters", {}).get("emerging", {}))
     _gap_layer(layers, wards)
     minutes, radius = walk_catchment(run)
     _service_layers(layers, run, minutes, radius)
@@ -374,15 +383,11 @@ def _rate_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str], d
 
 
 def _cluster_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str]) -> None:
-    lisa_order = list(LISA_COLOURS)
     for m in measures:
         column = f"{m}_lisa_label"
         if column not in wards or wards[column].isna().all():
             continue
-        labels = wards[column].astype(object)
-        cls = np.array([lisa_order.index(x) if x in LISA_COLOURS else -1 for x in labels], dtype=int)
-        items = [[LISA_COLOURS[k], safe_text(k)] for k in lisa_order if (cls == lisa_order.index(k)).any()
-                 or k in (*LISA_CLUSTERS, NOT_SIGNIFICANT)]
+        cls, items = _label_classes(wards[column], LISA_COLOURS, (*LISA_CLUSTERS, NOT_SIGNIFICANT))
         layers.append(_class_layer("Clusters (local Moran, LISA)", f"Clusters (LISA): {_label(m).lower()}", m, cls,
                                    LISA_COLOURS, f"Local Moran clusters: {_label(m).lower()}", items))
     gi_order = list(GI_COLOURS)
@@ -408,6 +413,29 @@ def _class_layer(family: str, name: str, measure: str, cls: np.ndarray, colours:
     return {"kind": "fill", "family": family, "name": safe_text(name), "measure": measure, "cls": cls.tolist(),
             "colours": list(colours.values()), "missing": NO_DATA_COLOUR, "opacity": 0.8,
             "legend": {"title": safe_text(title), "items": items}}
+
+
+def _label_classes(labels: pd.Series, colours: dict[str, str], always: tuple[str, ...]) -> tuple[np.ndarray, list]:
+    """Class index of each ward's label (order of ``colours``; -1 for none) and the legend items:
+    the labels present plus ``always``."""
+    order = list(colours)
+    cls = np.array([order.index(x) if x in colours else -1 for x in labels.astype(object)], dtype=int)
+    return cls, [[colours[k], safe_text(k)] for k in order if (cls == order.index(k)).any() or k in always]
+
+
+def _emerging_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str], emerging: dict) -> None:
+    """One layer per measure with emerging hot spot categories; the legend lists those present."""
+    step = emerging.get("time_step", "month")
+    for m in measures:
+        column = f"{m}_ehsa_category"
+        if column not in wards or wards[column].isna().all():
+            continue
+        cls, items = _label_classes(wards[column], EHSA_COLOURS, (EHSA_NO_PATTERN,))
+        record = emerging.get("by_measure", {}).get(m, {})
+        span = f", {record['first_step']} to {record['last_step']}" if record else ""
+        layers.append(_class_layer("Emerging hot spots (space-time Gi*)", f"Emerging hot spots: {_label(m).lower()}",
+                                   m, cls, EHSA_COLOURS, f"Emerging hot spots ({step}ly{span}): {_label(m).lower()}",
+                                   items))
 
 
 def _is_gap(wards: pd.DataFrame) -> np.ndarray:
@@ -673,7 +701,9 @@ def _ward_info(run: StudyRun, wards: gpd.GeoDataFrame, measures: list[str], sett
         entry = {"key": m, "label": safe_text(_label(m)),
                  "count": [_count_text(v) for v in _column(wards, f"{m}_count")],
                  "rate": [rate_text(v) for v in _column(wards, f"{m}_rate_per_1000")],
-                 "lisa": None, "gi": None}
+                 "lisa": None, "gi": None, "ehsa": None}
+        if f"{m}_ehsa_category" in wards:
+            entry["ehsa"] = [safe_text(v) if isinstance(v, str) else "" for v in wards[f"{m}_ehsa_category"]]
         if f"{m}_lisa_label" in wards:
             entry["lisa"] = [safe_text(v) for v in wards[f"{m}_lisa_label"]]
         if f"{m}_gi_bin" in wards:

@@ -72,14 +72,17 @@
     if (W.measures.length) {
       var hasLisa = W.measures.some(function (m) { return m.lisa; });
       var hasGi = W.measures.some(function (m) { return m.gi; });
+      var hasEhsa = W.measures.some(function (m) { return m.ehsa; });
       html += '<table class="gm-table"><tr><th></th><th>Count</th><th>Rate per 1,000</th>' +
-        (hasLisa ? "<th>Cluster (LISA)</th>" : "") + (hasGi ? "<th>Gi*</th>" : "") + "</tr>";
+        (hasLisa ? "<th>Cluster (LISA)</th>" : "") + (hasGi ? "<th>Gi*</th>" : "") +
+        (hasEhsa ? "<th>Emerging</th>" : "") + "</tr>";
       W.measures.forEach(function (m) {
         html += "<tr" + (m.key === measure ? ' class="gm-active"' : "") + '><td>' + m.label + "</td>" +
           '<td class="gm-num" data-field="' + m.key + '_count">' + m.count[i] + "</td>" +
           '<td class="gm-num" data-field="' + m.key + '_rate">' + m.rate[i] + "</td>" +
           (hasLisa ? "<td>" + (m.lisa ? m.lisa[i] : "") + "</td>" : "") +
-          (hasGi ? "<td>" + (m.gi ? m.gi[i] : "") + "</td>" : "") + "</tr>";
+          (hasGi ? "<td>" + (m.gi ? m.gi[i] : "") + "</td>" : "") +
+          (hasEhsa ? "<td>" + (m.ehsa ? m.ehsa[i] : "") + "</td>" : "") + "</tr>";
       });
       html += "</table>";
     }
