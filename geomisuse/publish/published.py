@@ -128,3 +128,19 @@ def published_monthly(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:
         long = frame.rename_axis(index="ward_code", columns="month").stack().rename(column).reset_index()
         published = published.drop(columns=column).merge(long, on=["ward_code", "month"], how="left")
     return published[monthly.columns]
+
+
+def published_emerging(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:
+    """The space-time Gi* bins of ``emerging_hotspots.csv`` as published.
+
+    A step's Gi* z is linear in the monthly counts of a ward and its neighbours, like the
+    cross-sectional ``M_gi_z``; so for a protected measure the z and p are withheld, as there,
+    and only the bins (hot or cold at 90/95/99 %) stay.
+    """
+    table = run.emerging_bins.copy()
+    protection = study_protection(run, settings)
+    for measure in [m for m in MEASURES if protection.protected(m)]:
+        for column in (f"{measure}_gi_z", f"{measure}_gi_p", f"{measure}_gi_p_adjusted"):
+            if column in table:
+                table[column] = np.nan
+    return table

@@ -22,7 +22,7 @@ import pandas as pd
 from ..version import __version__
 from .disclosure import STATISTIC_SUFFIXES
 from .exports import csv_table, gpkg_table
-from .published import published_monthly, published_wards, study_protection
+from .published import published_emerging, published_monthly, published_wards, study_protection
 from ..config import MEASURES, PublishSettings
 from .escaping import neutralise_csv
 from ..errors import InputError
@@ -278,7 +278,7 @@ def _write_all(run: StudyRun, folder: Path, settings: PublishSettings) -> list[s
         write_csv(run.global_moran, folder / "global_moran.csv")
         names.append("global_moran.csv")
     if run.emerging_bins is not None:
-        run.emerging_bins.to_csv(folder / "emerging_hotspots.csv", index=False)
+        write_csv(published_emerging(run, settings), folder / "emerging_hotspots.csv")
         names.append("emerging_hotspots.csv")
     if run.satellites is not None:
         write_csv(run.satellites, folder / "satellites.csv")
