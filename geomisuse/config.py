@@ -218,9 +218,19 @@ def study_from_dict(data: dict[str, Any], base: Path, path: Path | None = None) 
         boundaries=_layer_spec("boundaries", data["boundaries"], base, where),
         layers=layers,
         clusters=dict(data.get("clusters", {})),
-        gaps=dict(data.get("gaps", {})),
+        gaps=_resolve_gap_paths(dict(data.get("gaps", {})), base),
         publish=dict(data.get("publish", {})),
     )
+
+
+#: ``[gaps]`` settings that name files (resolved against the study file's folder).
+GAP_PATH_KEYS = ("network", "postcodes")
+
+
+def _resolve_gap_paths(gaps: dict[str, Any], base: Path) -> dict[str, Any]:
+    """The ``[gaps]`` table with its file paths made absolute (other values as given)."""
+    return {k: (str((base / v).resolve()) if k in GAP_PATH_KEYS and isinstance(v, str) else v)
+            for k, v in gaps.items()}
 
 
 def _layer_spec(kind: str, spec: Any, base: Path, where: Path | str) -> LayerSpec:

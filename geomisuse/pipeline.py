@@ -42,6 +42,11 @@ class StudyRun:
         One row per analysed measure (cluster stage), else ``None``.
     satellites
         Suggested satellite sites (gap stage), else ``None``.
+    satellite_coverage
+        Need covered by the best k satellite sites, k = 1..10 (gap stage), else ``None``.
+    catchments
+        Walk catchment polygon of each service (gap stage: network isochrones when the study
+        names a walking network, else straight-line circles), else ``None``.
     manifest
         Stage sections for ``manifest.json`` (``clusters``, ``gaps`` ...).
     warnings
@@ -56,6 +61,8 @@ class StudyRun:
     layers: dict[str, LayerResult]
     global_moran: pd.DataFrame | None = None
     satellites: pd.DataFrame | None = None
+    satellite_coverage: pd.DataFrame | None = None
+    catchments: gpd.GeoDataFrame | None = None
     manifest: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -164,16 +171,36 @@ def add_gaps(run: StudyRun) -> list[str]:
     from .gaps import GapSettings, find_gaps
 
     settings = GapSettings.from_options(run.study.gaps)
+    network, postcodes = _gap_inputs(run, settings)
     from_file = run.layer_table("candidate_sites") is not None
     # Without a candidate file the gap stage adds a grid over the gap wards to these pharmacies.
     candidates = run.layer_table("candidate_sites") if from_file else run.other_pharmacies()
     result = find_gaps(run.wards, run.layer_table("treatment_services"), run.needle_exchanges(), candidates,
-                       run.layer_table("residents"), settings, run.study.seed, candidates_from_file=from_file)
+                       run.layer_table("residents"), settings, run.study.seed, candidates_from_file=from_file,
+                       network=network, postcodes=postcodes)
     run.wards = _replace_columns(run.wards, result.columns)
     run.satellites = result.satellites
+    run.satellite_coverage = result.coverage_by_sites
+    run.catchments = result.catchments
     run.manifest["gaps"] = result.manifest
     run.warnings.extend(result.warnings)
     return result.summary_lines
+
+
+def _gap_inputs(run: StudyRun, settings):
+    """The walking network (cached next to the study file) and the postcode file the gap
+    settings name, each ``None`` when not named; recorded in the manifest's inputs."""
+    from .gaps.network import CACHE_FOLDER, load_walking_network
+    from .layers.postcodes import read_postcodes
+
+    network = postcodes = None
+    if settings.network:
+        cache = run.study.path.parent / CACHE_FOLDER if run.study.path is not None else None
+        network = load_walking_network(settings.network, cache)
+    if settings.postcodes:
+        postcodes = read_postcodes(settings.postcodes)
+        run.manifest["postcodes"] = postcodes.report
+    return network, postcodes
 
 
 def unavailable_stages(run: StudyRun) -> dict[str, str]:

@@ -71,6 +71,15 @@ class GapSettings:
         ``cbc`` (bundled with PuLP < 4) or ``highs`` (needs ``highspy``).
     solver_time_limit_s
         Time limit of the solver in seconds.
+    network
+        OSM extract (``.osm.pbf`` or ``.osm``) to walk over; ``None`` (default): straight line
+        times ``detour_factor``. The study file's path is relative to the study file.
+    network_max_snap_m
+        A resident point farther than this (metres) from any walkable way is reported; a ward
+        with most of its points so is outside the network (an error naming it).
+    postcodes
+        Postcode file (Code-Point Open CSV: ``Postcode``, ``Eastings``, ``Northings``) naming
+        the nearest postcode of each suggested satellite site; ``None``: no postcodes.
     """
 
     need_measure: str | None = None
@@ -89,6 +98,9 @@ class GapSettings:
     candidate_grid: bool | None = None
     solver: str = "cbc"
     solver_time_limit_s: float = 60.0
+    network: str | None = None
+    network_max_snap_m: float = 200.0
+    postcodes: str | None = None
 
     @classmethod
     def from_options(cls, options: dict | None) -> "GapSettings":
@@ -162,6 +174,10 @@ class GapSettings:
         if self.solver not in ("cbc", "highs"):
             raise bad("solver", "'cbc' or 'highs'")
         number("solver_time_limit_s", 0.0, low_open=True)
+        for key in ("network", "postcodes"):
+            if getattr(self, key) is not None and not isinstance(getattr(self, key), str):
+                raise bad(key, "a file path in quotes")
+        number("network_max_snap_m", 0.0, low_open=True)
 
     @property
     def walk_radius_m(self) -> float:

@@ -36,6 +36,7 @@ from ..config import ANALYSIS_CRS
 from ..errors import InputError
 
 if TYPE_CHECKING:
+    from .network import NetworkAccess, WalkingNetwork
     from .settings import GapSettings
 
 #: Column of a finer population layer that holds its resident counts.
@@ -472,6 +473,9 @@ class WalkAccess:
         Per sample point: within the walk of a service of either kind / of both kinds.
     any_share : numpy.ndarray
         Per ward, share of residents within the walk of a service of either kind.
+    network : NetworkAccess or None
+        With a walking network: network distances, snapping and the measured detour factor
+        (then ``minutes`` and the shares are over the network); ``None`` for straight lines.
     """
 
     sample: ResidentSample
@@ -481,6 +485,7 @@ class WalkAccess:
     either: np.ndarray
     both: np.ndarray
     any_share: np.ndarray
+    network: NetworkAccess | None = None
 
     def served(self, access_rule: str) -> np.ndarray:
         """Per sample point, is it already served under ``access_rule``?"""
@@ -489,8 +494,11 @@ class WalkAccess:
 
 def measure_access(wards: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame | None],
                    residents: gpd.GeoDataFrame | None, settings: GapSettings, seed: int,
-                   ) -> tuple[WalkAccess, list[str]]:
+                   network: WalkingNetwork | None = None) -> tuple[WalkAccess, list[str]]:
     """Sample each ward's residents and measure their walk to each kind of service.
+
+    Without a network the walk is the straight line times ``settings.detour_factor``; with
+    one it is the route over the streets (:func:`geomisuse.gaps.network.network_access`).
 
     Parameters
     ----------
@@ -504,11 +512,18 @@ def measure_access(wards: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame |
         Gap settings (``sample_points`` and the walk).
     seed
         Seed of the resident sampling.
+    network
+        The walking graph, or ``None`` for the straight-line method.
 
     Returns
     -------
     tuple
         ``(WalkAccess, warnings)``.
+
+    Raises
+    ------
+    InputError
+        With a network that does not cover some wards.
     """
     warnings: list[str] = []
     n = len(wards)
@@ -516,20 +531,31 @@ def measure_access(wards: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame |
     kinds: dict[str, KindAccess] = {}
     minutes: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}
-    for kind, layer in layers.items():
-        xy = service_xy(layer)
+    services = {kind: service_xy(layer) for kind, layer in layers.items()}
+    for kind, xy in services.items():
         counts[kind] = len(xy)
         if not len(xy):
             warnings.append(f"gaps: no {KINDS[kind]}s given, so no ward has access to one")
-        kinds[kind] = ward_access(sample, n, xy, settings.walk_radius_m)
-        minutes[kind] = walk_minutes(kinds[kind].mean_distance_m, settings.walk_speed_kmh,
-                                            settings.detour_factor)
+    measured = None
+    if network is not None:
+        from .network import network_access
+
+        kinds, minutes, measured, notes = network_access(
+            network, sample, wards, services,
+            walk_radius_m(settings.walk_threshold_min, settings.walk_speed_kmh, 1.0),
+            walk_speed_m_per_min(settings.walk_speed_kmh), settings.network_max_snap_m)
+        warnings += notes
+    else:
+        for kind, xy in services.items():
+            kinds[kind] = ward_access(sample, n, xy, settings.walk_radius_m)
+            minutes[kind] = walk_minutes(kinds[kind].mean_distance_m, settings.walk_speed_kmh,
+                                         settings.detour_factor)
     treatment = kinds["treatment"].point_within
     needle_exchange = kinds["needle_exchange"].point_within
     either = treatment | needle_exchange
     any_share = np.bincount(sample.ward, weights=sample.weight * either, minlength=n)
     return WalkAccess(sample, kinds, minutes, counts, either, treatment & needle_exchange,
-                      any_share), warnings
+                      any_share, measured), warnings
 
 
 @dataclass

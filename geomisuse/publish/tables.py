@@ -320,6 +320,9 @@ def _write_all(run: StudyRun, folder: Path, settings: PublishSettings) -> list[s
     if run.satellites is not None:
         run.satellites.to_csv(folder / "satellites.csv", index=False)
         names.append("satellites.csv")
+    if getattr(run, "satellite_coverage", None) is not None:
+        run.satellite_coverage.to_csv(folder / "satellite_coverage.csv", index=False)
+        names.append("satellite_coverage.csv")
     unmatched_rows(run).to_csv(folder / "unmatched.csv", index=False)
     names.append("unmatched.csv")
     write_map(run, wards, folder / "map.html", settings)
