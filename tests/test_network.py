@@ -1,0 +1,346 @@
+"""Walking over real streets: the Camden OpenStreetMap extract, its walking graph, network
+distances checked against networkx, a railway barrier, the cache, coverage errors, isochrones,
+satellites named by street and postcode."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from scipy.sparse.csgraph import connected_components
+
+from geomisuse.errors import InputError
+from geomisuse.gaps.catchments import isochrones
+from geomisuse.gaps.network import (Snap, cache_path, load_walking_network,
+                                    nearest_network_distance, network_distances_within)
+from geomisuse.gaps.settings import GapSettings
+from geomisuse.gaps.walking import measure_access, nearest_distance, sample_residents
+from geomisuse.layers.osm_network import walking_exclusion
+from geomisuse.layers.postcodes import read_postcodes
+
+SEED = 20261122
+#: 20 minutes at 4.8 km/h over the network.
+LIMIT_M = 1600.0
+#: A resident point in Kentish Town and a point 365 m away in Haverstock, with the railway
+#: lines (Midland main line and the Gospel Oak line) between them: found by a search over
+#: Camden for the pair with the longest walk for its straight line.
+KENTISH_TOWN_XY = (528612.0, 185233.0)
+HAVERSTOCK_XY = (528336.0, 184994.0)
+
+
+@pytest.fixture(scope="module")
+def camden(real, tmp_path_factory):
+    """Camden's network (cached in a temporary folder), its 18 wards and active pharmacies."""
+    cache = tmp_path_factory.mktemp("cache")
+    network = load_walking_network(real / "networks" / "camden.osm.pbf", cache)
+    wards = gpd.read_file(real / "boundaries" / "gla_london_wards_2014.gpkg")
+    wards = (wards[wards["BOROUGH"] == "Camden"].to_crs("EPSG:27700")
+             .rename(columns={"GSS_CODE": "ward_code", "NAME": "ward_name"})
+             .sort_values("ward_code").reset_index(drop=True))
+    raw = pd.read_csv(real / "services" / "nhs_ods_edispensary_london_geocoded.csv", dtype=str)
+    active = raw[(raw["Status_Code"] == "A") & (raw["cp_Admin_district_code"] == "E09000007")]
+    pharmacies = active[["cp_Eastings", "cp_Northings"]].to_numpy(float)
+    sample = sample_residents(wards, None, 100, SEED)
+    return {"network": network, "wards": wards, "pharmacies": pharmacies, "sample": sample,
+            "cache": cache, "names": active["Name"].tolist()}
+
+
+def test_walking_rules():
+    assert walking_exclusion("motorway", None, None, None) == "highway=motorway"
+    assert walking_exclusion("proposed", None, None, None) == "highway=proposed"
+    assert walking_exclusion("footway", "no", None, None) == "foot=no"
+    assert walking_exclusion("service", None, None, "private") == "private"
+    assert walking_exclusion("residential", None, "private", None) == "private"
+    # A private road that people may walk down is kept.
+    assert walking_exclusion("service", "permissive", "private", None) is None
+    assert walking_exclusion("primary", None, None, None) is None
+    assert walking_exclusion("steps", None, None, None) is None
+
+
+def test_camden_graph_accounts_for_every_way_and_is_one_component(camden):
+    network = camden["network"]
+    report = network.report
+    assert report["highway_ways_read"] == 10_674          # SOURCES.md: 10,674 highway ways
+    assert report["ways_kept"] + sum(report["ways_excluded"].values()) == report["highway_ways_read"]
+    assert report["ways_excluded"]["private"] > 0 and report["ways_excluded"]["foot=no"] > 0
+    # SOURCES.md: a walking graph of about 31,500 nodes and 595 km.
+    assert 30_000 <= network.n_nodes <= 33_000 and network.n_nodes == report["nodes"]
+    assert 550 <= report["km"] <= 640
+    n, _ = connected_components(network.graph(), directed=False)
+    assert n == 1
+    ends = network.node_xy[network.segment_nodes]
+    assert np.allclose(np.hypot(*(ends[:, 0] - ends[:, 1]).T), network.segment_length_m)
+
+
+def test_network_walk_is_never_shorter_than_the_straight_line(camden):
+    network, sample, pharmacies = camden["network"], camden["sample"], camden["pharmacies"]
+    points, sites = network.snap(sample.xy), network.snap(pharmacies)
+    walked = nearest_network_distance(network, points, sites)
+    straight = nearest_distance(sample.xy, pharmacies)
+    assert len(walked) == 1_800 and np.isfinite(walked).all()
+    assert (walked >= straight - 1e-6).all()
+    # Every pair within reach, not only the nearest, is at least its straight line.
+    within = network_distances_within(network, points, sites, LIMIT_M).tocoo()
+    crow = np.hypot(*(sample.xy[within.row] - pharmacies[within.col]).T)
+    assert within.nnz > 10_000 and (within.data >= crow - 1e-6).all()
+    # The nearest site by network is in the within-reach matrix at the same distance.
+    near = walked <= LIMIT_M
+    best = np.asarray(within.tocsr().max(axis=1).todense()).ravel() > 0
+    assert (best == near).all()
+
+
+def _networkx_graph(network, points: Snap, sites: Snap) -> nx.Graph:
+    """The same streets as a networkx graph, with every point and site spliced into its
+    segment (the segment cut at each joining point) and joined to it by its snap leg."""
+    graph = nx.Graph()
+    for (u, v), length in zip(network.segment_nodes.tolist(), network.segment_length_m):
+        graph.add_edge(u, v, weight=float(length))
+    attached: dict[int, list[tuple[float, object, float]]] = {}
+    for label, snap in (("p", points), ("s", sites)):
+        for i, (seg, along, offset) in enumerate(zip(snap.segment, snap.along_m, snap.offset_m)):
+            attached.setdefault(int(seg), []).append((float(along), (label, i), float(offset)))
+    for seg, items in attached.items():
+        u, v = network.segment_nodes[seg].tolist()
+        graph.remove_edge(u, v)
+        chain, position = [u], [0.0]
+        for along, name, offset in sorted(items, key=lambda t: t[0]):
+            joint = ("j", name)
+            chain.append(joint)
+            position.append(along)
+            graph.add_edge(joint, name, weight=offset)
+        chain.append(v)
+        position.append(float(network.segment_length_m[seg]))
+        for a, b, pa, pb in zip(chain[:-1], chain[1:], position[:-1], position[1:]):
+            graph.add_edge(a, b, weight=pb - pa)
+    return graph
+
+
+def test_hand_checked_routes_against_networkx(camden):
+    network, sample, pharmacies = camden["network"], camden["sample"], camden["pharmacies"]
+    chosen = np.arange(0, 1_800, 150)                 # 12 resident points, every ward's first few
+    points, sites = network.snap(sample.xy[chosen]), network.snap(pharmacies)
+    graph = _networkx_graph(network, points, sites)
+    reference = nx.multi_source_dijkstra_path_length(
+        graph, {("s", j) for j in range(len(pharmacies))})
+    ours = nearest_network_distance(network, points, sites)
+    assert np.allclose(ours, [reference[("p", i)] for i in range(len(chosen))], atol=1e-6)
+    # One point to every site within reach, both ways.
+    single = nx.single_source_dijkstra_path_length(graph, ("p", 0), cutoff=LIMIT_M)
+    within = network_distances_within(network, points, sites, LIMIT_M).toarray()[0]
+    expected = np.array([single.get(("s", j), 0.0) for j in range(len(pharmacies))])
+    assert (within > 0).sum() >= 3
+    assert np.allclose(within, expected, atol=1e-6)
+
+
+def test_railway_barrier_makes_the_walk_longer_than_the_detour_factor_says(camden):
+    network = camden["network"]
+    resident, service = np.array([KENTISH_TOWN_XY]), np.array([HAVERSTOCK_XY])
+    walked = nearest_network_distance(network, network.snap(resident), network.snap(service))[0]
+    straight = float(np.hypot(*(resident - service)[0]))
+    assert 360 < straight < 370
+    assert walked > 3 * straight          # about 1.5 km round the railway
+    # The ward beside the railway: its residents' walk to that one service, over the streets,
+    # is longer than the straight line x 1.3 that the fallback assumes.
+    wards = camden["wards"]
+    layers = {"treatment": gpd.GeoDataFrame(geometry=gpd.points_from_xy(*service.T), crs="EPSG:27700"),
+              "needle_exchange": None}
+    settings = GapSettings()
+    by_network, _ = measure_access(wards, layers, None, settings, SEED, network)
+    by_line, _ = measure_access(wards, layers, None, settings, SEED)
+    kentish = int(np.flatnonzero(wards["ward_name"] == "Kentish Town")[0])
+    assert by_network.minutes["treatment"][kentish] > 1.2 * by_line.minutes["treatment"][kentish]
+    assert by_network.kinds["treatment"].share_within[kentish] < \
+        by_line.kinds["treatment"].share_within[kentish]
+
+
+def test_measured_detour_factor_is_reported(camden):
+    wards, network = camden["wards"], camden["network"]
+    layers = {"treatment": gpd.GeoDataFrame(geometry=gpd.points_from_xy(*camden["pharmacies"].T),
+                                            crs="EPSG:27700"), "needle_exchange": None}
+    walk, warnings = measure_access(wards, layers, None, GapSettings(), SEED, network)
+    detour = walk.network.detour["treatment"]
+    assert detour["points"] == 1_800
+    assert 1.0 <= detour["p10"] <= detour["p25"] <= detour["median"] <= detour["p75"] <= detour["p90"]
+    # Independently: the ratio over the same points.
+    points, sites = network.snap(walk.sample.xy), network.snap(camden["pharmacies"])
+    ratio = (nearest_network_distance(network, points, sites)
+             / nearest_distance(walk.sample.xy, camden["pharmacies"]))
+    assert detour["median"] == round(float(np.median(ratio)), 2)
+    assert walk.network.report["points_far_from_network"] == 0
+    assert not [w for w in warnings if "walkable way" in w]
+    # Snap legs are walked: every point's minutes include its walk to the street.
+    assert (walk.network.snap_m >= 0).all() and walk.network.report["snap_m"]["max"] < 200
+
+
+def test_cache_is_reused_and_a_damaged_cache_rebuilt(camden, real, tmp_path):
+    source = real / "networks" / "camden.osm.pbf"
+    first = load_walking_network(source, tmp_path)
+    assert first.report["cache"] == "written"
+    cached = cache_path(source, tmp_path, first.report["sha256"])
+    assert cached.is_file() and first.report["sha256"][:16] in cached.name
+    second = load_walking_network(source, tmp_path)
+    assert second.report["cache"] == "hit"
+    assert np.array_equal(second.node_xy, first.node_xy)
+    assert np.array_equal(second.segment_nodes, first.segment_nodes)
+    assert second.names == first.names
+    # The cached graph gives the same distances.
+    xy = camden["sample"].xy[:50]
+    assert np.array_equal(
+        nearest_network_distance(first, first.snap(xy), first.snap(camden["pharmacies"])),
+        nearest_network_distance(second, second.snap(xy), second.snap(camden["pharmacies"])))
+    cached.write_bytes(b"not a cache")
+    assert load_walking_network(source, tmp_path).report["cache"] == "written"
+    # Another file (same bytes under a new name) gets its own cache file.
+    copy = tmp_path / "copy.osm.pbf"
+    shutil.copyfile(source, copy)
+    assert load_walking_network(copy, tmp_path).report["cache"] == "written"
+
+
+def test_network_not_covering_the_study_area_names_the_wards(camden, real):
+    wards = gpd.read_file(real / "boundaries" / "gla_london_wards_2014.gpkg")
+    harrow = wards[wards["BOROUGH"] == "Harrow"].head(2)
+    wards = (pd.concat([wards[wards["BOROUGH"] == "Camden"], harrow]).to_crs("EPSG:27700")
+             .rename(columns={"GSS_CODE": "ward_code", "NAME": "ward_name"})
+             .sort_values("ward_code").reset_index(drop=True))
+    layers = {"treatment": None, "needle_exchange": None}
+    with pytest.raises(InputError) as err:
+        measure_access(wards, layers, None, GapSettings(), SEED, camden["network"])
+    message = str(err.value)
+    assert "does not cover 2 ward(s)" in message and "camden.osm.pbf" in message
+    for code, name in zip(harrow["GSS_CODE"], harrow["NAME"]):
+        assert f"{name} ({code})" in message
+    assert "Kentish Town" not in message and "\n" not in message
+
+
+def test_isochrones_lie_within_the_walk_and_hold_the_points_reached(camden):
+    network, sample = camden["network"], camden["sample"]
+    services = camden["pharmacies"][:5]
+    shapes = isochrones(network, services, LIMIT_M)
+    points, sites = network.snap(sample.xy), network.snap(services)
+    reach = network_distances_within(network, points, sites, LIMIT_M).tocsc()
+    for j, shape in enumerate(shapes):
+        assert shape.is_valid and shape.contains(shapely.Point(*sites.xy[j]))
+        # Nothing beyond the straight-line reach of the walk (plus one cell of drawing).
+        assert shape.within(shapely.Point(*services[j]).buffer(LIMIT_M + 75))
+        # A network walk reaches less than the crow-fly disc.
+        assert shape.area < 0.8 * np.pi * LIMIT_M ** 2
+        reached = reach[:, j].indices
+        assert len(reached) > 20
+        inside = shapely.contains_xy(shape.buffer(50), points.xy[reached, 0], points.xy[reached, 1])
+        assert inside.mean() > 0.97
+
+
+def test_postcodes_read_from_code_point_open(real):
+    path = real / "services" / "os_codepoint_open_2025_london_postcodes.csv.gz"
+    postcodes = read_postcodes(path)
+    raw = pd.read_csv(path, usecols=["Postcode", "Eastings", "Northings"])
+    assert postcodes.report["rows_read"] == len(raw) == 180_460
+    assert postcodes.report["rows_used"] + postcodes.report["rows_without_position"] == len(raw)
+    row = raw[raw["Postcode"] == "NW1 8RJ"].iloc[0]
+    at = postcodes.xy[postcodes.code == "NW1 8RJ"][0]
+    assert tuple(at) == (row["Eastings"], row["Northings"])
+
+
+def test_postcode_file_without_coordinates_is_a_one_line_error(tmp_path):
+    bad = tmp_path / "pc.csv"
+    bad.write_text("Postcode,Quality\nNW1 8RJ,10\n")
+    with pytest.raises(InputError, match="pc.csv: has no coordinates"):
+        read_postcodes(bad)
+
+
+@pytest.mark.slow
+def test_camden_run_over_the_streets(real, tmp_path):
+    """Camden with the real network, MPS counts and ODS pharmacies (as needle exchanges, since
+    ODS has no NSP flag): network gaps, isochrones on the map, satellites by street/postcode."""
+    from conftest import run_cli
+
+    (tmp_path / "services.csv").write_text(
+        "name,service_type,longitude,latitude\n"
+        "Test service A,treatment,-0.1300,51.5390\nTest service B,treatment,-0.1200,51.5300\n")
+    ods = f"{real}/services/nhs_ods_edispensary_london_geocoded.csv"
+    (tmp_path / "study.toml").write_text(f"""
+[study]
+name = "Camden over the streets"
+borough = "Camden"
+period = ["2021-09", "2022-08"]
+[boundaries]
+path = "{real}/boundaries/gla_london_wards_2014.gpkg"
+where = {{BOROUGH = "Camden"}}
+[layers.population]
+path = "{real}/population/gla_housing_density_ward_2011_2050.csv"
+columns = {{ward_code = "Code", population = "Population"}}
+where = {{Year = "2021"}}
+[layers.mps_ward]
+path = "{real}/mps_ward/mps_ward_level_crime_2020-09_2022-08_wards2018.csv"
+[layers.pharmacies]
+path = "{ods}"
+where = {{Status_Code = "A", cp_Admin_district_code = "E09000007"}}
+[layers.needle_exchanges]
+path = "{ods}"
+where = {{Status_Code = "A", cp_Admin_district_code = "E09000007"}}
+[layers.treatment_services]
+path = "services.csv"
+[gaps]
+network = "{real}/networks/camden.osm.pbf"
+postcodes = "{real}/services/os_codepoint_open_2025_london_postcodes.csv.gz"
+""")
+    out = tmp_path / "out"
+    result = run_cli("run", str(tmp_path / "study.toml"), "--out", str(out), "--tiles", "none")
+    assert result.returncode == 0, result.stderr
+    assert "access: over the street network" in result.stdout
+    assert "measured detour factor to the nearest needle exchange: median" in result.stdout
+    assert list((tmp_path / ".geomisuse-cache").glob("camden-*-walking-v1.npz"))
+
+    wards = pd.read_csv(out / "wards.csv")
+    assert (wards["access_method"] == "street network").all()
+    # Network walking distance is at least the straight line, ward by ward.
+    for kind in ("treatment", "needle_exchange"):
+        assert (wards[f"{kind}_network_walk_m"] >= wards[f"nearest_{kind.replace('treatment', 'treatment_service')}_m"] - 1).all()
+        assert np.allclose(wards[f"{kind}_walk_min"], wards[f"{kind}_network_walk_m"] / 80.0, atol=0.1)
+    manifest = json.loads((out / "manifest.json").read_text())
+    access = manifest["gaps"]["access"]
+    assert access["method"] == "street network" and access["network"]["cache"] == "written"
+    assert access["detour_factor_measured"]["needle_exchange"]["points"] == 1_800
+
+    sites = pd.read_csv(out / "satellites.csv")
+    assert len(sites) == 3
+    assert sites["street_name"].notna().all() and sites["postcode"].str.match(r"^[A-Z]{1,2}\d").all()
+    assert (sites["postcode_distance_m"] < 300).all()
+    assert sites["map_url"].str.startswith("https://www.openstreetmap.org/?mlat=").all()
+    network = load_walking_network(real / "networks" / "camden.osm.pbf", None)
+    grid = sites[sites["source"] == "grid"]
+    if len(grid):   # grid sites stand on a street
+        on = network.snap(grid[["easting", "northing"]].to_numpy(float))
+        assert (on.offset_m < 0.2).all()
+    coverage = pd.read_csv(out / "satellite_coverage.csv")
+    assert coverage["sites"].tolist() == list(range(1, len(coverage) + 1)) and len(coverage) >= 5
+    assert (np.diff(coverage["need_covered"]) > 0).all()
+    assert (coverage["need_covered"] >= coverage["greedy_need_covered"] - 1e-6).all()
+    assert coverage.loc[2, "need_covered"] == pytest.approx(sites["need_covered"].sum(), abs=0.05)
+
+    page = (out / "map.html").read_text()
+    assert page.count('"kind": "areas"') + page.count('"kind":"areas"') == 2
+    assert "Open on OpenStreetMap" in page and "OpenStreetMap contributors" in page
+    briefing_text = " ".join(p.read_text() for p in (out / "briefings").glob("*.html"))
+    assert sites["postcode"].iloc[0] in briefing_text
+
+
+def test_points_far_from_any_way_are_reported_not_dropped(camden):
+    wards = camden["wards"]
+    layers = {"treatment": gpd.GeoDataFrame(geometry=gpd.points_from_xy(*camden["pharmacies"].T),
+                                            crs="EPSG:27700"), "needle_exchange": None}
+    settings = GapSettings(network_max_snap_m=60.0)
+    walk, warnings = measure_access(wards, layers, None, settings, SEED, camden["network"])
+    far = walk.network.far_points
+    assert 0 < far.sum() < 100 and len(walk.sample.xy) == 1_800       # kept, not dropped
+    assert (walk.network.snap_m[far] > 60).all() and (walk.network.snap_m[~far] <= 60).all()
+    report = walk.network.report
+    assert report["points_far_from_network"] == int(far.sum())
+    assert sum(w["points"] for w in report["wards_with_points_far_from_network"]) == int(far.sum())
+    assert any(f"{int(far.sum())} resident point(s)" in w and "over 60 m" in w for w in warnings)
