@@ -21,7 +21,8 @@ from bs4 import BeautifulSoup
 from geomisuse.demo import borough as demo
 from geomisuse.publish.briefings.pages import build_data, resolve_ward, write_briefings
 from geomisuse.errors import InputError
-from geomisuse.publish.briefings.findings import change, count_text, is_hidden
+from geomisuse.publish.briefings.findings import change
+from geomisuse.publish.text import count_text, is_hidden
 from geomisuse.pipeline import analyse, prepare
 from geomisuse.publish.tables import PublishSettings, published_monthly, published_wards
 from geomisuse.config import load_study

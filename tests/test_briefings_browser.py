@@ -9,7 +9,7 @@ import pytest
 
 from geomisuse.demo import borough as demo
 from geomisuse.publish.briefings.pages import CHROMIUM_ARGS, PDF_NAME, find_chromium, write_briefings
-from geomisuse.publish.briefings.findings import count_text, is_hidden
+from geomisuse.publish.text import count_text, is_hidden
 from geomisuse.publish.tables import PublishSettings, published_wards
 from geomisuse.pipeline import prepare
 from geomisuse.config import load_study

@@ -1,5 +1,5 @@
 """Tests of the cluster stage (geomisuse.clusters), each against a known or independently
-computed value: GeoDa's Columbus figure, libpysal's neighbours, esda's statistics, exact
+computed value: GeoDa's Columbus figure, neighbours written out from their rules, esda's statistics, exact
 enumeration of permutation distributions, hand-worked quadrants, and the null behaviour."""
 
 from __future__ import annotations
@@ -66,30 +66,80 @@ def columbus() -> gpd.GeoDataFrame:
 
 # --------------------------------------------------------------------------- weights
 
-def test_queen_matches_libpysal_on_columbus():
-    from libpysal.weights import Queen
-    data = columbus()
-    ours = queen_adjacency(data.geometry)
-    theirs = Queen.from_dataframe(data, use_index=False, silence_warnings=True).sparse
-    assert (ours != theirs).nnz == 0
+def shared_vertex_pairs(geoms: gpd.GeoSeries) -> sparse.csr_array:
+    """Queen neighbours written out: wards with an identical boundary coordinate (the rule
+    geomisuse's own code applied before libpysal.graph; an independent reference)."""
+    import shapely
+    coords, owner = shapely.get_coordinates(np.asarray(geoms.values), return_index=True)
+    _, point = np.unique(coords, axis=0, return_inverse=True)
+    table = pd.DataFrame({"point": point.ravel(), "ward": owner}).drop_duplicates()
+    pairs = table.merge(table, on="point")
+    pairs = pairs[pairs["ward_x"] != pairs["ward_y"]].drop_duplicates(["ward_x", "ward_y"])
+    n = len(geoms)
+    return sparse.csr_array((np.ones(len(pairs)), (pairs["ward_x"], pairs["ward_y"])), shape=(n, n))
 
 
-@pytest.mark.skipif(not LONDON_WARDS.exists(), reason="real data folder not present")
-def test_weights_match_libpysal_on_london_wards():
-    from libpysal.graph import Graph
-    wards = gpd.read_file(LONDON_WARDS).to_crs(27700)
+def nearest_pairs(points: np.ndarray, k: int) -> sparse.csr_array:
+    """Each point's k nearest others by scipy's cKDTree (reference; unique distances only)."""
+    from scipy.spatial import cKDTree
+    distance, nearest = cKDTree(points).query(points, k=k + 1)
+    assert (np.diff(distance, axis=1) > 0).all(), "ties would make the reference arbitrary"
+    n = len(points)
+    return sparse.csr_array((np.ones(n * k), (np.repeat(np.arange(n), k), nearest[:, 1:].ravel())), shape=(n, n))
+
+
+def band_pairs(points: np.ndarray, distance_m: float) -> sparse.csr_array:
+    """Pairs of points at most distance_m apart, from the full distance matrix (reference)."""
+    d = np.hypot(*(points[:, None, :] - points[None, :, :]).transpose(2, 0, 1))
+    near = (d <= distance_m) & ~np.eye(len(points), dtype=bool)
+    return sparse.csr_array(near.astype(float))
+
+
+def same_neighbours(a, b) -> bool:
+    return a.shape == b.shape and (abs(sparse.csr_array(a) - sparse.csr_array(b)) > 0).nnz == 0
+
+
+def test_queen_is_shared_vertex_contiguity_on_columbus_tiny_and_demo():
+    from conftest import tiny_wards
+    for geoms in (columbus().geometry, tiny_wards().geometry,
+                  gpd.read_file(Path(__file__).resolve().parents[1] / "boundaries" / "northmere_wards.geojson")
+                  .to_crs(27700).geometry, grid_wards(4, 5).geometry):
+        ours = queen_adjacency(geoms)
+        assert same_neighbours(ours, shared_vertex_pairs(geoms))
+        assert ours.diagonal().sum() == 0 and set(ours.data) == {1.0}
+    # The tiny borough's 3 x 2 squares: corners have 3 queen neighbours, middles 5.
+    np.testing.assert_array_equal(np.diff(queen_adjacency(tiny_wards().geometry).indptr), [3, 5, 3, 3, 5, 3])
+    assert same_neighbours(queen_adjacency(grid_wards(3, 3).geometry), dense_grid_queen(3, 3))
+
+
+def test_knn_and_distance_band_match_references():
+    wards = columbus()
+    points = np.column_stack([wards.geometry.centroid.x, wards.geometry.centroid.y])
+    for k in (1, 4, 6):
+        assert same_neighbours(knn_adjacency(points, k), nearest_pairs(points, k))
+    for band in (0.5, 1.0, 2.0):
+        assert same_neighbours(distance_band_adjacency(points, band), band_pairs(points, band))
+    # A distance band nobody reaches leaves every row empty (islands for link_islands), no self-loops.
+    assert distance_band_adjacency(points, 1e-6).nnz == 0
+    with pytest.raises(InputError, match="same centroid"):
+        knn_adjacency(np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 2.0], [3.0, 1.0]]), 1)
+
+
+@pytest.mark.skipif(not REAL.exists(), reason="real data folder not present")
+@pytest.mark.parametrize("boundary_file", ["ons_wards2022_london_bsc_simplified.gpkg",
+                                           pytest.param("gla_london_wards_2018.gpkg", marks=pytest.mark.slow)])
+def test_weights_match_references_on_london_wards(boundary_file):
+    wards = gpd.read_file(REAL / "boundaries" / boundary_file).to_crs(27700)
     geoms = wards.geometry.reset_index(drop=True)
-    queen = Graph.build_contiguity(geoms, rook=False).sparse
-    assert (queen_adjacency(geoms) != queen).nnz == 0
+    assert same_neighbours(queen_adjacency(geoms), shared_vertex_pairs(geoms))
     centroids = np.column_stack([geoms.centroid.x, geoms.centroid.y])
-    assert (knn_adjacency(centroids, 6) != Graph.build_knn(geoms.centroid, k=6).sparse).nnz == 0
-    band = Graph.build_distance_band(geoms.centroid, threshold=2500.0, binary=True).sparse
-    band = sparse.csr_array(band - sparse.diags_array(band.diagonal()))  # libpysal marks isolates by self-loops
-    band.eliminate_zeros()
-    assert (distance_band_adjacency(centroids, 2500.0) != band).nnz == 0
-    # The 704 wards are topologically clean: every ward has a neighbour, so no island is linked.
-    summary = build_neighbours(wards.rename(columns={"ward22_code": "ward_code", "ward22_name": "ward_name"})).summary()
-    assert summary["islands"] == [] and summary["n_wards"] == 704 and summary["min_neighbours"] >= 1
+    assert same_neighbours(knn_adjacency(centroids, 6), nearest_pairs(centroids, 6))
+    assert same_neighbours(distance_band_adjacency(centroids, 2500.0), band_pairs(centroids, 2500.0))
+    if boundary_file.startswith("ons"):
+        # The 704 wards are topologically clean: every ward has a neighbour, so no island is linked.
+        summary = build_neighbours(wards.rename(columns={"ward22_code": "ward_code",
+                                                         "ward22_name": "ward_name"})).summary()
+        assert summary["islands"] == [] and summary["n_wards"] == 704 and summary["min_neighbours"] >= 1
 
 
 def test_island_is_linked_to_nearest_ward_and_reported():
@@ -312,12 +362,38 @@ def test_gi_bins_follow_arcgis_confidence_levels():
 
 # --------------------------------------------------------------------------- corrections, permutations
 
-def test_corrections_match_scipy_and_definition():
+def bh_step_up_rejects(p: np.ndarray, alpha: float) -> np.ndarray:
+    """Benjamini-Hochberg (1995) as its paper states it: reject the k smallest p-values, k the
+    largest rank with p_(k) <= k alpha / m (an independent reference for ``adjust_p``)."""
+    order = np.argsort(p, kind="stable")
+    m = p.size
+    passing = np.flatnonzero(p[order] <= np.arange(1, m + 1) * alpha / m)
+    rejected = np.zeros(m, dtype=bool)
+    if passing.size:
+        rejected[order[:passing[-1] + 1]] = True
+    return rejected
+
+
+def test_corrections_match_the_step_up_procedure_and_the_definition():
     p = np.array([0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205, np.nan, 0.5])
     tested = ~np.isnan(p)
-    np.testing.assert_allclose(adjust_p(p, "fdr")[tested], stats.false_discovery_control(p[tested], method="bh"))
+    q = adjust_p(p, "fdr")
+    # Hand-worked BH adjusted p-values: running minimum of m p_(i) / i from the largest p down.
+    np.testing.assert_allclose(q[tested], [0.009, 0.036, 0.0756, 0.0756, 0.0756, 0.09, 0.0951428571, 0.230625, 0.5],
+                               rtol=1e-9)
+    for alpha in (0.01, 0.05, 0.08, 0.1):
+        np.testing.assert_array_equal(q[tested] <= alpha, bh_step_up_rejects(p[tested], alpha))
+    rng = np.random.default_rng(16)
+    for _ in range(20):
+        draws = np.concatenate([rng.uniform(0, 0.01, 5), rng.uniform(size=45)])
+        # The formula this module used before scipy's, (m p_(i)) / i: equal to the last bit or one below it.
+        order = np.argsort(draws, kind="stable")
+        before = np.empty(50)
+        before[order] = np.minimum(1, np.minimum.accumulate((draws[order] * 50 / np.arange(1, 51))[::-1])[::-1])
+        np.testing.assert_allclose(adjust_p(draws, "fdr"), before, rtol=0, atol=2.3e-16)
+        np.testing.assert_array_equal(adjust_p(draws, "fdr") <= 0.05, bh_step_up_rejects(draws, 0.05))
     np.testing.assert_allclose(adjust_p(p, "bonferroni")[tested], np.minimum(1, p[tested] * 9))
-    assert np.isnan(adjust_p(p, "fdr")[8]) and np.isnan(adjust_p(p, "bonferroni")[8])
+    assert np.isnan(q[8]) and np.isnan(adjust_p(p, "bonferroni")[8])
     np.testing.assert_array_equal(adjust_p(p, "none"), p)
 
 

@@ -140,8 +140,8 @@ def rich(tmp_path_factory):
 
 def test_every_layer_is_listed_with_a_legend(rich):
     run, page = rich
-    names = re.findall(r'^\s*("[^"\n]*") : geomisuse_layer_\w+,$', page, re.M)
-    names = [json.loads(n) for n in names]
+    data = data_block(page)
+    names = [html.unescape(layer["name"]) for layer in data["layers"]]
     measures = run.measures
     expected = ([f"Rate: {maps.MEASURE_LABELS[m]} per 1,000 residents" for m in measures]
                 + [f"Clusters (LISA): {maps.MEASURE_LABELS[m]}" for m in measures]
@@ -151,16 +151,16 @@ def test_every_layer_is_listed_with_a_legend(rich):
                    "Heat map: drug offences (police.uk points)",
                    "Heat map: anti-social behaviour (police.uk points)"])
     assert names == expected
-    data = data_block(page)
     assert all(layer["legend"]["items"] for layer in data["layers"])
+    # ward colourings are one exclusive choice; the rest are overlays
+    assert [layer["group"] for layer in data["layers"]] == ["ward"] * (3 * len(measures)) + ["overlay"] * 9
 
 
 def test_default_layers_are_need_and_services(rich):
     _, page = rich
-    shown = set(re.findall(r"(geomisuse_layer_\w+)\.addTo\(", page))
-    names = dict((v, json.loads(k)) for k, v in re.findall(r'^\s*("[^"\n]*") : (geomisuse_layer_\w+),$', page, re.M))
-    assert sorted(names[v] for v in shown) == sorted(["Rate: drug possession per 1,000 residents",
-                                                      "Treatment services", "Needle exchanges"])
+    shown = [html.unescape(layer["name"]) for layer in data_block(page)["layers"] if layer["show"]]
+    assert sorted(shown) == sorted(["Rate: drug possession per 1,000 residents",
+                                    "Treatment services", "Needle exchanges"])
 
 
 def test_only_published_values_reach_the_page(rich):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import html
 import importlib.util
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -73,11 +72,26 @@ class Page:
         return self.page.evaluate(script, arg)
 
     def layer_names(self) -> list[str]:
-        return self.eval("Array.from(document.querySelectorAll('.leaflet-control-layers-overlays label'))"
-                         ".map(l => l.textContent.trim())")
+        """The ward colourings offered (in the select) and then the overlays (check boxes)."""
+        return self.eval("Array.from(document.querySelectorAll('#gm-ward-layer option[value]:not([value=\"\"]),"
+                         " #gm-layers .gm-overlay')).map(l => l.textContent.trim())")
+
+    def open_panel(self) -> None:
+        if self.eval("document.getElementById('gm-layers-body').hidden"):
+            self.page.click("#gm-layers-toggle")
 
     def toggle(self, name: str) -> None:
-        label = self.page.locator(".leaflet-control-layers-overlays label", has_text=name).first
+        """Choose a ward colouring by name (choosing the shown one again clears it), or flip an overlay."""
+        self.open_panel()
+        value = self.eval("""name => {
+            const o = Array.from(document.querySelectorAll('#gm-ward-layer option'))
+                .find(o => o.value !== '' && o.textContent.trim().startsWith(name));
+            return o ? o.value : null; }""", name)
+        if value is not None:
+            current = self.eval("document.getElementById('gm-ward-layer').value")
+            self.page.select_option("#gm-ward-layer", "" if current == value else value)
+            return
+        label = self.page.locator("#gm-layers .gm-overlay", has_text=name).first
         label.locator("input").click()
 
     def hover_ward(self, i: int) -> str:
@@ -151,10 +165,11 @@ def test_layer_control_lists_every_layer(browser, rich_map):
     page = Page(browser, path)
     try:
         names = page.layer_names()
-        page_text = path.read_text(encoding="utf-8")
-        listed = [json.loads(k) for k in re.findall(r'^\s*("[^"\n]*") : geomisuse_layer_\w+,$', page_text, re.M)]
+        data = page.eval("geomisuse.data.layers")
+        listed = [s["name"] for s in data if s["group"] == "ward"] + \
+            [s["name"] for s in data if s["group"] != "ward"] + ["Ward names"]
         assert names == [html.unescape(n) for n in listed]
-        assert len(names) == 3 * len(run.measures) + 9
+        assert len(names) == 3 * len(run.measures) + 10
         for expected in ("Outreach gap wards", "Treatment services", "Needle exchanges", "Estates",
                          "Suggested satellite sites", "Heat map: drug offences (police.uk points)"):
             assert expected in names
@@ -258,7 +273,7 @@ def test_malicious_names_run_nothing(browser, tmp_path):
         assert "<script>alert(1)</script> #0" in texts[0]
         assert "<img src=x onerror=alert(1)> #1" in texts[1]
         page.page.mouse.move(200, 30)
-        for box in page.page.locator(".leaflet-control-layers-overlays input").all():
+        for box in page.page.locator("#gm-layers .gm-overlay input").all():
             if not box.is_checked():
                 box.click()
         shown = page.eval("""() => {

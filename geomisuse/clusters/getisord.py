@@ -13,8 +13,7 @@ import numpy as np
 from scipy import sparse
 from scipy.special import ndtr  # normal CDF; scipy.stats costs ~1 s to import
 
-#: ArcGIS Gi_Bin confidence levels: |bin| = 3, 2, 1 for 99 %, 95 %, 90 % confidence.
-BIN_LEVELS = ((3, 0.01), (2, 0.05), (1, 0.10))
+from ..vocabulary import GI_BIN_LEVELS
 
 
 def gi_star(y: np.ndarray, adjacency_with_self: sparse.csr_array) -> dict:
@@ -74,6 +73,6 @@ def gi_bins(z: np.ndarray, p_adjusted: np.ndarray) -> np.ndarray:
         Integers from -3 to 3 (positive: hot spot, negative: cold spot).
     """
     level = np.zeros(np.shape(z), dtype=np.int64)
-    for value, threshold in reversed(BIN_LEVELS):      # 90 %, then overwrite by 95 %, 99 %
+    for value, threshold in reversed(GI_BIN_LEVELS):      # 90 %, then overwrite by 95 %, 99 %
         level[np.asarray(p_adjusted) <= threshold] = value
     return (np.sign(z).astype(np.int64) * level).astype(np.int64)

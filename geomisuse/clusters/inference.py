@@ -149,8 +149,9 @@ def adjust_p(p: np.ndarray, correction: str) -> np.ndarray:
         Unadjusted p-values (NaN allowed; NaNs are not counted as tests and stay NaN).
     correction
         ``"none"``; ``"bonferroni"``: ``min(1, m p)``; ``"fdr"``: Benjamini–Hochberg (1995)
-        adjusted p-values ``q_(i) = min_{j >= i} m p_(j) / j`` over the ``m`` tests sorted
-        by p. ``q <= alpha`` rejects exactly the hypotheses the BH step-up procedure rejects.
+        adjusted p-values ``q_(i) = min(1, min_{j >= i} m p_(j) / j)`` over the ``m`` tests
+        sorted by p (``scipy.stats.false_discovery_control(method="bh")``). ``q <= alpha``
+        rejects exactly the hypotheses the BH step-up procedure rejects.
 
     Returns
     -------
@@ -167,13 +168,9 @@ def adjust_p(p: np.ndarray, correction: str) -> np.ndarray:
         out[tested] = np.minimum(1.0, p[tested] * m)
         return out
     if correction == "fdr":
-        values = p[tested]
-        order = np.argsort(values, kind="stable")
-        scaled = values[order] * m / np.arange(1, m + 1)
-        q = np.minimum.accumulate(scaled[::-1])[::-1]   # running minimum from the largest p down
-        adjusted = np.empty(m)
-        adjusted[order] = np.minimum(1.0, q)
-        out[tested] = adjusted
+        from scipy.stats import false_discovery_control  # scipy.stats: ~1 s to import, loaded by gaps anyway
+
+        out[tested] = false_discovery_control(p[tested], method="bh")
         return out
     raise ValueError(f"unknown correction {correction!r}")
 

@@ -10,11 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
+from ..vocabulary import NOT_SIGNIFICANT, QUADRANT_LABELS
 from .inference import conditional_sum_counts, two_sided_p
-
-#: LISA quadrants of the Moran scatterplot, numbered as in esda (counter-clockwise from top right).
-QUADRANT_LABELS = {1: "High-High", 2: "Low-High", 3: "Low-Low", 4: "High-Low"}
-NOT_SIGNIFICANT = "Not significant"
 
 #: Permuted maps are evaluated this many at a time (bounds memory at ~n * 2,000 floats).
 _CHUNK = 2000

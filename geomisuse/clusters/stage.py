@@ -46,6 +46,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..config import DEFAULT_ALPHA, DEFAULT_CORRECTION, DEFAULT_WEIGHTS, MEASURES
+from ..vocabulary import HIGH_HIGH, LOW_LOW
 from .getisord import gi_bins, gi_star
 from .inference import (CORRECTIONS, adjust_p, default_permutations, draw_orderings,
                         permutation_warning)
@@ -335,8 +336,8 @@ def _analyse_measure(wards: gpd.GeoDataFrame, measure: str, neighbours: Neighbou
         "global_permutations": int(global_permutations),
         "rate_adjustment": adjustment,
         "orderings_shared": f"{permutations} orderings of {n} wards, first {length} entries",
-        "high_high": listed(labels == "High-High"),
-        "low_low": listed(labels == "Low-Low"),
+        "high_high": listed(labels == HIGH_HIGH),
+        "low_low": listed(labels == LOW_LOW),
         "gi_hot_spots": listed(bins > 0),
         "gi_cold_spots": listed(bins < 0),
         "lisa_label_counts": {str(k): int(v) for k, v in pd.Series(labels).value_counts().items()},
@@ -390,7 +391,7 @@ def _summary_line(measure: str, global_row: dict, record: dict, settings: Cluste
     names = [w["ward_name"] for w in record["high_high"]]
     more = len(names) - _LIST_NAMES
     listed = ", ".join(names[:_LIST_NAMES]) + (f" and {more} more" if more > 0 else "")
-    high_high = f"High-High in {listed}" if names else "no High-High wards"
+    high_high = f"{HIGH_HIGH} in {listed}" if names else f"no {HIGH_HIGH} wards"
     eb = ", empirical Bayes" if global_row["rate_adjustment"] == "empirical_bayes" else ""
     return (f"{measure}: Moran's I {global_row['moran_i']:.2f} (p {global_row['p_sim']:.2g}{eb}); "
             f"{high_high} ({correction[settings.correction]}); Gi* hot spots {len(record['gi_hot_spots'])}, "

@@ -24,11 +24,9 @@ from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
-from scipy.spatial import cKDTree
 
 from ..errors import InputError
 
@@ -95,7 +93,8 @@ def build_neighbours(wards: gpd.GeoDataFrame, kind: str = "queen", k: int = 6,
     kind
         ``"queen"``: wards sharing at least one boundary vertex (GeoDa's and libpysal's
         default rule, see :func:`queen_adjacency`). ``"knn"``: each ward's ``k`` nearest ward centroids.
-        ``"distance"``: wards whose centroids are at most ``distance_m`` metres apart.
+        ``"distance"``: wards whose centroids are at most ``distance_m`` metres apart. All three
+        are built by ``libpysal.graph.Graph``; linking islands is this module's own.
     k
         Number of neighbours for ``"knn"``.
     distance_m
@@ -213,10 +212,8 @@ def with_self(adjacency: sparse.csr_array) -> sparse.csr_array:
 def queen_adjacency(geoms: gpd.GeoSeries) -> sparse.csr_array:
     """Queen contiguity: wards that share at least one boundary vertex.
 
-    The same rule as GeoDa and libpysal's default (``Queen``, ``Graph.build_contiguity(rook=False)``,
-    vertex-based, not ``strict``): coordinates must match exactly. Written with numpy so the
-    stage does not import libpysal (about 1 s per process); the tests check it gives
-    libpysal's neighbours.
+    ``libpysal.graph.Graph.build_contiguity(rook=False)``: vertex-based, not ``strict``, the
+    rule of GeoDa and libpysal's ``Queen`` (coordinates must match exactly).
 
     Parameters
     ----------
@@ -228,17 +225,16 @@ def queen_adjacency(geoms: gpd.GeoSeries) -> sparse.csr_array:
     scipy.sparse.csr_array
         Binary, symmetric, zero diagonal.
     """
-    coords, owner = shapely.get_coordinates(np.asarray(geoms.values), return_index=True)
-    _, point = np.unique(coords, axis=0, return_inverse=True)
-    table = pd.DataFrame({"point": point.ravel(), "ward": owner}).drop_duplicates()
-    table = table[table.duplicated("point", keep=False)]          # vertices of two or more wards
-    pairs = table.merge(table, on="point")
-    pairs = pairs[pairs["ward_x"] != pairs["ward_y"]]
-    return _from_pairs(pairs["ward_x"].to_numpy(), pairs["ward_y"].to_numpy(), len(geoms))
+    from libpysal.graph import Graph  # ~1.5 s to import: only the cluster stage pays it
+
+    return _binary(Graph.build_contiguity(geoms.reset_index(drop=True), rook=False))
 
 
 def knn_adjacency(points: np.ndarray, k: int) -> sparse.csr_array:
     """Each ward's ``k`` nearest other wards by centroid distance (not symmetric in general).
+
+    ``libpysal.graph.Graph.build_knn``. Between wards at exactly the same distance the choice
+    is libpysal's.
 
     Parameters
     ----------
@@ -250,34 +246,47 @@ def knn_adjacency(points: np.ndarray, k: int) -> sparse.csr_array:
     Returns
     -------
     scipy.sparse.csr_array
+
+    Raises
+    ------
+    InputError
+        Two wards have the same centroid (their order among each other's neighbours would be
+        arbitrary).
     """
-    _, nearest = cKDTree(points).query(points, k=k + 1)
-    rows = np.repeat(np.arange(len(points)), k + 1)
-    cols = nearest.ravel()
-    other = rows != cols
-    rows, cols = rows[other], cols[other]
-    # A duplicate centroid can push the ward itself out of its own k + 1; keep exactly k.
-    frame = pd.DataFrame({"row": rows, "col": cols}).groupby("row", sort=False).head(k)
-    return _from_pairs(frame["row"].to_numpy(), frame["col"].to_numpy(), len(points))
+    from libpysal.graph import Graph
+    from libpysal.graph._utils import CoplanarError
+
+    try:
+        graph = Graph.build_knn(np.asarray(points, dtype=float), k=k)
+    except CoplanarError:
+        raise InputError("[clusters] weights = \"knn\": two or more wards have the same centroid, so their "
+                         "nearest neighbours are not defined; use weights = \"queen\" or \"distance\"") from None
+    return _binary(graph)
 
 
 def distance_band_adjacency(points: np.ndarray, distance_m: float) -> sparse.csr_array:
-    """Wards whose centroids are at most ``distance_m`` apart (symmetric)."""
-    pairs = cKDTree(points).query_pairs(distance_m, output_type="ndarray")
-    rows = np.concatenate([pairs[:, 0], pairs[:, 1]])
-    cols = np.concatenate([pairs[:, 1], pairs[:, 0]])
-    return _from_pairs(rows, cols, len(points))
+    """Wards whose centroids are at most ``distance_m`` apart (symmetric).
+
+    ``libpysal.graph.Graph.build_distance_band(binary=True)``.
+    """
+    from libpysal.graph import Graph
+
+    return _binary(Graph.build_distance_band(np.asarray(points, dtype=float), threshold=distance_m, binary=True))
+
+
+def _binary(graph) -> sparse.csr_array:
+    """A libpysal ``Graph`` as this module's 0/1 CSR matrix with a zero diagonal.
+
+    ``Graph`` marks a ward without neighbours by a self-loop of weight 0; dropping the
+    diagonal and the zeros leaves such a ward with an empty row, for :func:`link_islands`.
+    """
+    matrix = sparse.csr_array(graph.sparse, dtype=float)
+    matrix.setdiag(0.0)
+    matrix.eliminate_zeros()
+    matrix.data[:] = 1.0
+    matrix.sort_indices()
+    return matrix
 
 
 def _centroids(geoms: gpd.GeoSeries) -> np.ndarray:
     return shapely.get_coordinates(geoms.centroid.values)
-
-
-def _from_pairs(rows: np.ndarray, cols: np.ndarray, n: int) -> sparse.csr_array:
-    """0/1 CSR matrix with ones at ``(rows, cols)`` (duplicates collapse to one)."""
-    matrix = sparse.csr_array((np.ones(len(rows)), (np.asarray(rows, dtype=np.int64),
-                                                     np.asarray(cols, dtype=np.int64))), shape=(n, n))
-    matrix.sum_duplicates()
-    matrix.data[:] = 1.0
-    matrix.sort_indices()
-    return matrix

@@ -10,8 +10,9 @@ import pandas as pd
 
 from ..errors import InputError
 from ..config import MEASURE_LABELS
-from .reasons import _share_words
-from .settings import GI_CONFIDENCE, GapSettings, NEED_CRITERIA, NEED_MEASURE_FALLBACK
+from ..publish.text import gi_bin_text, share_words
+from ..vocabulary import HIGH_HIGH
+from .settings import GapSettings, NEED_CRITERIA, NEED_MEASURE_FALLBACK
 
 
 def choose_need_measure(wards: pd.DataFrame, requested: str | None) -> tuple[str, list[str]]:
@@ -132,22 +133,22 @@ def assess_need(wards: pd.DataFrame, measure: str, settings: GapSettings,
                                            else "the remaining criteria"))
     if "lisa" in settings.need_rule and lisa_col in wards:
         criteria.append("lisa")
-        met["lisa"] = (wards[lisa_col].astype("string").fillna("") == "High-High").to_numpy()
-        words["lisa"] = [f"High-High {label} cluster"] * n
+        met["lisa"] = (wards[lisa_col].astype("string").fillna("") == HIGH_HIGH).to_numpy()
+        words["lisa"] = [f"{HIGH_HIGH} {label} cluster"] * n
     if "gi" in settings.need_rule and gi_col in wards:
         criteria.append("gi")
         gi = pd.to_numeric(wards[gi_col], errors="coerce").to_numpy(dtype=float)
         met["gi"] = np.nan_to_num(gi, nan=-9) >= settings.gi_min_bin
-        words["gi"] = [f"{label} hot spot (Gi* {GI_CONFIDENCE.get(int(b), 95)} %)"
-                       if np.isfinite(b) and b >= 1 else "" for b in gi]
+        words["gi"] = [f"{label} {gi_bin_text(int(b), 'reason')}" if np.isfinite(b) and b >= 1 else ""
+                       for b in gi]
     if "top_rate" in settings.need_rule:
         criteria.append("top_rate")
         if n_assessed:
             cut = np.quantile(rate[assessed], 1.0 - settings.top_rate_share)
             # A rate of zero is never "high", even when most wards have none.
             met["top_rate"] = assessed & (rate >= cut) & (rate > 0)
-        share_words = _share_words(settings.top_rate_share)
-        words["top_rate"] = [f"{label} rate in the {share_words} ({r:.1f} per 1,000)"
+        top_share = share_words(settings.top_rate_share)
+        words["top_rate"] = [f"{label} rate in the {top_share} ({r:.1f} per 1,000)"
                              if np.isfinite(r) else "" for r in rate]
     high = np.zeros(n, dtype=bool)
     reasons: list[list[str]] = [[] for _ in range(n)]

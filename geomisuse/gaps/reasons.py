@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import MEASURE_LABELS
+from ..publish.text import distance_text, share_percent
 from .settings import GapSettings
 from .walking import KINDS
 
@@ -17,33 +18,14 @@ if TYPE_CHECKING:
     from .need import NeedAssessment
 
 
-
-
-def format_distance(metres: float) -> str:
-    """``850 m`` below a kilometre, ``2.4 km`` above; for reasons a board member reads."""
-    if metres < 995:
-        return f"{int(round(metres, -1)) if metres >= 100 else int(round(metres))} m"
-    return f"{metres / 1000:.1f} km"
-
-
-def _percent(share: float) -> str:
-    return f"{100 * share:.0f} %"
-
-
-def _share_words(share: float) -> str:
-    """0.2 -> 'top fifth'; other shares as a percentage."""
-    words = {0.5: "top half", 0.25: "top quarter", 0.2: "top fifth", 0.1: "top tenth"}
-    return words.get(round(share, 6), f"top {100 * share:g} %")
-
-
 def _kind_text(kind: str, distance: float, minutes: float, share: float,
                threshold: float, any_services: bool) -> str:
     """'nearest needle exchange 2.4 km (39 min walk; 0 % of residents within 20 min)'."""
     if not any_services:
         return f"no {KINDS[kind]} in the study data"
-    text = f"nearest {KINDS[kind]} {format_distance(distance)} ({minutes:.0f} min walk"
+    text = f"nearest {KINDS[kind]} {distance_text(distance, 'rounded')} ({minutes:.0f} min walk"
     if np.isfinite(share):
-        text += f"; {_percent(share)} of residents within {threshold:g} min"
+        text += f"; {share_percent(share)} of residents within {threshold:g} min"
     return text + ")"
 
 
@@ -92,7 +74,7 @@ def gap_reason(i: int, need: NeedAssessment, poor: dict[str, bool], is_gap: bool
     threshold = settings.walk_threshold_min
     kinds_poor = [k for k in KINDS if poor[k]]
     if settings.access_rule == "any_service" and kinds_poor:
-        access_text = (f"{_percent(any_share)} of residents within a {threshold:g}-minute walk "
+        access_text = (f"{share_percent(any_share)} of residents within a {threshold:g}-minute walk "
                        "of any service (" + "; ".join(
                            _kind_text(k, *kind_values[k], threshold, any_services[k])
                            for k in KINDS) + ")")
@@ -103,7 +85,7 @@ def gap_reason(i: int, need: NeedAssessment, poor: dict[str, bool], is_gap: bool
     if is_gap:
         return f"{need_text}; {access_text}"
     if need.high[i]:
-        shares = [f"{_percent(kind_values[k][2])} of a {KINDS[k]}" for k in KINDS]
+        shares = [f"{share_percent(kind_values[k][2])} of a {KINDS[k]}" for k in KINDS]
         return (f"not a gap: {need_text}, but residents are within a {threshold:g}-minute walk "
                 f"of services ({' and '.join(shares)})")
     rate_text = (f"{MEASURE_LABELS[measure]} rate {need.rate[i]:.1f} per 1,000 is not high "

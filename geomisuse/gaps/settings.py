@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 
 from ..errors import InputError
 from .walking import walk_radius_m
+from ..vocabulary import GI_CONFIDENCE
 from ..config import DETOUR_FACTOR, MEASURES, SATELLITE_SITES, WALK_SPEED_KMH, WALK_THRESHOLD_MIN
 
 
@@ -27,8 +28,6 @@ SATELLITE_DEMAND = ("gap_wards", "all_wards")
 
 
 
-#: Gi* bin -> confidence level, as ArcGIS labels them.
-GI_CONFIDENCE = {1: 90, 2: 95, 3: 99}
 
 
 @dataclass

@@ -46,7 +46,8 @@ class PublishSettings:
     tiles
         Basemap: ``"OpenStreetMap"``, another folium tile name, or ``"none"``.
     offline
-        Embed the map's JavaScript and CSS so it renders with no network.
+        Embed the map's JavaScript and CSS so it renders with no network (the default: council
+        networks often block CDNs); ``false`` links them from a CDN instead (a smaller page).
     briefings
         Write ward briefings.
     pdf
@@ -61,7 +62,7 @@ class PublishSettings:
     suppression_threshold: int = SUPPRESSION_THRESHOLD
     unsuppressed: bool = False
     tiles: str = "OpenStreetMap"
-    offline: bool = False
+    offline: bool = True
     briefings: bool = True
     pdf: bool = False
     map_simplify_m: float = 10.0

@@ -17,68 +17,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable
-
-import pandas as pd
+from typing import Any
 
 from ...config import MEASURE_LABELS
-
-#: Getis-Ord Gi* confidence bins in words.
-GI_WORDS = {3: "hot spot (99% confidence)", 2: "hot spot (95% confidence)", 1: "hot spot (90% confidence)",
-            -1: "cold spot (90% confidence)", -2: "cold spot (95% confidence)", -3: "cold spot (99% confidence)"}
-
-
-def number(value: Any) -> float | None:
-    """A published value as a number, or ``None`` when it is hidden (``<5``, ``c``) or missing."""
-    if value is None or value is pd.NA:
-        return None
-    if isinstance(value, str):
-        text = value.strip().replace(",", "")
-        if not text:
-            return None
-        try:
-            value = float(text)
-        except ValueError:
-            return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(value) else value
-
-
-def count_text(value: Any) -> str:
-    """A published count as shown on a page: ``1,234``, ``<5``, ``c``, or ``""`` when missing."""
-    value_number = number(value)
-    if value_number is not None:
-        return f"{int(round(value_number)):,}"
-    if isinstance(value, str):
-        return value.strip()
-    return ""
-
-
-def is_hidden(value: Any) -> bool:
-    """Whether a published count is suppressed (shown, but not as a number)."""
-    return number(value) is None and count_text(value) != ""
-
-
-def join_names(names: Iterable[str]) -> str:
-    """``a``, ``a and b``, ``a, b and c``."""
-    names = list(names)
-    if len(names) <= 1:
-        return "".join(names)
-    return ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def percent(value: float) -> str:
-    """A signed percentage in words-friendly form: ``+25%``, ``−3%``."""
-    sign = "+" if value > 0 else "\u2212" if value < 0 else ""
-    return f"{sign}{abs(value):.0f}%"
-
-
-def signed(value: float) -> str:
-    sign = "+" if value > 0 else "\u2212" if value < 0 else ""
-    return f"{sign}{abs(int(round(value))):,}"
+from ...vocabulary import GI_CONFIDENCE, HIGH_HIGH, HIGH_LOW, LISA_CLUSTERS, LOW_HIGH
+from ..text import (NOT_SHOWN, count_text, gi_bin_text, join_names, name_list, number, signed_count,
+                    signed_percent)
 
 
 @dataclass
@@ -105,10 +49,6 @@ class Change:
     percent: float | None = None
 
 
-#: Shown for a half-period total that cannot be given without disclosing a suppressed month.
-NOT_SHOWN = "not shown"
-
-
 def change(before: Any, after: Any, threshold: int) -> Change:
     """Compare two published counts without disclosing a suppressed one.
 
@@ -123,7 +63,7 @@ def change(before: Any, after: Any, threshold: int) -> Change:
         if diff == 0:
             return Change(b_text, a_text, "no change", 0.0, 0.0 if b > 0 else None)
         pct = diff / b * 100 if b > 0 else None
-        text = signed(diff) + (f" ({percent(pct)})" if pct is not None else " (from 0)")
+        text = signed_count(diff) + (f" ({signed_percent(pct)})" if pct is not None else " (from 0)")
         return Change(b_text, a_text, text, diff, pct)
     if b_text == "" and a_text == "":
         return Change(b_text, a_text, "no data")
@@ -168,30 +108,24 @@ def cluster_words(measure: str, label: str | None, others: list[str], p_value: f
     """
     what = MEASURE_LABELS.get(measure, measure)
     p = f" (p = {p_value:.3f})" if p_value is not None and not math.isnan(p_value) else ""
-    if label in ("High-High", "Low-Low"):
-        level = "high" if label == "High-High" else "low"
+    if label in LISA_CLUSTERS:
+        level = "high" if label == HIGH_HIGH else "low"
         if others:
             text = f"Part of a {label} {what} cluster with {join_names(others)}{p}."
         else:
             text = (f"A {label} {what} ward{p}: {level}, with {level} neighbours, though no neighbour is "
                     "significant itself.")
-    elif label == "High-Low":
-        text = f"A High-Low {what} outlier{p}: high, surrounded by lower wards."
-    elif label == "Low-High":
-        text = f"A Low-High {what} outlier{p}: low, surrounded by higher wards."
+    elif label == HIGH_LOW:
+        text = f"A {HIGH_LOW} {what} outlier{p}: high, surrounded by lower wards."
+    elif label == LOW_HIGH:
+        text = f"A {LOW_HIGH} {what} outlier{p}: low, surrounded by higher wards."
     elif label is None or (isinstance(label, float) and math.isnan(label)):
         text = f"No cluster statistics for {what}."
     else:
         text = f"Not part of a significant {what} cluster."
     if gi_bin is not None and int(gi_bin) != 0:
-        text += f" Getis-Ord Gi*: {GI_WORDS[max(-3, min(3, int(gi_bin)))]}."
+        text += f" Getis-Ord Gi*: {gi_bin_text(max(-3, min(3, int(gi_bin))), 'sentence')}."
     return text
-
-
-def _ward_list(names: list[str], limit: int = 6) -> str:
-    if len(names) <= limit:
-        return join_names(names)
-    return ", ".join(names[:limit]) + f" and {len(names) - limit} more"
 
 
 def key_findings(data: dict) -> list[str]:
@@ -210,24 +144,25 @@ def key_findings(data: dict) -> list[str]:
         high = []
         for measure in data["measures"]:
             for cluster in data["clusters"].get(measure, []):
-                if cluster["label"] == "High-High":
+                if cluster["label"] == HIGH_HIGH:
                     high.append((measure, cluster))
         high.sort(key=lambda mc: (-len(mc[1]["names"]), mc[1]["p"]))
         for measure, cluster in high[:3]:
             names = cluster["names"]
             what = MEASURE_LABELS[measure]
             if len(names) > 1:
-                lines.append(f"{what.capitalize()} clusters in {_ward_list(names)}: a High-High cluster of "
+                lines.append(f"{what.capitalize()} clusters in {name_list(names)}: a {HIGH_HIGH} cluster of "
                              f"{len(names)} neighbouring wards with high rates.")
             else:
-                lines.append(f"{names[0]} is a High-High {what} ward: a high rate beside high-rate neighbours.")
+                lines.append(f"{names[0]} is a {HIGH_HIGH} {what} ward: a high rate beside high-rate neighbours.")
         for measure in data["measures"]:
             spots = data["hot_spots"].get(measure, [])
             if spots:
-                lines.append(f"Getis-Ord Gi* finds a {MEASURE_LABELS[measure]} hot spot at 99% confidence in "
-                             f"{_ward_list(spots)}.")
+                lines.append(f"Getis-Ord Gi* finds a {MEASURE_LABELS[measure]} hot spot at {GI_CONFIDENCE[3]}% "
+                             f"confidence in {name_list(spots)}.")
         if not high and not any(data["hot_spots"].values()):
-            lines.append("No significant High-High cluster or 99% hot spot was found for any measure.")
+            lines.append(f"No significant {HIGH_HIGH} cluster or {GI_CONFIDENCE[3]}% hot spot was found for any "
+                         "measure.")
     else:
         lines.append("Cluster statistics were not run for this briefing.")
     # Biggest changes: borough-wide per measure, then the largest exact rises and falls.
@@ -285,13 +220,13 @@ def suggestions(ward: dict) -> list[str]:
     out = []
     for item in ward["clusters"]:
         what = MEASURE_LABELS[item["measure"]]
-        if item["label"] == "High-High":
+        if item["label"] == HIGH_HIGH:
             if item["others"]:
                 out.append(f"Plan {what} work jointly with {join_names(item['others'])}: the cluster crosses "
                            "ward boundaries.")
             else:
                 out.append(f"Review {what} here alongside the neighbouring wards.")
-        elif item["label"] == "High-Low":
+        elif item["label"] == HIGH_LOW:
             out.append(f"Look for a local cause of high {what}: the neighbouring wards are lower.")
     gap = ward["gap"]
     if gap and gap["is_gap"]:
@@ -306,7 +241,7 @@ def suggestions(ward: dict) -> list[str]:
     for what in ward["rises"]:
         out.append(f"{what.capitalize()} rose by a quarter or more: check with local teams whether this is "
                    "activity or enforcement.")
-    if ward["estates"] and ward["clusters"] and any(c["label"] == "High-High" for c in ward["clusters"]):
+    if ward["estates"] and ward["clusters"] and any(c["label"] == HIGH_HIGH for c in ward["clusters"]):
         out.append(f"Involve housing for {join_names(ward['estates'])}.")
     if not out:
         out.append("No specific action suggested by the data; keep under routine review.")

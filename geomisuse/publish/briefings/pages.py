@@ -45,12 +45,14 @@ import shapely
 from markupsafe import Markup, escape
 
 from ... import config as defaults
+from ..places import ward_centres
 from ..disclosure import format_counts, primary_mask, secondary_mask, suppress_value
 from ...errors import InputError
-from .findings import (Change, change, cluster_words, count_text, is_hidden, join_names, key_findings,
-                       number, suggestions)
+from .findings import Change, change, cluster_words, key_findings, suggestions
+from ..text import count_text, distance_text, is_hidden, join_names, month_name, number, span
 from ...layers.base import normalise_name
 from ...config import MEASURE_LABELS, MEASURES
+from ...vocabulary import GI_TOP_BIN, HIGH_HIGH, LISA_CLUSTERS, NOT_SIGNIFICANT, gi_kind
 
 if TYPE_CHECKING:  # publishing reads a run's results; it never drives the pipeline
     from ...pipeline import StudyRun
@@ -264,18 +266,6 @@ def walk_minutes(distance_m: float, speed_kmh: float, detour: float) -> float:
     return distance_m * detour / (speed_kmh * 1000 / 60)
 
 
-def month_name(month: str, short: bool = False) -> str:
-    return pd.Period(month, freq="M").strftime("%b %Y" if short else "%B %Y")
-
-
-def span(months: list[str], short: bool = True) -> str:
-    if not months:
-        return ""
-    if len(months) == 1:
-        return month_name(months[0], short)
-    return f"{month_name(months[0], short)} to {month_name(months[-1], short)}"
-
-
 def ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
@@ -295,7 +285,7 @@ def build_data(run: StudyRun, published: pd.DataFrame, settings) -> dict:
     gap_list = _gap_list(b.real)
     context = _Context(measure_info=measure_info, comparisons=comparisons, component_of=component_of,
                        walk=_walk(run), sites=_sites(run), satellites=_satellites(run, b.codes, b.names),
-                       estates=run.layer_table("estates"), centres=_centres(b.real))
+                       estates=run.layer_table("estates"), centres=list(ward_centres(b.real.geometry)))
     ward_items = [_ward(b, context, i) for i in range(len(b.codes))]
     findings = key_findings({
         "measures": b.measures, "clusters": clusters, "hot_spots": hot_spots, "changes": _changes(b, comparisons),
@@ -532,19 +522,19 @@ def _cluster_groups(b: _Basis) -> tuple[dict[str, list[dict]], dict[tuple[str, i
             labels = b.real[label_col].astype(object).where(b.real[label_col].notna(), None).tolist()
             p_values = pd.to_numeric(b.real[f"{m}_lisa_p"], errors="coerce") if f"{m}_lisa_p" in b.real else None
             found = []
-            for label in ("High-High", "Low-Low"):
+            for label in LISA_CLUSTERS:
                 for comp in _components([i for i, lab in enumerate(labels) if lab == label], b.neighbours):
                     for i in comp:
                         component_of[(m, i)] = comp
                     p_min = float(p_values.iloc[comp].min()) if p_values is not None else float("nan")
                     found.append({"label": label, "codes": [b.codes[i] for i in comp],
                                   "names": [b.names[i] for i in comp], "p": p_min if not math.isnan(p_min) else 1.0})
-            found.sort(key=lambda c: (c["label"] != "High-High", -len(c["codes"]), c["p"]))
+            found.sort(key=lambda c: (c["label"] != HIGH_HIGH, -len(c["codes"]), c["p"]))
             clusters[m] = found
         gi_col = f"{m}_gi_bin"
         if gi_col in b.real:
             bins = pd.to_numeric(b.real[gi_col], errors="coerce")
-            hot_spots[m] = [b.names[i] for i in np.flatnonzero((bins >= 3).to_numpy())]
+            hot_spots[m] = [b.names[i] for i in np.flatnonzero((bins >= GI_TOP_BIN).to_numpy())]
     return clusters, component_of, hot_spots
 
 
@@ -585,7 +575,7 @@ def _overview(b: _Basis, context: _Context, ward_items: list[dict], findings: li
         "gap_list": gap_list, "satellites": context.satellites, "police_uk": "police_uk" in run.layers,
         "population_source": "population" in run.layers,
         "walk": {"speed": f"{walk.speed:g}", "detour": f"{walk.detour:g}", "minutes": f"{walk.minutes:g}",
-                 "reach": _distance_text(walk.reach_m)},
+                 "reach": distance_text(walk.reach_m)},
     }
 
 
@@ -615,7 +605,7 @@ def _ward(b: _Basis, context: _Context, i: int) -> dict:
         "figures": figures, "clusters": cluster_items, "cluster_summary": _cluster_summary(cluster_items),
         "gap": gap, "provision": provision, "within_reach": within,
         "estates": estates, "satellites_here": here,
-        "satellites_near": [dict(s, distance=f"{_distance_text(s['point'].distance(centre))} from the ward centre")
+        "satellites_near": [dict(s, distance=f"{distance_text(s['point'].distance(centre))} from the ward centre")
                             for s in near],
         "neighbours": [b.names[k] for k in b.neighbours[i]],
         "map": ward_map_svg(b.real, i, b.neighbours[i], context.sites, context.estates, context.satellites, f"m{i}"),
@@ -680,19 +670,19 @@ def _ward_clusters(b: _Basis, component_of: dict[tuple[str, int], list[int]], i:
             items.append({
                 "measure": m, "label": label, "others": others,
                 "words": cluster_words(m, label, others, number(row.get(f"{m}_lisa_p")), gi),
-                "significant": label not in (None, "Not significant"), "gi": gi})
+                "significant": label not in (None, NOT_SIGNIFICANT), "gi": gi})
         elif f"{m}_gi_bin" in b.real and gi_value:
             items.append({"measure": m, "label": None, "others": [], "significant": True, "gi": gi,
-                          "words": cluster_words(m, "Not significant", [], None, gi)})
+                          "words": cluster_words(m, NOT_SIGNIFICANT, [], None, gi)})
     return items
 
 
 def _cluster_summary(items: list[dict]) -> str:
     """One line for the overview table: the significant LISA labels and strong Gi* spots."""
     return "; ".join(
-        [f"{c['label']} ({MEASURE_LABELS[c['measure']]})" for c in items if c["label"] not in (None, "Not significant")]
-        + [f"Gi* {'hot' if c['gi'] > 0 else 'cold'} spot ({MEASURE_LABELS[c['measure']]})" for c in items
-           if c["gi"] is not None and abs(c["gi"]) >= 3])
+        [f"{c['label']} ({MEASURE_LABELS[c['measure']]})" for c in items if c["label"] not in (None, NOT_SIGNIFICANT)]
+        + [f"Gi* {gi_kind(c['gi'])} spot ({MEASURE_LABELS[c['measure']]})" for c in items
+           if c["gi"] is not None and abs(c["gi"]) >= GI_TOP_BIN])
 
 
 def _ward_gap(row: pd.Series, walk: _Walk) -> dict:
@@ -705,7 +695,7 @@ def _ward_gap(row: pd.Series, walk: _Walk) -> dict:
                          ("nearest_needle_exchange_m", "needle exchange")):
         distance = number(row.get(column))
         if distance is not None:
-            gap["nearest"].append(f"nearest {what} {_distance_text(distance)} "
+            gap["nearest"].append(f"nearest {what} {distance_text(distance)} "
                                   f"(about {walk_minutes(distance, walk.speed, walk.detour):.0f} minutes' walk)")
     return gap
 
@@ -744,10 +734,6 @@ def _text(value) -> str:
     return str(value)
 
 
-def _distance_text(metres: float) -> str:
-    return f"{metres:,.0f} m" if metres < 1000 else f"{metres / 1000:.1f} km"
-
-
 def _neighbours(wards: gpd.GeoDataFrame) -> list[list[int]]:
     """Queen contiguity: wards whose boundaries share at least a point."""
     geoms = wards.geometry.to_numpy()
@@ -776,13 +762,6 @@ def _components(members: list[int], neighbours: list[list[int]]) -> list[list[in
                     stack.append(n)
         groups.append(sorted(group))
     return groups
-
-
-def _centres(wards: gpd.GeoDataFrame) -> list:
-    """Each ward's centre: its centroid, or a point inside it when the centroid falls outside."""
-    centroids = wards.geometry.centroid
-    inside = wards.geometry.contains(centroids)
-    return list(centroids.where(inside, wards.geometry.representative_point()))
 
 
 @dataclass
@@ -850,7 +829,7 @@ def _provision(sites: list[_Site], centre, reach_m: float, speed: float, detour:
         chosen = near or found[:1]
         for d, s in chosen:
             rows.append({"kind": "Treatment service" if kind == "treatment" else "Needle exchange",
-                         "name": s.name, "detail": s.detail, "distance": _distance_text(d),
+                         "name": s.name, "detail": s.detail, "distance": distance_text(d),
                          "walk": f"{walk_minutes(d, speed, detour):.0f}", "within": d <= reach_m})
     return rows, (within if sites else None)
 
@@ -1013,7 +992,7 @@ def ward_map_svg(wards: gpd.GeoDataFrame, i: int, neighbours: list[int], sites: 
     length = max([v for v in (100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000, 20000) if v <= target] or [100])
     bar = length * scale
     parts.append(f'<g class="scale"><rect x="8" y="{height - 16}" width="{bar:.1f}" height="4"/>'
-                 f'<text x="8" y="{height - 20}">{_distance_text(length)}</text></g>')
+                 f'<text x="8" y="{height - 20}">{distance_text(length)}</text></g>')
     parts.append("</svg>")
     return Markup("".join(parts))
 

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import base64
 import math
+import os
 import re
+from datetime import date, datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,11 +42,14 @@ import numpy as np
 import pandas as pd
 import shapely
 from branca.element import Element, MacroElement
-from folium.map import Layer
 from folium.template import Template
 
 from ...errors import InputError
+from ..briefings.pages import page_name
 from ..escaping import safe_text, script_json
+from ..places import ward_centres
+from ..text import count_text, distance_text, gi_bin_text, period_text, rate_text
+from ...vocabulary import GI_BINS, LISA_CLUSTERS, LISA_LABELS, NOT_SIGNIFICANT
 from ...config import (ANALYSIS_CRS, DETOUR_FACTOR, MAP_CRS, MEASURE_LABELS, MEASURES, WALK_SPEED_KMH,
                        WALK_THRESHOLD_MIN)
 
@@ -69,16 +74,10 @@ RATE_PALETTE = ["#fef0d9", "#fdcc8a", "#fc8d59", "#e34a33", "#b30000"]
 #: Fill of a ward whose rate is hidden (suppressed count) or missing.
 SUPPRESSED_COLOUR = "#bdbdbd"
 NO_DATA_COLOUR = "#f0f0f0"
-#: LISA cluster colours, as GeoDa draws them.
-LISA_COLOURS = {"High-High": "#e31a1c", "Low-Low": "#1f4fd8", "High-Low": "#f4a3b4",
-                "Low-High": "#9ecae1", "Not significant": "#d9d9d9"}
-#: Gi* confidence bins, as ArcGIS's hot spot analysis draws them.
-GI_BINS = {3: ("#d62f27", "Hot spot, 99 % confidence"), 2: ("#ed7551", "Hot spot, 95 % confidence"),
-           1: ("#fab984", "Hot spot, 90 % confidence"), 0: ("#f7f7f7", "Not significant"),
-           -1: ("#c0ccbe", "Cold spot, 90 % confidence"), -2: ("#849eba", "Cold spot, 95 % confidence"),
-           -3: ("#4575b5", "Cold spot, 99 % confidence")}
-#: Gi* confidence (%) of each absolute bin.
-GI_CONFIDENCE = {1: 90, 2: 95, 3: 99}
+#: LISA cluster colours, as GeoDa draws them, in the legend's order (geomisuse.vocabulary.LISA_LABELS).
+LISA_COLOURS = dict(zip(LISA_LABELS, ("#e31a1c", "#1f4fd8", "#f4a3b4", "#9ecae1", "#d9d9d9")))
+#: Gi* bin colours, as ArcGIS's hot spot analysis draws them, hottest first (geomisuse.vocabulary.GI_BINS).
+GI_COLOURS = dict(zip(GI_BINS, ("#d62f27", "#ed7551", "#fab984", "#f7f7f7", "#c0ccbe", "#849eba", "#4575b5")))
 #: Marker colours of treatment service types, in order of first appearance.
 SERVICE_COLOURS = ["#1b7837", "#762a83", "#e08214", "#b2182b", "#35978f", "#8c510a", "#01665e", "#4d4d4d"]
 NEEDLE_EXCHANGE_COLOUR = "#2166ac"
@@ -159,7 +158,10 @@ def build_map(run: StudyRun, published: pd.DataFrame, settings) -> folium.Map:
         "ward": _ward_info(run, wards, measures, settings),
         "defaultMeasure": default_measure,
         "bounds": [[round(float(miny), 5), round(float(minx), 5)], [round(float(maxy), 5), round(float(maxx), 5)]],
-        "layers": [{k: v for k, v in layer.items() if k not in ("name", "show")} for layer in layers],
+        "layers": [{**layer, "show": bool(layer.get("show", False)),
+                    # Ward colourings are one exclusive choice (radio); everything else overlays.
+                    "group": "ward" if layer["kind"] == "fill" else "overlay"} for layer in layers],
+        "vintage": _vintage_text(run),
     }
 
     fmap = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=12, tiles=None,
@@ -178,9 +180,8 @@ def build_map(run: StudyRun, published: pd.DataFrame, settings) -> folium.Map:
         tiles.add_to(fmap)
     figure.html.add_child(Element(_title_html(run, settings)), name="geomisuse_title")
     _App(script_json(data)).add_to(fmap)
-    for i, layer in enumerate(layers):
-        _DataLayer(i, layer["name"], layer.get("show", False)).add_to(fmap)
-    folium.LayerControl(collapsed=False, position="topright").add_to(fmap)
+    for i in range(len(layers)):
+        _DataLayer(i).add_to(fmap)
     _Ready().add_to(fmap)
     return fmap
 
@@ -277,49 +278,21 @@ def _numeric(series: pd.Series) -> pd.Series:
     return pd.to_numeric(series, errors="coerce").astype(float)
 
 
-def _fmt_rate(value, decimals: int = 1) -> str:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return ""
-    return "" if not math.isfinite(v) else f"{v:,.{decimals}f}"
-
-
-def _fmt_count(value) -> str:
-    """A published count: text as published (``<5``, ``c``, blank), numbers as integers."""
-    if value is None or value is pd.NA:
-        return ""
-    if isinstance(value, str):
-        return safe_text(value.strip())
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return safe_text(value)
-    return "" if not math.isfinite(v) else f"{v:,.0f}"
-
-
-def _fmt_distance(metres) -> str:
-    try:
-        m = float(metres)
-    except (TypeError, ValueError):
-        return ""
-    if not math.isfinite(m):
-        return ""
-    return f"{m:,.0f} m" if m < 1000 else f"{m / 1000:,.1f} km"
-
-
 def _range_labels(breaks: list[float], values: pd.Series) -> list[str]:
     v = _numeric(values)
     lo, hi = v.min(), v.max()
     decimals = 1
     edges = [lo, *breaks, hi]
-    while decimals < 3 and len({_fmt_rate(e, decimals) for e in edges}) < len(edges):
+    while decimals < 3 and len({rate_text(e, decimals) for e in edges}) < len(edges):
         decimals += 1
+    # Classes are (previous break, break]: a class after the first starts one step of the shown
+    # precision above the previous break, so no two labels share an end point.
+    step = 10.0 ** -decimals
     labels = []
     for i in range(len(breaks) + 1):
-        a = lo if i == 0 else breaks[i - 1]
+        a = lo if i == 0 else breaks[i - 1] + step
         b = hi if i == len(breaks) else breaks[i]
-        labels.append(f"{_fmt_rate(a, decimals)} – {_fmt_rate(b, decimals)}")
+        labels.append(f"{rate_text(min(a, b), decimals)} – {rate_text(b, decimals)}")
     return labels
 
 
@@ -355,7 +328,8 @@ def _rate_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str], d
             colours = colours + [SUPPRESSED_COLOUR]
             cls = np.where(cls == -2, len(colours) - 1, cls)
         layers.append({
-            "kind": "fill", "name": safe_text(f"Rate: {_label(m).lower()} per 1,000 residents"),
+            "kind": "fill", "family": "Rates per 1,000 residents",
+            "name": safe_text(f"Rate: {_label(m).lower()} per 1,000 residents"),
             "show": m == default, "measure": m, "cls": cls.tolist(), "colours": colours,
             "missing": NO_DATA_COLOUR,
             "legend": {"title": safe_text(f"{_label(m)} per 1,000 residents (quantile classes)"),
@@ -372,29 +346,31 @@ def _cluster_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str]
         labels = wards[column].astype(object)
         cls = np.array([lisa_order.index(x) if x in LISA_COLOURS else -1 for x in labels], dtype=int)
         items = [[LISA_COLOURS[k], safe_text(k)] for k in lisa_order if (cls == lisa_order.index(k)).any()
-                 or k in ("High-High", "Low-Low", "Not significant")]
+                 or k in (*LISA_CLUSTERS, NOT_SIGNIFICANT)]
         if (cls < 0).any():
             items.append([NO_DATA_COLOUR, "not assessed"])
         layers.append({
-            "kind": "fill", "name": safe_text(f"Clusters (LISA): {_label(m).lower()}"), "measure": m,
+            "kind": "fill", "family": "Clusters (local Moran, LISA)",
+            "name": safe_text(f"Clusters (LISA): {_label(m).lower()}"), "measure": m,
             "cls": cls.tolist(), "colours": list(LISA_COLOURS.values()), "missing": NO_DATA_COLOUR,
             "opacity": 0.8,
             "legend": {"title": safe_text(f"Local Moran clusters: {_label(m).lower()}"), "items": items},
         })
-    gi_order = sorted(GI_BINS, reverse=True)
+    gi_order = list(GI_COLOURS)
     for m in measures:
         column = f"{m}_gi_bin"
         if column not in wards or _numeric(wards[column]).isna().all():
             continue
         bins = _numeric(wards[column])
-        cls = np.array([gi_order.index(int(b)) if np.isfinite(b) and int(b) in GI_BINS else -1 for b in bins],
+        cls = np.array([gi_order.index(int(b)) if np.isfinite(b) and int(b) in GI_COLOURS else -1 for b in bins],
                        dtype=int)
-        items = [[GI_BINS[b][0], GI_BINS[b][1]] for b in gi_order]
+        items = [[GI_COLOURS[b], gi_bin_text(b, "legend")] for b in gi_order]
         if (cls < 0).any():
             items.append([NO_DATA_COLOUR, "not assessed"])
         layers.append({
-            "kind": "fill", "name": safe_text(f"Hot/cold spots (Gi*): {_label(m).lower()}"), "measure": m,
-            "cls": cls.tolist(), "colours": [GI_BINS[b][0] for b in gi_order], "missing": NO_DATA_COLOUR,
+            "kind": "fill", "family": "Hot and cold spots (Getis-Ord Gi*)",
+            "name": safe_text(f"Hot/cold spots (Gi*): {_label(m).lower()}"), "measure": m,
+            "cls": cls.tolist(), "colours": list(GI_COLOURS.values()), "missing": NO_DATA_COLOUR,
             "opacity": 0.8,
             "legend": {"title": safe_text(f"Getis-Ord Gi* hot and cold spots: {_label(m).lower()}"),
                        "items": items},
@@ -468,12 +444,17 @@ def _tip(*parts: tuple[str, object]) -> str:
     return "<br>".join(lines)
 
 
+def _count_text(value) -> str:
+    """A published count as the CSV has it (``<5``, ``c``, blank), escaped for the page."""
+    return safe_text(count_text(value, style="as published"))
+
+
 def _column(table: pd.DataFrame, name: str) -> pd.Series:
     return table[name] if name in table else pd.Series([None] * len(table), index=table.index)
 
 
 def _service_layers(layers: list[dict], run: StudyRun, minutes: float, radius: float) -> None:
-    walk = f"{minutes:g}-min walk (≈{_fmt_distance(radius)} straight line)"
+    walk = f"{minutes:g}-min walk (≈{distance_text(radius)} straight line)"
     services = run.layer_table("treatment_services")
     if services is not None and len(services):
         types_raw = _column(services, "service_type").fillna("").astype(str).str.strip()
@@ -550,14 +531,14 @@ def _satellite_layer(layers: list[dict], satellites: pd.DataFrame | None) -> Non
         share_text = (f"{float(share) * 100:.0f} % of outreach gap need within a walk"
                       if share is not None and pd.notna(share) else "")
         newly = row.get("residents_newly_within_walk")
-        types.append({"colour": SATELLITE_COLOUR, "glyph": safe_text(_fmt_count(rank)), "shape": "star",
+        types.append({"colour": SATELLITE_COLOUR, "glyph": safe_text(_count_text(rank)), "shape": "star",
                       "size": 24})
         items.append([round(float(lat), COORD_DECIMALS), round(float(lon), COORD_DECIMALS), len(types) - 1,
-                      _tip(("", f"Suggested satellite site {_fmt_count(rank)}: {row.get('name', '')}"),
+                      _tip(("", f"Suggested satellite site {_count_text(rank)}: {row.get('name', '')}"),
                            ("Site type", row.get("site_type")), ("Ward", row.get("ward_name")),
                            ("Near", row.get("location")),
                            ("", share_text),
-                           ("Residents newly within a walk", _fmt_count(newly) if newly is not None else None),
+                           ("Residents newly within a walk", _count_text(newly) if newly is not None else None),
                            ("", "click for a map link" if _site_popup(row) else "")),
                       _site_popup(row)])
     if not items:
@@ -583,7 +564,7 @@ def _estate_layer(layers: list[dict], estates: gpd.GeoDataFrame | None) -> None:
         homes = row.get("homes")
         features.append({"type": "Feature", "geometry": _geometry(geom),
                          "properties": {"t": _tip(("", row.get("name")), ("", "Estate"),
-                                                  ("Homes", _fmt_count(homes) if homes is not None else None),
+                                                  ("Homes", _count_text(homes) if homes is not None else None),
                                                   ("Landlord", row.get("landlord")))}})
     layers.append({
         "kind": "polygons", "name": "Estates", "colour": ESTATE_COLOUR,
@@ -637,7 +618,8 @@ def _heat_layers(layers: list[dict], police: gpd.GeoDataFrame | None) -> None:
             "kind": "heat", "name": safe_text(f"Heat map: {title} (police.uk points)"), "points": flat,
             "max": float(max(1.0, np.quantile(weights, 0.98))), "radius": 18, "blur": 15, "maxZoom": 15,
             "legend": {"title": safe_text(f"Heat map of {title}"),
-                       "items": [["#0000ff", "fewer"], ["#00ff00", ""], ["#ff0000", "more"],
+                       "items": [["linear-gradient(90deg, #0000ff, #00ff00, #ffff00, #ff0000)",
+                                  "fewer → more points", "gradient"],
                                  ["", safe_text(f"{len(subset):,} police.uk points (approximate locations) "
                                                        f"in {cell:g} m cells")]]},
         })
@@ -654,7 +636,7 @@ def _nearest(wards: gpd.GeoDataFrame, sites: gpd.GeoDataFrame | None) -> tuple[l
         return [""] * n, np.full(n, np.nan)
     pts = sites if sites.crs is not None else sites.set_crs(ANALYSIS_CRS)
     geoms = shapely.point_on_surface(pts.to_crs(ANALYSIS_CRS).geometry.to_numpy())
-    centres = shapely.point_on_surface(wards.geometry.to_numpy())
+    centres = ward_centres(wards.geometry).to_numpy()
     tree = shapely.STRtree(geoms)
     (ward_idx, site_idx), dist = tree.query_nearest(centres, return_distance=True, all_matches=False)
     names = [""] * n
@@ -669,19 +651,22 @@ def _nearest(wards: gpd.GeoDataFrame, sites: gpd.GeoDataFrame | None) -> tuple[l
 def _ward_info(run: StudyRun, wards: gpd.GeoDataFrame, measures: list[str], settings) -> dict:
     """Column-wise tooltip data: every value escaped and formatted as shown."""
     n = len(wards)
-    centres = gpd.GeoSeries(shapely.point_on_surface(wards.geometry.to_numpy()), crs=ANALYSIS_CRS).to_crs(MAP_CRS)
+    centres = ward_centres(wards.geometry).to_crs(MAP_CRS)
     ll = np.round(shapely.get_coordinates(centres.to_numpy()), COORD_DECIMALS)
     info: dict = {
         "code": [safe_text(c) for c in wards["ward_code"]],
         "name": [safe_text(c) for c in _column(wards, "ward_name")],
         "lat": ll[:, 1].tolist(), "lon": ll[:, 0].tolist(),
-        "pop": ([_fmt_count(p) for p in wards["population"]] if "population" in wards else None),
+        "pop": ([_count_text(p) for p in wards["population"]] if "population" in wards else None),
+        # Relative links from map.html to each ward's briefing page (when briefings are written).
+        "page": ([f"briefings/{page_name(str(c), i)}.html" for i, c in enumerate(wards["ward_code"])]
+                 if getattr(settings, "briefings", False) else None),
         "measures": [], "nearest": [], "gap": None,
     }
     for m in measures:
         entry = {"key": m, "label": safe_text(_label(m)),
-                 "count": [_fmt_count(v) for v in _column(wards, f"{m}_count")],
-                 "rate": [_fmt_rate(v) for v in _column(wards, f"{m}_rate_per_1000")],
+                 "count": [_count_text(v) for v in _column(wards, f"{m}_count")],
+                 "rate": [rate_text(v) for v in _column(wards, f"{m}_rate_per_1000")],
                  "lisa": None, "gi": None}
         if f"{m}_lisa_label" in wards:
             entry["lisa"] = [safe_text(v) for v in wards[f"{m}_lisa_label"]]
@@ -698,11 +683,11 @@ def _ward_info(run: StudyRun, wards: gpd.GeoDataFrame, measures: list[str], sett
         for i in range(n):
             parts = []
             if names[i]:
-                parts.append(f"{names[i]}, {_fmt_distance(distance[i])} from the ward centre")
-            if dist_col in wards and _fmt_distance(wards[dist_col].iloc[i]):
+                parts.append(f"{names[i]}, {distance_text(distance[i])} from the ward centre")
+            if dist_col in wards and distance_text(wards[dist_col].iloc[i]):
                 walk = wards[walk_col].iloc[i] if walk_col in wards else None
                 walk_text = f", {float(walk):.0f} min walk" if walk is not None and pd.notna(walk) else ""
-                parts.append(f"residents on average {_fmt_distance(wards[dist_col].iloc[i])}{walk_text}")
+                parts.append(f"residents on average {distance_text(wards[dist_col].iloc[i])}{walk_text}")
             texts.append("; ".join(parts) if parts else ("none in the study" if sites is None or not len(sites)
                                                          else ""))
         if any(texts):
@@ -715,7 +700,7 @@ def _ward_info(run: StudyRun, wards: gpd.GeoDataFrame, measures: list[str], sett
         for i in range(n):
             reason = safe_text(reasons.iloc[i])
             if flags[i]:
-                rank = _fmt_count(ranks.iloc[i])
+                rank = _count_text(ranks.iloc[i])
                 texts.append(f"<b>Outreach gap{' (rank ' + rank + ')' if rank else ''}</b>"
                              + (f": {reason}" if reason else ""))
             else:
@@ -733,23 +718,31 @@ def _gi_text(value) -> str:
         b = int(float(value))
     except (TypeError, ValueError):
         return ""
-    if b == 0:
-        return "Not significant"
-    return f"{'Hot' if b > 0 else 'Cold'}, {GI_CONFIDENCE.get(abs(b), '')} %" if abs(b) in GI_CONFIDENCE else ""
+    return gi_bin_text(b, "short")
 
 
 # --------------------------------------------------------------------------------------------
 # page furniture
 
 
-def _period(months: list[str]) -> str:
-    if not months:
-        return ""
-    def name(month: str) -> str:
-        return pd.Timestamp(month + "-01").strftime("%b %Y")
-    first, last = months[0], months[-1]
-    text = name(first) if first == last else f"{name(first)} – {name(last)}"
-    return f"{text} ({len(months)} month{'s' if len(months) != 1 else ''})"
+def production_date() -> str:
+    """Today's date as "1 December 2026", or the date of ``SOURCE_DATE_EPOCH`` when it is set
+    (reproducible builds: the same inputs then give byte-identical pages)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    day = (datetime.fromtimestamp(int(epoch), tz=timezone.utc).date() if epoch and epoch.isdigit()
+           else date.today())
+    return f"{day.day} {day:%B %Y}"
+
+
+def _vintage_text(run: StudyRun) -> str:
+    """When the page was made and what data it shows: period, boundary file and sources."""
+    parts = [f"Produced {production_date()}"]
+    if run.months:
+        parts.append(f"data {period_text(run.months)}")
+    boundaries = run.layers.get("boundaries")
+    if boundaries is not None and boundaries.paths:
+        parts.append(f"ward boundaries: {Path(boundaries.paths[0]).name}")
+    return safe_text(" · ".join(parts))
 
 
 def _page_title(run: StudyRun) -> str:
@@ -764,24 +757,39 @@ def _title_html(run: StudyRun, settings) -> str:
     boroughs = [study.borough] if study.borough else sorted({str(b) for b in run.wards.get(
         "borough_name", pd.Series(dtype=object)).dropna().unique()})
     borough = ", ".join(boroughs[:3]) + (f" and {len(boroughs) - 3} more" if len(boroughs) > 3 else "")
-    sub = " · ".join(x for x in (safe_text(borough), safe_text(_period(run.months)),
+    sub = " · ".join(x for x in (safe_text(borough), safe_text(period_text(run.months)),
                                  f"{len(run.wards)} wards") if x)
-    parts = ['<div class="gm-title" id="gm-title">', f"<h1>{safe_text(study.name)}</h1>",
-             f'<div class="gm-sub">{sub}</div>']
+    parts = ['<div class="gm-title" id="gm-title">',
+             '<button type="button" class="gm-collapse" id="gm-title-toggle" aria-expanded="true" '
+             'title="Hide or show the details">–</button>',
+             f"<h1>{safe_text(study.name)}</h1>",
+             '<form class="gm-search" id="gm-search" role="search" autocomplete="off">'
+             '<input type="search" id="gm-search-input" list="gm-ward-list" placeholder="Find a ward (name or code)" '
+             'aria-label="Find a ward by name or code"><datalist id="gm-ward-list"></datalist>'
+             '<span class="gm-search-msg" id="gm-search-msg" role="status"></span></form>',
+             ]
+    # The banners stay visible when the details are folded away.
     if study.demo:
         parts.append('<div class="gm-banner gm-demo" id="gm-demo">DEMO DATA: a fictional borough, '
                      "not a real place</div>")
     if getattr(settings, "unsuppressed", False):
         parts.append('<div class="gm-banner gm-unsuppressed" id="gm-unsuppressed">UNSUPPRESSED – internal '
                      "use only: real small counts, do not publish</div>")
-    else:
+    parts += ['<div class="gm-details" id="gm-details">', f'<div class="gm-sub">{sub}</div>']
+    if not getattr(settings, "unsuppressed", False):
         threshold = int(getattr(settings, "suppression_threshold", 5))
         parts.append(f'<div class="gm-sources">{safe_text(f"Counts from 1 to {threshold - 1} show as <{threshold}")};'
                      " c = hidden to protect another count; no rate is shown for a hidden count.</div>")
     sources = [safe_text(s) for s in (study.sources or [])]
     if sources:
         parts.append(f'<div class="gm-sources">Sources: {"; ".join(sources)}</div>')
-    parts.append("</div>")
+    parts.append(f'<div class="gm-sources gm-vintage" id="gm-vintage">{_vintage_text(run)}</div>')
+    if getattr(settings, "briefings", False):
+        parts.append('<div class="gm-sources"><a href="briefings/index.html">Ward briefings and borough '
+                     "overview</a></div>")
+    parts.append('<div class="gm-sources gm-tiles-note" id="gm-tiles-note" hidden>The basemap could not be '
+                 "loaded (no network?): every data layer is complete without it.</div>")
+    parts.append("</div></div>")
     return "".join(parts)
 
 
@@ -875,8 +883,9 @@ class _App(MacroElement):
         self.data_json = data_json
 
 
-class _DataLayer(Layer):
-    """One layer of the data block, as a folium layer so that the layer control lists it."""
+class _DataLayer(MacroElement):
+    """One layer of the data block; ``static/map.js`` lists it in its layer control (ward
+    colourings as one exclusive choice, overlays as check boxes) and shows it when asked."""
 
     _template = Template("""
         {% macro script(this, kwargs) %}
@@ -884,8 +893,8 @@ class _DataLayer(Layer):
         {% endmacro %}
     """)
 
-    def __init__(self, layer_id: int, name: str, show: bool):
-        super().__init__(name=name, overlay=True, control=True, show=show)
+    def __init__(self, layer_id: int):
+        super().__init__()
         self._name = "GeomisuseLayer"
         self.layer_id = layer_id
 
