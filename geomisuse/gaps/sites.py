@@ -558,7 +558,8 @@ def choose_satellites(wards: gpd.GeoDataFrame, sample: access.ResidentSample,
     table = _site_rows(wards, candidates, solution, unmet, gap_unmet, sample, network, postcodes)
     start = time.perf_counter()
     section["coverage_table"] = coverage_by_site_count(
-        solution.patterns, solution.merged_need, candidates, float(unmet.sum()), settings)
+        solution.patterns, solution.merged_need, candidates, float(unmet.sum()), settings,
+        solved={settings.satellites: solution.optimum} if solution.optimum is not None else None)
     timings["coverage_table"] = time.perf_counter() - start
     return table, section, warnings
 
@@ -735,7 +736,8 @@ def _site_rows(wards: gpd.GeoDataFrame, candidates: gpd.GeoDataFrame, solution: 
 
 def coverage_by_site_count(patterns: np.ndarray, need: np.ndarray,
                            candidates: gpd.GeoDataFrame, unmet_total: float,
-                           settings: GapSettings, max_k: int = COVERAGE_MAX_K) -> pd.DataFrame:
+                           settings: GapSettings, max_k: int = COVERAGE_MAX_K,
+                           solved: dict[int, MclpAnswer] | None = None) -> pd.DataFrame:
     """What each extra site adds: the best need covered with k = 1 .. ``max_k`` sites.
 
     Each k is solved on its own (the best 3 sites need not include the best 2), with the
@@ -754,6 +756,8 @@ def coverage_by_site_count(patterns: np.ndarray, need: np.ndarray,
         Gap settings (solver and its time limit).
     max_k
         Largest number of sites.
+    solved
+        Answers already found, by k (the run's own k), so they are not solved again.
 
     Returns
     -------
@@ -764,7 +768,8 @@ def coverage_by_site_count(patterns: np.ndarray, need: np.ndarray,
     greedy, gains = greedy_sites(patterns, need, max_k)
     previous = 0.0
     for k in range(1, max_k + 1):
-        answer = solve_mclp(patterns, need, k, settings.solver, settings.solver_time_limit_s)
+        answer = (solved or {}).get(k) or solve_mclp(patterns, need, k, settings.solver,
+                                                     settings.solver_time_limit_s)
         if k > 1 and answer.objective <= previous + 1e-9:
             break
         rows.append({
