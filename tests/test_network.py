@@ -344,3 +344,80 @@ def test_points_far_from_any_way_are_reported_not_dropped(camden):
     assert report["points_far_from_network"] == int(far.sum())
     assert sum(w["points"] for w in report["wards_with_points_far_from_network"]) == int(far.sum())
     assert any(f"{int(far.sum())} resident point(s)" in w and "over 60 m" in w for w in warnings)
+
+
+PLANTED_OSM = """<?xml version="1.0" encoding="UTF-8"?>
+<osm version="0.6" generator="geomisuse test">
+  <node id="1" lat="51.5000" lon="-0.1000"/>
+  <node id="2" lat="51.5000" lon="-0.0990"/>
+  <node id="3" lat="51.5010" lon="-0.0990"/>
+  <node id="4" lat="51.5010" lon="-0.1000"/>
+  <node id="5" lat="51.5020" lon="-0.1000"/>
+  <node id="6" lat="51.5020" lon="-0.0990"/>
+  <node id="7" lat="51.5100" lon="-0.1100"/>
+  <node id="8" lat="51.5100" lon="-0.1090"/>
+  <way id="10"><nd ref="1"/><nd ref="2"/><nd ref="3"/><tag k="highway" v="footway"/><tag k="name" v="Planted Path"/></way>
+  <way id="11"><nd ref="3"/><nd ref="4"/><tag k="highway" v="residential"/><tag k="name" v="Planted Road"/></way>
+  <way id="12"><nd ref="4"/><nd ref="5"/><tag k="highway" v="motorway"/></way>
+  <way id="13"><nd ref="5"/><nd ref="6"/><tag k="highway" v="footway"/><tag k="foot" v="no"/></way>
+  <way id="14"><nd ref="1"/><nd ref="6"/><tag k="highway" v="service"/><tag k="access" v="private"/></way>
+  <way id="15"><nd ref="7"/><nd ref="8"/><tag k="highway" v="path"/></way>
+  <way id="16"><nd ref="2"/><nd ref="99"/><tag k="highway" v="steps"/></way>
+  <way id="17"><nd ref="5"/><nd ref="6"/><tag k="building" v="yes"/></way>
+</osm>
+"""
+
+
+def test_planted_osm_file_rules_accounting_and_lengths(tmp_path):
+    from pyproj import Transformer
+
+    path = tmp_path / "planted.osm"
+    path.write_text(PLANTED_OSM)
+    network = load_walking_network(path, None)
+    report = network.report
+    assert report["highway_ways_read"] == 7                       # the building is no highway
+    assert report["ways_excluded"] == {"foot=no": 1, "highway=motorway": 1, "missing nodes": 1,
+                                       "private": 1}
+    assert report["ways_kept"] == 3 and report["components"] == 2
+    # The largest component is nodes 1-2-3-4 (the path and the road); 7-8 is cut off.
+    assert network.n_nodes == 4 and report["nodes_outside_largest_component"] == 2
+    to_bng = Transformer.from_crs("EPSG:4326", "EPSG:27700", always_xy=True)
+    lonlat = {1: (-0.1, 51.5), 2: (-0.099, 51.5), 3: (-0.099, 51.501), 4: (-0.1, 51.501)}
+    xy = {k: np.array(to_bng.transform(*v)) for k, v in lonlat.items()}
+    expected = sorted(float(np.hypot(*(xy[a] - xy[b]))) for a, b in ((1, 2), (2, 3), (3, 4)))
+    assert np.allclose(sorted(network.segment_length_m), expected)
+    assert sorted(network.names) == ["", "Planted Path", "Planted Road"]
+    # From node 1 to node 4 the walk goes round by 2 and 3 (the private drive 1-6 is not used).
+    start, end = network.snap(xy[1][None]), network.snap(xy[4][None])
+    assert nearest_network_distance(network, start, end)[0] == pytest.approx(sum(expected))
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"not OpenStreetMap data " * 10, "cannot read it as OpenStreetMap data"),
+    (b'<?xml version="1.0"?><osm version="0.6"><node id="1" lat="51.5" lon="-0.1"/></osm>',
+     "holds no way a pedestrian may use"),
+])
+def test_bad_network_files_are_one_line_errors(tmp_path, content, message):
+    path = tmp_path / ("bad.osm.pbf" if content.startswith(b"not") else "bad.osm")
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message) as err:
+        load_walking_network(path, tmp_path)
+    assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+    with pytest.raises(InputError, match="walking network file not found"):
+        load_walking_network(tmp_path / "missing.osm.pbf", tmp_path)
+
+
+def test_study_file_network_and_postcode_paths_are_relative_to_it(tmp_path):
+    from geomisuse.config import load_study
+
+    (tmp_path / "sub").mkdir()
+    study = tmp_path / "sub" / "study.toml"
+    study.write_text('[boundaries]\npath = "w.gpkg"\n[gaps]\nnetwork = "../net.osm.pbf"\n'
+                     'postcodes = "pc.csv"\nsatellites = 2\n')
+    gaps = load_study(study).gaps
+    assert gaps["network"] == str((tmp_path / "net.osm.pbf").resolve())
+    assert gaps["postcodes"] == str((tmp_path / "sub" / "pc.csv").resolve())
+    settings = GapSettings.from_options(gaps)
+    assert settings.satellites == 2 and settings.network.endswith("net.osm.pbf")
+    with pytest.raises(InputError, match="network_max_snap_m"):
+        GapSettings.from_options({"network_max_snap_m": 0})
