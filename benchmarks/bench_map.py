@@ -128,8 +128,7 @@ def london_run(boundary_file: Path, n_points: int, seed: int = 20261122) -> Stud
               "treatment_services": LayerResult("treatment_services", [], services, len(services)),
               "pharmacies": LayerResult("pharmacies", [], pharmacies, len(pharmacies))}
     run = StudyRun(study=study, wards=wards, monthly=pd.DataFrame(), months=[f"2024-{m:02d}" for m in range(1, 13)],
-                   measures=list(MEASURES), layers=layers)
-    run.manifest["measures"] = {m: "police_uk" for m in MEASURES}
+                   measures=list(MEASURES), layers=layers, sources={m: "police_uk" for m in MEASURES})
     return run
 
 

@@ -20,26 +20,43 @@ from .config import Study, load_study
 
 
 def main() -> None:
-    """Console entry point (``geomisuse``)."""
+    """Console entry point (``geomisuse``): runs the command line and exits with its code."""
+    sys.exit(run_command())
+
+
+def run_command(args: list[str] | None = None) -> int:
+    """Run the command line once and return its exit code (what :func:`main` exits with).
+
+    Parameters
+    ----------
+    args
+        The arguments after the program name; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        0 success, 2 bad input or usage (a one-line message on stderr), 1 anything else.
+    """
+    args = sys.argv[1:] if args is None else list(args)
     try:
-        cli.main(standalone_mode=False)
+        cli.main(args, prog_name="geomisuse", standalone_mode=False)
     except InputError as err:
         click.echo(f"error: {err}", err=True)
-        sys.exit(2)
+        return 2
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
-        sys.exit(1)
+        return 1
     except click.ClickException as err:
         err.show()
-        sys.exit(2)
-    except SystemExit:
-        raise
+        return 2
+    except SystemExit as err:  # --help and --version exit through click
+        return err.code if isinstance(err.code, int) else (0 if err.code is None else 1)
     except Exception as err:  # one line for users; --debug shows the traceback
-        if "--debug" in sys.argv:
+        if "--debug" in args:
             raise
         click.echo(f"error: unexpected {type(err).__name__}: {err} (rerun with --debug for details)", err=True)
-        sys.exit(1)
-    sys.exit(0)
+        return 1
+    return 0
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,14 +75,12 @@ def _study(path: str, seed: int | None) -> Study:
 
 def _publish_settings(study: Study, unsuppressed: bool = False, tiles: str | None = None, offline: bool = False,
                       pdf: bool = False, simplify: float | None = None) -> PublishSettings:
-    settings = PublishSettings.from_options(study.publish)
-    if simplify is not None:
-        settings.map_simplify_m = simplify
-    settings.unsuppressed = settings.unsuppressed or unsuppressed
-    settings.tiles = tiles or settings.tiles
-    settings.offline = settings.offline or offline
-    settings.pdf = settings.pdf or pdf
-    return settings
+    """The study's ``[publish]`` settings with the command-line options applied (a copy)."""
+    settings = study.publish
+    return settings.with_changes(
+        map_simplify_m=settings.map_simplify_m if simplify is None else simplify,
+        unsuppressed=settings.unsuppressed or unsuppressed, tiles=tiles or settings.tiles,
+        offline=settings.offline or offline, pdf=settings.pdf or pdf)
 
 
 def _out_folder(study: Study, out: str | None) -> Path:

@@ -8,16 +8,22 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
 
 import geopandas as gpd
 import pandas as pd
 
 from .layers import LOADERS, LayerResult, LoadContext, load_boundaries
 from .layers.base import normalise_name
+from .layers.sites import gap_inputs, needle_exchanges, other_pharmacies
 from .progress import progress
-from .config import Study, months_between, previous_period
-from .layers.ward_join import WardLocator
-from .wardtable import build_ward_table, join_layers_to_wards
+from .config import PublishSettings, Study, months_between, previous_period
+from .wardtable import WardTable, build_ward_table, months_in_data, with_columns
+
+if TYPE_CHECKING:  # the stages are imported when they run: the demo and the CLI start faster
+    from .clusters import ClusterResult
+    from .gaps import GapResult
 
 @dataclass
 class StudyRun:
@@ -35,9 +41,12 @@ class StudyRun:
     months
         The months of the period, in order.
     measures
-        The measures with data in this study (subset of ``settings.MEASURES``).
+        The measures with data in this study (subset of ``config.MEASURES``).
     layers
         Loaded inputs by layer kind. Point and polygon tables carry ``ward_code`` once joined.
+    sources
+        Measure -> layer kind it was counted from (:attr:`WardTable.sources`); publishing
+        protects the MPS relation possession + trafficking = all drug offences from it.
     global_moran
         One row per analysed measure (cluster stage), else ``None``.
     satellites
@@ -59,12 +68,19 @@ class StudyRun:
     months: list[str]
     measures: list[str]
     layers: dict[str, LayerResult]
+    sources: dict[str, str]
     global_moran: pd.DataFrame | None = None
     satellites: pd.DataFrame | None = None
     satellite_coverage: pd.DataFrame | None = None
     catchments: gpd.GeoDataFrame | None = None
     manifest: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def walking(self):
+        """The walking settings of the run (speed, detour factor, threshold, radius): the
+        study's ``[gaps]`` settings, which the gap stage used; publishing reads them here."""
+        return self.study.gaps
 
     def layer_table(self, kind: str) -> gpd.GeoDataFrame | None:
         """The canonical table of a loaded layer, or ``None`` when the study has no such layer."""
@@ -73,40 +89,60 @@ class StudyRun:
 
     def needle_exchanges(self) -> gpd.GeoDataFrame | None:
         """Needle exchanges: flagged pharmacies and the needle-exchange layer together (or ``None``)."""
-        parts = []
-        pharmacies = self.layer_table("pharmacies")
-        if pharmacies is not None:
-            parts.append(pharmacies[pharmacies["is_needle_exchange"]])
-        if self.layer_table("needle_exchanges") is not None:
-            parts.append(self.layer_table("needle_exchanges"))
-        if not parts:
-            return None
-        return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=parts[0].crs)
+        return needle_exchanges(self.layers)
 
     def other_pharmacies(self) -> gpd.GeoDataFrame | None:
         """Pharmacies that are not needle exchanges (default satellite candidates), or ``None``."""
-        pharmacies = self.layer_table("pharmacies")
-        return None if pharmacies is None else pharmacies[~pharmacies["is_needle_exchange"]].reset_index(drop=True)
+        return other_pharmacies(self.layers)
 
 
 #: Stages after the ward table, in order.
 STAGES = ("clusters", "gaps")
 
 
-def load_inputs(study: Study) -> tuple[LayerResult, dict[str, LayerResult], list[str]]:
+@dataclass
+class Inputs:
+    """The result of :func:`load_inputs`: a study's files, read and checked.
+
+    Attributes
+    ----------
+    boundaries
+        The ward boundaries (``boundaries.table``: one row per ward, EPSG:27700).
+    layers
+        Loaded layers by kind, in the study file's order.
+    months
+        The months of the period: the study's, else every month from the first to the last
+        found in the data.
+    previous_months
+        With a study period, the period of equal length before it (layers hold it too, for
+        the briefings' comparisons); else ``None``.
+    warnings
+        The readers' messages, boundaries first.
+    """
+
+    boundaries: LayerResult
+    layers: dict[str, LayerResult]
+    months: list[str]
+    previous_months: list[str] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def wards(self) -> gpd.GeoDataFrame:
+        """The ward boundaries' table."""
+        return self.boundaries.table
+
+
+def load_inputs(study: Study) -> Inputs:
     """Read the boundaries and every layer of a study.
 
     Parameters
     ----------
     study
-        The study.
+        The study (:func:`geomisuse.load_study`).
 
     Returns
     -------
-    (boundaries, layers, months)
-        The ward boundaries, the loaded layers by kind, and the months of the period (the
-        study's period, else every month from the first to the last found in the data).
-        With a study period, layers also hold the previous period of equal length.
+    Inputs
     """
     boundaries = load_boundaries(study.boundaries)
     wards = boundaries.table
@@ -126,73 +162,91 @@ def load_inputs(study: Study) -> tuple[LayerResult, dict[str, LayerResult], list
     layers = {}
     for kind in progress(list(study.layers), "reading layers"):
         layers[kind] = LOADERS[kind](study.layers[kind], context)
-    return boundaries, layers, months or months_in_data(layers)
-
-
-def months_in_data(layers: dict[str, LayerResult]) -> list[str]:
-    """Every month from the first to the last month found in any layer."""
-    found: set[str] = set()
+    warnings = list(boundaries.warnings)
     for layer in layers.values():
-        if "month" in layer.table:
-            found.update(layer.table["month"].dropna().unique())
-    return months_between(min(found), max(found)) if found else []
+        warnings.extend(layer.warnings)
+    return Inputs(boundaries=boundaries, layers=layers, months=months or months_in_data(layers),
+                  previous_months=previous_period(months) if months else None, warnings=warnings)
+
+
+def assemble_run(study: Study, inputs: Inputs, table: WardTable) -> StudyRun:
+    """The run state of a study whose ward table is built (no statistics yet).
+
+    Parameters
+    ----------
+    study, inputs, table
+        The study, its inputs (:func:`load_inputs`) and its ward table (:func:`build_ward_table`).
+
+    Returns
+    -------
+    StudyRun
+        With the inputs' and the table's warnings, in that order.
+    """
+    return StudyRun(study=study, wards=table.wards, monthly=table.monthly, months=table.months,
+                    measures=table.measures, layers={"boundaries": inputs.boundaries, **table.layers},
+                    sources=dict(table.sources), warnings=inputs.warnings + table.warnings)
 
 
 def prepare(study: Study) -> StudyRun:
     """Load the inputs, join them to wards and build the ward table (no statistics yet)."""
-    boundaries, layers, months = load_inputs(study)
-    wards = boundaries.table
-    warnings = list(boundaries.warnings)
-    for layer in layers.values():
-        warnings.extend(layer.warnings)
-    warnings.extend(join_layers_to_wards(wards, layers, WardLocator(wards.geometry.to_numpy())))
-    table = build_ward_table(wards, layers, months, previous_period(months) if study.period else None)
-    warnings.extend(table.warnings)
-    run = StudyRun(study=study, wards=table.wards, monthly=table.monthly, months=months,
-                   measures=table.measures, layers={"boundaries": boundaries, **layers}, warnings=warnings)
-    run.manifest["measures"] = table.sources
-    return run
+    inputs = load_inputs(study)
+    table = build_ward_table(inputs.wards, inputs.layers, inputs.months, inputs.previous_months)
+    return assemble_run(study, inputs, table)
 
 
 def add_clusters(run: StudyRun) -> list[str]:
     """Run the cluster stage on ``run.wards`` and record its results; returns summary lines."""
-    from .clusters import ClusterSettings, find_clusters
+    from .clusters import find_clusters
 
-    result = find_clusters(run.wards, ClusterSettings.from_options(run.study.clusters), run.study.seed)
-    run.wards = _replace_columns(run.wards, result.columns)
+    result = find_clusters(run.wards, run.study.clusters, run.study.seed)
+    record_clusters(run, result)
+    return result.summary_lines
+
+
+def record_clusters(run: StudyRun, result: ClusterResult) -> None:
+    """Put the cluster stage's results into the run: columns, global Moran table, manifest, warnings."""
+    run.wards = with_columns(run.wards, result.columns)
     run.global_moran = result.global_moran
     run.manifest["clusters"] = result.manifest
     run.warnings.extend(result.warnings)
-    return result.summary_lines
 
 
 def add_gaps(run: StudyRun) -> list[str]:
     """Run the gap stage on ``run.wards`` and record its results; returns summary lines."""
-    from .gaps import GapSettings, find_gaps
+    from .gaps import find_gaps
 
-    settings = GapSettings.from_options(run.study.gaps)
-    network, postcodes = _gap_inputs(run, settings)
-    from_file = run.layer_table("candidate_sites") is not None
-    # Without a candidate file the gap stage adds a grid over the gap wards to these pharmacies.
-    candidates = run.layer_table("candidate_sites") if from_file else run.other_pharmacies()
-    result = find_gaps(run.wards, run.layer_table("treatment_services"), run.needle_exchanges(), candidates,
-                       run.layer_table("residents"), settings, run.study.seed, candidates_from_file=from_file,
+    network, postcodes = network_inputs(run)
+    result = find_gaps(run.wards, **gap_inputs(run.layers), settings=run.study.gaps, seed=run.study.seed,
                        network=network, postcodes=postcodes)
-    run.wards = _replace_columns(run.wards, result.columns)
+    record_gaps(run, result)
+    return result.summary_lines
+
+
+def record_gaps(run: StudyRun, result: GapResult) -> None:
+    """Put the gap stage's results into the run: columns, satellite sites, the coverage table,
+    catchments, manifest, warnings."""
+    run.wards = with_columns(run.wards, result.columns)
     run.satellites = result.satellites
     run.satellite_coverage = result.coverage_by_sites
     run.catchments = result.catchments
     run.manifest["gaps"] = result.manifest
     run.warnings.extend(result.warnings)
-    return result.summary_lines
 
 
-def _gap_inputs(run: StudyRun, settings):
-    """The walking network (cached next to the study file) and the postcode file the gap
-    settings name, each ``None`` when not named; recorded in the manifest's inputs."""
+def network_inputs(run: StudyRun):
+    """The walking network (cached in :data:`geomisuse.gaps.network.CACHE_FOLDER` next to the
+    study file) and the postcodes that ``[gaps] network`` / ``postcodes`` name, each ``None``
+    when not named; the postcode file's accounting goes into the manifest.
+
+    Returns
+    -------
+    tuple
+        ``(WalkingNetwork or None, Postcodes or None)``.
+    """
     from .gaps.network import CACHE_FOLDER, load_walking_network
     from .layers.postcodes import read_postcodes
 
+    settings = run.study.gaps
     network = postcodes = None
     if settings.network:
         cache = run.study.path.parent / CACHE_FOLDER if run.study.path is not None else None
@@ -246,6 +300,44 @@ def analyse(study: Study, stages: tuple[str, ...] = STAGES,
     return run, summary
 
 
-def _replace_columns(wards, columns: pd.DataFrame):
-    """Add a stage's columns to the ward table, replacing any from an earlier run of that stage."""
-    return wards.drop(columns=[c for c in columns.columns if c in wards.columns]).join(columns)
+def publish(out: str | Path, *, study: Study, inputs: Inputs, table: WardTable,
+            clusters: ClusterResult | None = None, gaps: GapResult | None = None,
+            settings: PublishSettings | Mapping[str, Any] | None = None, part: str = "all",
+            wards: list[str] | None = None) -> list[Path]:
+    """Write the outputs of stages run one by one (from a notebook), as ``geomisuse run`` does.
+
+    Parameters
+    ----------
+    out
+        Output folder (replaced as a whole once complete, with ``part="all"``).
+    study, inputs, table
+        The study, its inputs (:func:`load_inputs`) and its ward table (:func:`build_ward_table`).
+    clusters, gaps
+        The results of :func:`~geomisuse.clusters.find_clusters` and
+        :func:`~geomisuse.gaps.find_gaps`, where those stages ran.
+    settings
+        :class:`~geomisuse.config.PublishSettings` or a dict of its keys; default the study's
+        ``[publish]`` settings.
+    part, wards
+        As :func:`geomisuse.publish.write_outputs`: ``"all"``, ``"map"`` or ``"briefings"``,
+        and the wards to brief.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+
+    Raises
+    ------
+    InputError
+        Bad settings.
+    """
+    from .publish import write_outputs
+
+    run = assemble_run(study, inputs, table)
+    if clusters is not None:
+        record_clusters(run, clusters)
+    if gaps is not None:
+        record_gaps(run, gaps)
+    settings = study.publish if settings is None else PublishSettings.from_options(settings)
+    return write_outputs(run, Path(out), settings, part=part, wards=wards)

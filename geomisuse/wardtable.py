@@ -16,14 +16,15 @@ When police.uk points are given they are also counted as ``police_uk_drugs_count
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Mapping
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
 from .layers.base import LayerResult
-from .config import MEASURES, RATE_PER
+from .config import MEASURES, RATE_PER, months_between
 from .layers.ward_join import OUTSIDE, WardLocator
 
 #: Point layers whose rows are counted in the ward they fall in (the rest are sites).
@@ -50,7 +51,13 @@ class WardTable:
     sources
         Measure -> layer kind it was counted from.
     warnings
-        Messages for the user.
+        Messages for the user (the ward join's first).
+    layers
+        The layers as counted: point and polygon tables carry ``ward_code``, offence and ASB
+        points outside every ward moved to their layer's rejects (copies; the inputs are
+        left as they were).
+    months
+        The months of the period (``YYYY-MM``).
     """
 
     wards: gpd.GeoDataFrame
@@ -58,11 +65,29 @@ class WardTable:
     measures: list[str]
     sources: dict[str, str]
     warnings: list[str] = field(default_factory=list)
+    layers: dict[str, LayerResult] = field(default_factory=dict)
+    months: list[str] = field(default_factory=list)
 
 
-def join_layers_to_wards(wards: gpd.GeoDataFrame, layers: dict[str, LayerResult],
-                         locator: WardLocator | None = None) -> list[str]:
-    """Add ``ward_code`` to every point and polygon layer.
+@dataclass
+class LayerJoin:
+    """The result of :func:`join_layers_to_wards`.
+
+    Attributes
+    ----------
+    layers
+        Copies of the layers, point and polygon tables with ``ward_code``.
+    warnings
+        Messages for the user.
+    """
+
+    layers: dict[str, LayerResult]
+    warnings: list[str] = field(default_factory=list)
+
+
+def join_layers_to_wards(wards: gpd.GeoDataFrame, layers: Mapping[str, LayerResult],
+                         locator: WardLocator | None = None) -> LayerJoin:
+    """Add ``ward_code`` to every point and polygon layer (to copies: the inputs are not changed).
 
     Offence and ASB points outside every ward are rejected as ``outside the study area``
     (they are listed in ``unmatched.csv``). Sites outside the wards keep a blank
@@ -74,19 +99,24 @@ def join_layers_to_wards(wards: gpd.GeoDataFrame, layers: dict[str, LayerResult]
     wards
         Ward boundaries in ward-code order (EPSG:27700).
     layers
-        Loaded layers; tables are updated in place.
+        Loaded layers (not changed).
     locator
         A prebuilt :class:`WardLocator` for ``wards`` (built here when not given).
 
     Returns
     -------
-    list of str
-        Warnings.
+    LayerJoin
+        The joined copies and the warnings.
     """
     locator = locator or WardLocator(wards.geometry.to_numpy())
     codes = wards["ward_code"].to_numpy()
     warnings = []
-    for kind, layer in layers.items():
+    joined = {}
+    for kind, given in layers.items():
+        # A copy whose accounting can grow without touching the caller's layer (tables and
+        # rejects are replaced, never changed in place, so a shallow copy is enough).
+        layer = replace(given, excluded=dict(given.excluded), warnings=list(given.warnings))
+        joined[kind] = layer
         table = layer.table
         if not isinstance(table, gpd.GeoDataFrame):  # ward-level tables carry ward_code already
             continue
@@ -102,32 +132,46 @@ def join_layers_to_wards(wards: gpd.GeoDataFrame, layers: dict[str, LayerResult]
         elif outside.any():
             warnings.append(f"{kind}: {int(outside.sum())} of {len(table)} lie outside the study wards; "
                             "they count for access but not in any ward's count")
-    return warnings
+    return LayerJoin(layers=joined, warnings=warnings)
 
 
-def build_ward_table(wards: gpd.GeoDataFrame, layers: dict[str, LayerResult], months: list[str],
-                     previous_months: list[str] | None = None) -> WardTable:
-    """Aggregate joined layers to the ward table.
+def build_ward_table(wards: gpd.GeoDataFrame, layers: Mapping[str, LayerResult | pd.DataFrame],
+                     months: list[str] | None = None, previous_months: list[str] | None = None,
+                     locator: WardLocator | None = None) -> WardTable:
+    """Join the layers to the wards and aggregate them to the ward table.
+
+    Nothing given is changed: the join works on copies (:func:`join_layers_to_wards`).
 
     Parameters
     ----------
     wards
-        Ward boundaries (``ward_code``, ``ward_name``, ``borough_name``, ``area_km2``,
-        geometry), ward-code order.
+        Ward boundaries in ward-code order, EPSG:27700: ``ward_code`` and geometry, with
+        ``ward_name``, ``borough_name`` and ``area_km2`` where known (made from the code, left
+        empty and computed from the geometry otherwise). The boundaries loader's table, or
+        any GeoDataFrame with those columns.
     layers
-        Loaded layers, point/polygon tables already carrying ``ward_code``
-        (:func:`join_layers_to_wards`).
+        Layer kind -> loaded layer (:class:`~geomisuse.layers.base.LayerResult`), or a plain
+        (Geo)DataFrame in the layer's canonical form (as a loader makes it; its accounting
+        then starts from its rows).
     months
-        The study period's months (``YYYY-MM``).
+        The study period's months (``YYYY-MM``); default every month from the first to the
+        last found in the layers.
     previous_months
         The period of equal length just before, for ``M_previous_count`` (left empty for a
         measure whose source does not cover every one of these months).
+    locator
+        A prebuilt :class:`WardLocator` for ``wards`` (built here when not given).
 
     Returns
     -------
     WardTable
+        With ``layers`` (the joined copies) and ``months``.
     """
-    warnings: list[str] = []
+    wards = _with_ward_columns(wards)
+    joined = join_layers_to_wards(wards, {kind: as_layer(kind, layer) for kind, layer in layers.items()}, locator)
+    layers = joined.layers
+    months = list(months) if months is not None else months_in_data(layers)
+    warnings: list[str] = list(joined.warnings)
     long_counts, sources, coverage = _measure_counts(layers)
     previous_months = list(previous_months or [])
     index = pd.MultiIndex.from_product([wards["ward_code"], previous_months + list(months)],
@@ -190,7 +234,59 @@ def build_ward_table(wards: gpd.GeoDataFrame, layers: dict[str, LayerResult], mo
     measures = [m for m in MEASURES if m in sources]
     first = ["ward_code", "ward_name", "borough_name", "population", "area_km2"]
     table = table[first + [c for c in table.columns if c not in first]]
-    return WardTable(wards=table, monthly=monthly, measures=measures, sources=sources, warnings=warnings)
+    return WardTable(wards=table, monthly=monthly, measures=measures, sources=sources, warnings=warnings,
+                     layers=layers, months=months)
+
+
+def with_columns(wards: gpd.GeoDataFrame, columns: pd.DataFrame) -> gpd.GeoDataFrame:
+    """The ward table with a stage's columns added, replacing any of the same name (a copy).
+
+    Parameters
+    ----------
+    wards
+        The ward table.
+    columns
+        Indexed like ``wards``.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+    """
+    return wards.drop(columns=[c for c in columns.columns if c in wards.columns]).join(columns)
+
+
+def as_layer(kind: str, layer: LayerResult | pd.DataFrame) -> LayerResult:
+    """A loaded layer as it is, or a plain (Geo)DataFrame in canonical form wrapped as one."""
+    if isinstance(layer, LayerResult):
+        return layer
+    if not isinstance(layer, pd.DataFrame):
+        raise TypeError(f"layer {kind!r} must be a LayerResult or a data frame, not {type(layer).__name__}")
+    table = layer.copy()
+    for column, value in (("source_file", f"<{kind} data frame>"), ("source_row", None)):
+        if column not in table:
+            # Row numbers as a file would have them (header = row 1), for unmatched.csv.
+            table[column] = value if value is not None else np.arange(2, len(table) + 2)
+    return LayerResult(kind=kind, paths=[], table=table, rows_read=len(table))
+
+
+def months_in_data(layers: Mapping[str, LayerResult]) -> list[str]:
+    """Every month from the first to the last month found in any layer."""
+    found: set[str] = set()
+    for layer in layers.values():
+        if "month" in layer.table:
+            found.update(layer.table["month"].dropna().unique())
+    return months_between(min(found), max(found)) if found else []
+
+
+def _with_ward_columns(wards: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The boundaries with ``ward_name``, ``borough_name`` and ``area_km2`` (a copy when added)."""
+    if not isinstance(wards, gpd.GeoDataFrame) or "ward_code" not in wards:
+        raise TypeError("wards must be a GeoDataFrame with a ward_code column (EPSG:27700)")
+    missing = {"ward_name": lambda w: w["ward_code"].astype(str), "borough_name": lambda w: None,
+               "area_km2": lambda w: w.geometry.area / 1e6}
+    if all(column in wards for column in missing):
+        return wards
+    return wards.assign(**{column: make(wards) for column, make in missing.items() if column not in wards})
 
 
 def _measure_counts(layers: dict[str, LayerResult]) -> tuple[pd.DataFrame, dict[str, str], dict[str, list[str]]]:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
 import pytest
 import shapely
+from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "real"
@@ -46,7 +50,58 @@ def real() -> Path:
     return REAL
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+DEMO_STUDY = ROOT / "data" / "demo" / "study.toml"
+
+
+@functools.lru_cache(maxsize=None)
+def _demo_run(stages: tuple[str, ...]):
+    from geomisuse.config import load_study
+    from geomisuse.pipeline import analyse
+
+    return analyse(load_study(DEMO_STUDY), stages)[0]
+
+
+def demo_run_copy(stages: tuple[str, ...] = ()):
+    """The demo borough's run after ``stages`` (``()``: the ward table only; ``("clusters",
+    "gaps")``: everything), computed once per test session; each call returns a deep copy,
+    so a test may change it freely."""
+    return copy.deepcopy(_demo_run(tuple(stages)))
+
+
+@dataclass
+class CliResult:
+    """What a command line run gave: the exit code and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> CliResult:
+    """Run ``geomisuse ARGS`` in this process (click's ``CliRunner``), in ``cwd`` (default the
+    checkout); returns the exit code, stdout and stderr as a subprocess would give them.
+
+    The command line's own error handling (:func:`geomisuse.cli.run_command`) runs as in
+    ``python cli.py``: bad input is exit 2 and one line on stderr. Subprocess smoke tests
+    (``run_cli_subprocess``) check the console script and ``python cli.py`` themselves.
+    """
+    from geomisuse.cli import run_command
+
+    runner = CliRunner()
+    previous = Path.cwd()
+    os.chdir(cwd or ROOT)
+    try:
+        with runner.isolation() as (out, err, _):
+            code = run_command([str(a) for a in args])
+            sys.stdout.flush()
+            sys.stderr.flush()
+            stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+    finally:
+        os.chdir(previous)
+    return CliResult(returncode=code, stdout=stdout, stderr=stderr)
+
+
+def run_cli_subprocess(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``python cli.py ARGS`` in a fresh process; returns the completed process."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], capture_output=True, text=True,

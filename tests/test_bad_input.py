@@ -132,7 +132,55 @@ def test_bad_month_column_in_mps_file(tiny):
 
 def test_unknown_study_key(tiny):
     (tiny / "study.toml").write_text((tiny / "study.toml").read_text().replace("[study]", "[study]\nperoid = 1"))
-    assert_input_error(tiny, "study.toml", "unknown key 'peroid' in [study]")
+    assert_input_error(tiny, "study.toml", "[study] unknown key 'peroid'; did you mean 'period'?")
+
+
+def assert_validate_refuses(folder: Path, expected: str) -> None:
+    """``geomisuse validate`` stops with exit 2 and exactly ``FILE: expected`` on one line."""
+    result = run_cli("validate", str(folder / "study.toml"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert result.stderr == f"error: {folder / 'study.toml'}: {expected}\n"
+
+
+def test_validate_refuses_a_typo_inside_a_layer_table(tiny):
+    (tiny / "pop.csv").write_text("ward_code,population\nE05000001,100\n")
+    add_layer(tiny, '[layers.population]\npath = "pop.csv"\nwher = {ward_code = "E05000001"}')
+    assert_validate_refuses(tiny, "[layers.population] unknown key 'wher'; did you mean 'where'? "
+                                  "keys are path, paths, where, columns")
+
+
+def test_validate_refuses_a_typo_inside_a_layer_column_mapping(tiny):
+    (tiny / "pop.csv").write_text("area,people\nE05000001,100\n")
+    add_layer(tiny, '[layers.population]\npath = "pop.csv"\ncolumns = {ward_code = "area", populaton = "people"}')
+    assert_validate_refuses(tiny, "[layers.population.columns] unknown column field 'populaton'; did you mean "
+                                  "'population'? column fields are ward_code, ward_name, population")
+
+
+def test_validate_refuses_a_string_boolean(tiny):
+    add_layer(tiny, '[publish]\noffline = "no"')
+    assert_validate_refuses(tiny, '[publish] offline = "no": must be true or false (TOML booleans, without quotes)')
+
+
+def test_validate_refuses_a_bad_gaps_value(tiny):
+    add_layer(tiny, "[gaps]\nwalk_threshold_min = 0")
+    assert_validate_refuses(tiny, "[gaps] walk_threshold_min = 0: must be above 0")
+
+
+def test_validate_refuses_a_bad_gaps_choice(tiny):
+    add_layer(tiny, '[gaps]\naccess_rule = "either"')
+    assert_validate_refuses(tiny, "[gaps] access_rule = \"either\": must be 'each_kind' or 'any_service'")
+
+
+def test_validate_refuses_a_bad_publish_value(tiny):
+    add_layer(tiny, "[publish]\nsuppression_threshold = 0")
+    assert_validate_refuses(tiny, "[publish] suppression_threshold = 0: must be at least 1")
+
+
+def test_validate_refuses_a_bad_clusters_value(tiny):
+    # The tiny borough has too few wards for the cluster stage: validate still checks its table.
+    add_layer(tiny, "[clusters]\nalpha = 1.5")
+    assert_validate_refuses(tiny, "[clusters] alpha = 1.5: must be below 1")
 
 
 def test_not_a_geodata_file(tiny):

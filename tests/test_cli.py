@@ -4,6 +4,7 @@ determinism, exit codes, and the README's commands."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 
 from geomisuse.config import MEASURES
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, run_cli_subprocess
 
 CONTRACT_COLUMNS = ["ward_code", "ward_name", "borough_name", "population", "area_km2",
                     *[f"{m}_{s}" for m in MEASURES for s in ("count", "rate_per_1000")],
@@ -117,7 +118,25 @@ def test_failed_run_leaves_previous_outputs_untouched(tmp_path):
 def test_unknown_command_is_a_usage_error():
     result = run_cli("frobnicate")
     assert result.returncode == 2
-    assert "Traceback" not in result.stderr
+    assert "No such command 'frobnicate'" in result.stderr and "Traceback" not in result.stderr
+
+
+# The other tests drive the command line in this process; these check the real entry points.
+
+def test_python_cli_py_bad_input_is_exit_2_and_one_line(tmp_path):
+    (tmp_path / "study.toml").write_text('[boundaries]\npath = "wards.gpkg"\n[gaps]\nsatellites = "three"\n')
+    result = run_cli_subprocess("validate", str(tmp_path / "study.toml"))
+    assert result.returncode == 2
+    assert result.stderr == (f"error: {tmp_path / 'study.toml'}: [gaps] satellites = \"three\": "
+                             "must be a whole number\n")
+    assert result.stdout == ""
+
+
+def test_python_m_geomisuse_prints_the_version():
+    result = subprocess.run([sys.executable, "-m", "geomisuse", "--version"], capture_output=True, text=True,
+                            cwd=ROOT, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "geomisuse, version 0.1.0\n"
 
 
 def test_brief_for_one_ward_by_name(tmp_path):

@@ -7,17 +7,15 @@ import pandas as pd
 import pytest
 
 from geomisuse.demo import borough as demo
-from geomisuse.pipeline import prepare
-from geomisuse.config import load_study
 
-from conftest import ROOT
+from conftest import ROOT, demo_run_copy
 
 DEMO = ROOT / "data" / "demo"
 
 
 @pytest.fixture(scope="module")
 def demo_run():
-    return prepare(load_study(DEMO / "study.toml"))
+    return demo_run_copy()
 
 
 def test_every_layer_accounts_for_every_row(demo_run):

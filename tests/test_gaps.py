@@ -15,12 +15,15 @@ import pandas as pd
 import pytest
 import shapely
 
+from geomisuse.config import walk_minutes, walk_radius_m, walk_speed_m_per_min
 from geomisuse.gaps import walking as access
 from geomisuse.gaps import sites as sat
 from geomisuse.errors import InputError
 from geomisuse.gaps import GapSettings, find_gaps
 from geomisuse.gaps.sites import SATELLITE_COLUMNS
 from geomisuse.gaps.stage import GAP_COLUMNS
+
+from conftest import demo_run_copy
 
 CRS = "EPSG:27700"
 
@@ -70,11 +73,11 @@ def plant_gap(wards: gpd.GeoDataFrame, code: str) -> gpd.GeoDataFrame:
 
 def test_walk_radius_and_minutes_follow_speed_and_detour():
     # 4.8 km/h = 80 m/min; 20 min = 1,600 m of street = 1,600 / 1.3 m in a straight line.
-    assert access.walk_speed_m_per_min(4.8) == pytest.approx(80.0)
-    assert access.walk_radius_m(20, 4.8, 1.3) == pytest.approx(1600 / 1.3)
+    assert walk_speed_m_per_min(4.8) == pytest.approx(80.0)
+    assert walk_radius_m(20, 4.8, 1.3) == pytest.approx(1600 / 1.3)
     # 2.4 km straight line * 1.3 = 3,120 m of street / 80 m/min = 39 min.
-    assert access.walk_minutes(2400.0, 4.8, 1.3) == pytest.approx(39.0)
-    assert access.walk_minutes(np.array([0.0, 800.0]), 4.0, 1.0) == pytest.approx([0.0, 12.0])
+    assert walk_minutes(2400.0, 4.8, 1.3) == pytest.approx(39.0)
+    assert walk_minutes(np.array([0.0, 800.0]), 4.0, 1.0) == pytest.approx([0.0, 12.0])
     assert GapSettings(walk_threshold_min=30, walk_speed_kmh=6, detour_factor=1.0).walk_radius_m \
         == pytest.approx(3000.0)
 
@@ -317,7 +320,7 @@ def test_settings_from_study_options():
                                          "walk_threshold_min": 15})
     assert settings.need_rule == ("lisa",) and settings.satellites == 5
     assert GapSettings.from_options(None) == GapSettings()
-    with pytest.raises(InputError, match=r"^\[gaps\] unknown setting 'walk_minutes'") as err:
+    with pytest.raises(InputError, match=r"^\[gaps\] unknown key 'walk_minutes'; keys are need_measure, ") as err:
         GapSettings.from_options({"walk_minutes": 10})
     assert "\n" not in str(err.value)
     for bad in ({"access_share": 1.5}, {"need_rule": ["lisa", "hotspots"]}, {"satellites": -1},
@@ -497,18 +500,13 @@ DEMO = PROJECT / "data" / "demo"
 def demo_inputs() -> dict:
     """The demo borough's ward table (no cluster stage: need is judged on the rate) and service
     layers, through the real loaders."""
-    from geomisuse.pipeline import prepare
-    from geomisuse.config import load_study
-
-    run = prepare(load_study(DEMO / "study.toml"))
+    run = demo_run_copy()
     return {"wards": run.wards, "treatment": run.layer_table("treatment_services"),
             "needle": run.needle_exchanges(), "pharmacies": run.other_pharmacies()}
 
 
 @pytest.fixture(scope="module")
 def demo():
-    if not (DEMO / "mps_ward_level_crime.csv").exists():
-        pytest.skip("demo files not generated in this checkout")
     from geomisuse.demo.borough import PLANTED_GAP_WARDS
     inputs = demo_inputs()
     result = find_gaps(inputs["wards"], inputs["treatment"], inputs["needle"],

@@ -22,7 +22,9 @@ from geomisuse.errors import InputError
 from geomisuse.publish.escaping import safe_text, script_json
 from geomisuse.pipeline import prepare
 from geomisuse.publish.tables import PublishSettings, published_wards
-from geomisuse.config import load_study
+from geomisuse.config import GapSettings, load_study
+
+from conftest import demo_run_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo" / "study.toml"
@@ -50,7 +52,7 @@ def data_block(page: str) -> dict:
 
 def demo_run():
     """The demo borough up to the ward table (no statistics)."""
-    return prepare(load_study(DEMO))
+    return demo_run_copy()
 
 
 def add_fake_stages(run, gaps=(2, 5, 11)) -> None:
@@ -84,8 +86,9 @@ def add_fake_stages(run, gaps=(2, 5, 11)) -> None:
         "easting": [centre.x], "northing": [centre.y], "longitude": [lonlat.x], "latitude": [lonlat.y],
         "ward_code": [wards["ward_code"].iloc[gaps[0]]], "ward_name": [wards["ward_name"].iloc[gaps[0]]],
         "need_covered": [40.0], "share_of_gap_need_covered": [0.35], "residents_newly_within_walk": [5200]})
-    run.manifest["gaps"] = {"parameters": {"walk_threshold_min": 15.0, "walk_speed_kmh": 4.8,
-                                           "detour_factor": 1.3}}
+    # The gap stage walks with the study's [gaps] settings; the map reads them from the run.
+    run.study.gaps = GapSettings(walk_threshold_min=15.0, walk_speed_kmh=4.8, detour_factor=1.3)
+    run.manifest["gaps"] = {"parameters": run.study.gaps.model_dump()}
 
 
 def make_evil(run) -> None:
@@ -122,7 +125,7 @@ def full_run(evil: bool = False):
 
 
 def write(run, path: Path, **options) -> str:
-    settings = PublishSettings(**{"tiles": "none", "offline": True, **options})
+    settings = PublishSettings.from_options({"tiles": "none", "offline": True, **options})
     maps.write_map(run, published_wards(run, settings), path, settings)
     return path.read_text(encoding="utf-8")
 
@@ -267,10 +270,11 @@ def test_hostile_names_are_escaped_everywhere(tmp_path):
     names = [html.unescape(n) for n in data["ward"]["name"]]
     assert names == list(run.wards["ward_name"])
     assert safe_text(EVIL[0] + " study") in page
-    for layer in data["layers"]:
-        for item in layer.get("items", []):
-            if len(item) > 3 and isinstance(item[3], str):
-                assert "<img" not in item[3] and "<script" not in item[3]
+    labels = [item[3] for layer in data["layers"] for item in layer.get("items", [])
+              if len(item) > 3 and isinstance(item[3], str)]
+    assert labels, "no point labels to check"
+    for label in labels:
+        assert "<img" not in label and "<script" not in label
 
 
 def test_safe_text_and_script_json():
@@ -357,8 +361,8 @@ def test_walk_catchment_defaults_and_gap_parameters():
     run = demo_run()
     minutes, radius = maps.walk_catchment(run)
     assert minutes == 20 and radius == pytest.approx(20 * 4.8 * 1000 / 60 / 1.3)
-    run.manifest["gaps"] = {"parameters": {"walk_threshold_min": 10, "walk_radius_m": 600.0}}
-    assert maps.walk_catchment(run) == (10.0, 600.0)
+    run.study.gaps = GapSettings(walk_threshold_min=10, walk_speed_kmh=3.6, detour_factor=1.0)
+    assert maps.walk_catchment(run) == (10.0, pytest.approx(600.0))
 
 
 def test_many_sites_are_clustered(tmp_path):

@@ -38,8 +38,6 @@ import math
 
 import numpy as np
 
-#: Corrections a study may choose in ``[clusters] correction``.
-CORRECTIONS = ("none", "bonferroni", "fdr")
 
 #: Permutation counts the default is chosen from (R + 1 is 1, 2 or 5 times a power of ten).
 _NICE_PERMUTATIONS = tuple(m * 10 ** e - 1 for e in range(3, 8) for m in (1, 2, 5))

@@ -38,117 +38,29 @@ statistics, and all its ``M_lisa_*``/``M_gi_*`` cells are empty; a warning names
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..config import DEFAULT_ALPHA, DEFAULT_CORRECTION, DEFAULT_WEIGHTS, MEASURES
+from ..config import DEFAULT_SEED, MEASURES, ClusterSettings
 from ..vocabulary import HIGH_HIGH, LOW_LOW
+from ..wardtable import with_columns
 from .getisord import gi_bins, gi_star
-from .inference import (CORRECTIONS, adjust_p, default_permutations, draw_orderings,
+from .inference import (adjust_p, default_permutations, draw_orderings,
                         permutation_warning)
 from .moran import empirical_bayes_standardise, global_moran, lisa_labels, local_moran
-from .weights import WEIGHTS_KINDS, Neighbours, build_neighbours, row_standardised, subset_neighbours, with_self
+from .weights import Neighbours, build_neighbours, row_standardised, subset_neighbours, with_self
 
-#: Rate adjustments for global Moran's I.
-RATE_ADJUSTMENTS = ("auto", "none", "empirical_bayes")
 #: Fewest wards for which every statistic here is defined (Var[I] divides by n - 3).
 MIN_WARDS = 4
 #: Below this many wards the statistics have little power; the user is told.
 FEW_WARDS = 10
 #: Ward names listed in console summary lines before "and N more".
 _LIST_NAMES = 6
-
-
-@dataclass
-class ClusterSettings:
-    """The ``[clusters]`` table of a study file.
-
-    Attributes
-    ----------
-    measures
-        Measures to analyse; default every measure of ``settings.MEASURES`` whose
-        ``M_rate_per_1000`` column has data.
-    weights
-        ``"queen"`` (default), ``"knn"`` or ``"distance"``.
-    k
-        Neighbours for ``"knn"``.
-    distance_m
-        Distance band in metres for ``"distance"`` (centroid to centroid).
-    permutations
-        LISA permutations. ``None``: the default rule of
-        :func:`~geomisuse.clusters.inference.default_permutations` (999 with no correction;
-        with ``fdr``/``bonferroni`` enough that a single ward can be significant, with
-        headroom: 1,999 for 20 wards, 99,999 for ~700).
-    global_permutations
-        Permutations of global Moran's I: one test per measure, so GeoDa's 999 (smallest
-        two-sided p 0.002) is enough; raise it for finer p-values.
-    correction
-        ``"fdr"`` (Benjamini–Hochberg, default), ``"bonferroni"`` or ``"none"``; applied over
-        the wards, separately for each measure and for LISA and Gi*.
-    alpha
-        Significance level of the LISA labels (Gi* bins use ArcGIS's fixed 90/95/99 %).
-    rate_adjustment
-        Global Moran's I on ``"empirical_bayes"`` standardised rates (Assunção & Reis 1999),
-        on the raw rates (``"none"``), or ``"auto"``: empirical Bayes when the measure's counts
-        and every population are there.
-    """
-
-    measures: list[str] | None = None
-    weights: str = DEFAULT_WEIGHTS
-    k: int = 6
-    distance_m: float | None = None
-    permutations: int | None = None
-    global_permutations: int = 999
-    correction: str = DEFAULT_CORRECTION
-    alpha: float = DEFAULT_ALPHA
-    rate_adjustment: str = "auto"
-
-    @classmethod
-    def from_options(cls, options: dict) -> "ClusterSettings":
-        """Settings from the study file's ``[clusters]`` table (a plain dict).
-
-        Raises
-        ------
-        InputError
-            Unknown key or bad value, with a one-line message saying what to write instead.
-        """
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise InputError(f"unknown key '{unknown[0]}' in [clusters]; keys are {', '.join(known)}")
-        settings = cls(**options)
-        settings.validate()
-        return settings
-
-    def validate(self) -> None:
-        """Check every value; raise :class:`InputError` with a one-line fix for the first bad one."""
-        if self.measures is not None:
-            if isinstance(self.measures, str) or not all(isinstance(m, str) for m in self.measures):
-                raise InputError(f"[clusters] measures must be a list such as {list(MEASURES[:2])}")
-            for measure in self.measures:
-                if measure not in MEASURES:
-                    raise InputError(f"[clusters] measure '{measure}' is not known; use some of {', '.join(MEASURES)}")
-        _choice("weights", self.weights, WEIGHTS_KINDS)
-        _choice("correction", self.correction, CORRECTIONS)
-        _choice("rate_adjustment", self.rate_adjustment, RATE_ADJUSTMENTS)
-        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
-            raise InputError(f"[clusters] k = {self.k!r} must be a whole number of neighbours, at least 1")
-        if self.weights == "distance" and not (_is_number(self.distance_m) and self.distance_m > 0):
-            raise InputError("[clusters] weights = \"distance\" needs distance_m, a distance in metres above 0")
-        if self.permutations is not None and (isinstance(self.permutations, bool)
-                                              or not isinstance(self.permutations, int) or self.permutations < 1):
-            raise InputError(f"[clusters] permutations = {self.permutations!r} must be a whole number, "
-                             "at least 1 (or leave it out for the default)")
-        if (isinstance(self.global_permutations, bool) or not isinstance(self.global_permutations, int)
-                or self.global_permutations < 0):
-            raise InputError(f"[clusters] global_permutations = {self.global_permutations!r} must be a whole "
-                             "number, at least 0 (0: no permutation test)")
-        if not (_is_number(self.alpha) and 0 < self.alpha < 1):
-            raise InputError(f"[clusters] alpha = {self.alpha!r} must be a number between 0 and 1, e.g. 0.05")
 
 
 @dataclass
@@ -169,6 +81,8 @@ class ClusterResult:
         Messages for the user, one line each.
     summary_lines
         Short console summary, one line per measure.
+    wards
+        The ward table given with ``columns`` added (a new table).
     """
 
     columns: pd.DataFrame
@@ -176,13 +90,15 @@ class ClusterResult:
     manifest: dict
     warnings: list[str] = field(default_factory=list)
     summary_lines: list[str] = field(default_factory=list)
+    wards: gpd.GeoDataFrame | None = None
 
 
 GLOBAL_MORAN_COLUMNS = ["measure", "moran_i", "expected_i", "z", "p_sim", "permutations",
                         "rate_adjustment", "z_sim", "n_wards"]
 
 
-def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings, seed: int) -> ClusterResult:
+def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings | Mapping[str, Any] | None = None,
+                  seed: int = DEFAULT_SEED) -> ClusterResult:
     """Global Moran's I, LISA and Gi* for every analysed measure of the ward table.
 
     Parameters
@@ -191,7 +107,8 @@ def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings, seed: int)
         The ward table: EPSG:27700, one row per ward, with ``ward_code``, ``ward_name``,
         ``population`` and the ``M_count`` / ``M_rate_per_1000`` columns.
     settings
-        The ``[clusters]`` settings.
+        The ``[clusters]`` settings: :class:`~geomisuse.config.ClusterSettings`, or a dict of
+        its keys (checked as the study file's table is); default all defaults.
     seed
         Seed of every permutation; same inputs and seed give identical numbers.
 
@@ -205,7 +122,7 @@ def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings, seed: int)
         Too few wards, a requested measure without data, or empirical Bayes requested
         without counts and populations.
     """
-    settings.validate()
+    settings = ClusterSettings.from_options(settings)
     if len(wards) < MIN_WARDS:
         raise InputError(f"spatial clusters need at least {MIN_WARDS} wards and the study has {len(wards)}; "
                          "use a boundary file covering more wards")
@@ -255,7 +172,7 @@ def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings, seed: int)
         "by_measure": per_measure,
     }
     return ClusterResult(columns=columns, global_moran=global_table, manifest=manifest,
-                         warnings=warnings, summary_lines=summary_lines)
+                         warnings=warnings, summary_lines=summary_lines, wards=with_columns(wards, columns))
 
 
 def _analyse_measure(wards: gpd.GeoDataFrame, measure: str, neighbours: Neighbours,
@@ -402,12 +319,3 @@ def _names(rows: pd.DataFrame, limit: int = 5) -> str:
     """"E05000001 Name, ..." for up to ``limit`` wards, then "and N more"."""
     items = [f"{c} {n}" for c, n in zip(rows["ward_code"], rows.get("ward_name", rows["ward_code"]))]
     return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
-
-
-def _choice(key: str, value, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise InputError(f"[clusters] {key} = {value!r} is not known; use one of {', '.join(allowed)}")
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)

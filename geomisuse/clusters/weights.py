@@ -28,10 +28,9 @@ import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
 
+from ..config import WEIGHTS_KINDS
 from ..errors import InputError
 
-#: Weights kinds a study may choose in ``[clusters] weights``.
-WEIGHTS_KINDS = ("queen", "knn", "distance")
 
 
 @dataclass

@@ -20,7 +20,7 @@ from scipy.sparse.csgraph import dijkstra
 from ..config import ANALYSIS_CRS
 from .network import WalkingNetwork
 from .settings import GapSettings
-from .walking import service_xy, walk_radius_m
+from .walking import service_xy
 
 #: Side (metres) of the grid cells an isochrone is made of.
 ISOCHRONE_CELL_M = 50.0
@@ -136,7 +136,7 @@ def walk_catchments(layers: dict[str, gpd.GeoDataFrame | None], settings: GapSet
         names = (layer["name"].astype(str) if "name" in layer
                  else pd.Series("", index=layer.index))[present].tolist()
         if network is not None:
-            limit = walk_radius_m(settings.walk_threshold_min, settings.walk_speed_kmh, 1.0)
+            limit = settings.walk_network_m
             polygons, method = isochrones(network, xy, limit), METHOD_ISOCHRONE
         else:
             polygons = shapely.buffer(shapely.points(xy), settings.walk_radius_m, quad_segs=16)

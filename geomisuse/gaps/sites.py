@@ -47,7 +47,7 @@ from . import walking as access
 from .network import WalkingNetwork, network_distances_within
 from .places import PLACE_COLUMNS, describe_places
 from .settings import GapSettings
-from .walking import point_layer, walk_radius_m
+from .walking import point_layer
 from ..layers.postcodes import Postcodes
 
 #: ``source`` values of candidate sites.
@@ -641,7 +641,7 @@ def _solve_sites(xy: np.ndarray, unmet: np.ndarray, candidates: gpd.GeoDataFrame
     start = time.perf_counter()
     keep = unmet > 0
     if network is not None:
-        limit = walk_radius_m(settings.walk_threshold_min, settings.walk_speed_kmh, 1.0)
+        limit = settings.walk_network_m
         cover = network_distances_within(network, network.snap(xy[keep]),
                                          network.snap(access.service_xy(candidates)), limit)
         cover = sparse.csr_matrix(cover, dtype=bool)

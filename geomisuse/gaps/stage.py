@@ -33,22 +33,24 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..config import ANALYSIS_CRS
+from ..config import ANALYSIS_CRS, DEFAULT_SEED, walk_speed_m_per_min
+from ..wardtable import with_columns
 from .need import NeedAssessment, assess_need, choose_need_measure
 from .reasons import gap_reason, summary_lines
 from .settings import GapSettings
 from .sites import choose_satellites
 from .catchments import walk_catchments
-from .network import WalkingNetwork
+from .network import WalkingNetwork, load_walking_network
 from .walking import AccessVerdict, KINDS, WalkAccess, judge_access, measure_access, point_layer
-from ..layers.postcodes import Postcodes
+from ..layers.postcodes import Postcodes, read_postcodes
 from . import walking as access
 
 
@@ -90,6 +92,8 @@ class GapResult:
     coverage_by_sites : pandas.DataFrame or None
         Need covered by the best k satellite sites, k = 1..10
         (:data:`geomisuse.gaps.sites.COVERAGE_COLUMNS`); ``None`` when no sites were sought.
+    wards : geopandas.GeoDataFrame
+        The ward table given with ``columns`` added (a new table).
     """
 
     columns: pd.DataFrame
@@ -99,6 +103,7 @@ class GapResult:
     summary_lines: list[str] = field(default_factory=list)
     catchments: gpd.GeoDataFrame | None = None
     coverage_by_sites: pd.DataFrame | None = None
+    wards: gpd.GeoDataFrame | None = None
 
 
 def _check_wards(wards: gpd.GeoDataFrame) -> None:
@@ -111,10 +116,11 @@ def _check_wards(wards: gpd.GeoDataFrame) -> None:
         raise InputError(f"ward table must be in {ANALYSIS_CRS} for outreach gaps")
 
 
-def find_gaps(wards: gpd.GeoDataFrame, treatment_services: gpd.GeoDataFrame | None,
-              needle_exchanges: gpd.GeoDataFrame | None,
-              candidate_sites: gpd.GeoDataFrame | None,
-              residents: gpd.GeoDataFrame | None, settings: GapSettings, seed: int,
+def find_gaps(wards: gpd.GeoDataFrame, treatment_services: gpd.GeoDataFrame | None = None,
+              needle_exchanges: gpd.GeoDataFrame | None = None,
+              candidate_sites: gpd.GeoDataFrame | None = None,
+              residents: gpd.GeoDataFrame | None = None,
+              settings: GapSettings | Mapping[str, Any] | None = None, seed: int = DEFAULT_SEED,
               *, candidates_from_file: bool = False, network: WalkingNetwork | None = None,
               postcodes: Postcodes | None = None) -> GapResult:
     """Access, outreach gaps and satellite sites for every ward.
@@ -134,7 +140,8 @@ def find_gaps(wards: gpd.GeoDataFrame, treatment_services: gpd.GeoDataFrame | No
     residents
         Optional finer population layer with a ``residents`` count (points or polygons).
     settings
-        :class:`GapSettings`.
+        :class:`~geomisuse.config.GapSettings`, or a dict of its keys (checked as the study
+        file's ``[gaps]`` table is); default all defaults.
     seed
         Seed of the resident sampling.
     candidates_from_file
@@ -144,23 +151,31 @@ def find_gaps(wards: gpd.GeoDataFrame, treatment_services: gpd.GeoDataFrame | No
     network
         The walking graph (:func:`geomisuse.gaps.network.load_walking_network`): access,
         catchments and satellite coverage are then measured over the streets. ``None``: the
-        straight line times ``settings.detour_factor``.
+        file ``settings.network`` names is read (no cache), or without one the straight line
+        times ``settings.detour_factor``.
     postcodes
         Postcode points (:func:`geomisuse.layers.postcodes.read_postcodes`) naming the nearest
-        postcode of each satellite site, or ``None``.
+        postcode of each satellite site; ``None``: those of ``settings.postcodes``, if any.
 
     Returns
     -------
     GapResult
-        Ward columns, satellite sites, manifest section, warnings and a console summary.
+        Ward columns, the ward table with them, satellite sites, manifest section, warnings
+        and a console summary. Nothing given is changed.
 
     Raises
     ------
     InputError
         Missing ward columns, wrong CRS, no need measure with data, solver missing.
     """
-    settings.validate()
+    settings = GapSettings.from_options(settings)
     _check_wards(wards)
+    # Settings that name a network or postcode file are enough on their own (from a notebook);
+    # a study run passes the network it read through the cache.
+    if network is None and settings.network:
+        network = load_walking_network(settings.network, None)
+    if postcodes is None and settings.postcodes:
+        postcodes = read_postcodes(settings.postcodes)
     layers, residents = _input_layers(treatment_services, needle_exchanges, residents)
     timings: dict[str, float] = {}
 
@@ -209,7 +224,8 @@ def find_gaps(wards: gpd.GeoDataFrame, treatment_services: gpd.GeoDataFrame | No
     summary = access_lines(walk, settings) + summary_lines(wards, columns, sites, sat_manifest,
                                                            measure, settings)
     return GapResult(columns=columns, satellites=sites, manifest=manifest,
-                     warnings=warnings, summary_lines=summary, catchments=catchments,
+                     warnings=warnings, summary_lines=summary, wards=with_columns(wards, columns),
+                     catchments=catchments,
                      coverage_by_sites=sat_manifest.pop("coverage_table", None))
 
 
@@ -341,10 +357,10 @@ def _assessment_warnings(not_assessed: list[dict], sample: access.ResidentSample
 def _parameters_section(settings: GapSettings, measure: str, need: NeedAssessment,
                         seed: int) -> dict:
     """The settings as given, plus the measure, criteria, walk radius and speed used."""
-    return {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(settings).items()},
+    return {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.model_dump().items()},
             "need_measure_used": measure, "need_criteria_used": need.criteria_used,
             "walk_radius_m": round(settings.walk_radius_m, 1),
-            "walk_speed_m_per_min": round(access.walk_speed_m_per_min(settings.walk_speed_kmh), 2),
+            "walk_speed_m_per_min": round(walk_speed_m_per_min(settings.walk_speed_kmh), 2),
             "seed": int(seed)}
 
 

@@ -32,7 +32,7 @@ import shapely
 from scipy.spatial import cKDTree
 from scipy.stats import qmc
 
-from ..config import ANALYSIS_CRS
+from ..config import ANALYSIS_CRS, walk_speed_m_per_min
 from ..errors import InputError
 
 if TYPE_CHECKING:
@@ -54,65 +54,6 @@ BASIS_POLYGONS = "resident polygons"
 # first attempt unless it covers under ~1/4 of its bounding box (long thin wards).
 _OVERSAMPLE = 4
 _MAX_ATTEMPTS = 12
-
-
-def walk_speed_m_per_min(walk_speed_kmh: float) -> float:
-    """Walking speed in metres per minute.
-
-    Parameters
-    ----------
-    walk_speed_kmh
-        Walking speed in km/h (4.8 km/h is a typical adult pace).
-
-    Returns
-    -------
-    float
-        Metres per minute (4.8 km/h -> 80 m/min).
-    """
-    return walk_speed_kmh * 1000.0 / 60.0
-
-
-def walk_minutes(distance_m: np.ndarray | float, walk_speed_kmh: float,
-                 detour_factor: float) -> np.ndarray | float:
-    """Walking minutes for a straight-line distance.
-
-    Parameters
-    ----------
-    distance_m
-        Straight-line distance(s) in metres.
-    walk_speed_kmh
-        Walking speed in km/h.
-    detour_factor
-        Street route length divided by straight-line length (>= 1).
-
-    Returns
-    -------
-    numpy.ndarray or float
-        Minutes: ``distance_m * detour_factor / (speed in m/min)``.
-    """
-    minutes = np.asarray(distance_m, dtype=float) * detour_factor / walk_speed_m_per_min(
-        walk_speed_kmh)
-    return float(minutes) if minutes.ndim == 0 else minutes
-
-
-def walk_radius_m(threshold_min: float, walk_speed_kmh: float, detour_factor: float) -> float:
-    """Straight-line radius that a walk of ``threshold_min`` minutes reaches.
-
-    Parameters
-    ----------
-    threshold_min
-        Walk threshold in minutes.
-    walk_speed_kmh
-        Walking speed in km/h.
-    detour_factor
-        Street route length divided by straight-line length (>= 1).
-
-    Returns
-    -------
-    float
-        Radius in metres (20 min at 4.8 km/h with detour 1.3 -> 1,230.8 m).
-    """
-    return threshold_min * walk_speed_m_per_min(walk_speed_kmh) / detour_factor
 
 
 @dataclass
@@ -396,7 +337,7 @@ def ward_access(sample: ResidentSample, n_wards: int, services_xy: np.ndarray,
     services_xy
         ``(m, 2)`` service coordinates in EPSG:27700 metres (may be empty).
     radius_m
-        Straight-line walk radius in metres (:func:`walk_radius_m`).
+        Straight-line walk radius in metres (:func:`geomisuse.config.walk_radius_m`).
 
     Returns
     -------
@@ -541,15 +482,13 @@ def measure_access(wards: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame |
         from .network import network_access
 
         kinds, minutes, measured, notes = network_access(
-            network, sample, wards, services,
-            walk_radius_m(settings.walk_threshold_min, settings.walk_speed_kmh, 1.0),
+            network, sample, wards, services, settings.walk_network_m,
             walk_speed_m_per_min(settings.walk_speed_kmh), settings.network_max_snap_m)
         warnings += notes
     else:
         for kind, xy in services.items():
             kinds[kind] = ward_access(sample, n, xy, settings.walk_radius_m)
-            minutes[kind] = walk_minutes(kinds[kind].mean_distance_m, settings.walk_speed_kmh,
-                                         settings.detour_factor)
+            minutes[kind] = settings.walk_minutes(kinds[kind].mean_distance_m)
     treatment = kinds["treatment"].point_within
     needle_exchange = kinds["needle_exchange"].point_within
     either = treatment | needle_exchange

@@ -5,6 +5,7 @@ GeoJSON/GeoPackage/Shapefile."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping
 
 import geopandas as gpd
 import pandas as pd
@@ -124,3 +125,63 @@ def _points_from_features(layer: LayerResult) -> None:
                               "point inside their shape")
         table = table.set_geometry(table.geometry.where(~not_point, table.geometry.representative_point()))
     layer.table = table
+
+
+def _table(layers: Mapping[str, LayerResult], kind: str) -> gpd.GeoDataFrame | None:
+    layer = layers.get(kind)
+    return None if layer is None else layer.table
+
+
+def needle_exchanges(layers: Mapping[str, LayerResult]) -> gpd.GeoDataFrame | None:
+    """Needle exchanges: flagged pharmacies and the needle-exchange layer together.
+
+    Parameters
+    ----------
+    layers
+        Loaded layers by kind.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame or None
+        ``None`` when the study has neither layer.
+    """
+    parts = []
+    pharmacies = _table(layers, "pharmacies")
+    if pharmacies is not None:
+        parts.append(pharmacies[pharmacies["is_needle_exchange"]])
+    if _table(layers, "needle_exchanges") is not None:
+        parts.append(_table(layers, "needle_exchanges"))
+    if not parts:
+        return None
+    return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=parts[0].crs)
+
+
+def other_pharmacies(layers: Mapping[str, LayerResult]) -> gpd.GeoDataFrame | None:
+    """Pharmacies that are not needle exchanges (the default satellite candidates), or ``None``."""
+    pharmacies = _table(layers, "pharmacies")
+    return None if pharmacies is None else pharmacies[~pharmacies["is_needle_exchange"]].reset_index(drop=True)
+
+
+def gap_inputs(layers: Mapping[str, LayerResult]) -> dict:
+    """The site layers of the gap stage, as :func:`geomisuse.gaps.find_gaps` takes them.
+
+    Parameters
+    ----------
+    layers
+        Loaded layers by kind.
+
+    Returns
+    -------
+    dict
+        ``treatment_services``, ``needle_exchanges``, ``candidate_sites`` (the candidate file,
+        else the pharmacies that are not needle exchanges: the gap stage then adds a grid over
+        the gap wards), ``residents`` and ``candidates_from_file``.
+    """
+    from_file = _table(layers, "candidate_sites") is not None
+    return {
+        "treatment_services": _table(layers, "treatment_services"),
+        "needle_exchanges": needle_exchanges(layers),
+        "candidate_sites": _table(layers, "candidate_sites") if from_file else other_pharmacies(layers),
+        "residents": _table(layers, "residents"),
+        "candidates_from_file": from_file,
+    }

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, fields
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,8 +21,7 @@ import pandas as pd
 
 from .. import __version__
 from .disclosure import TOTAL_COST_FACTOR, format_counts, link_suppression, primary_mask, protect_table
-from ..errors import InputError
-from ..config import MEASURES, SUPPRESSION_THRESHOLD
+from ..config import MEASURES, PublishSettings
 
 if TYPE_CHECKING:  # publishing reads a run's results; it never drives the pipeline
     from ..pipeline import StudyRun
@@ -33,56 +31,9 @@ RECORDED_PACKAGES = ("geopandas", "shapely", "pyogrio", "pyproj", "pandas", "num
                      "spopt", "pulp", "folium", "scipy")
 
 
-@dataclass
-class PublishSettings:
-    """The study file's ``[publish]`` table.
-
-    Attributes
-    ----------
-    suppression_threshold
-        Smallest non-zero count shown as a number (default 5: 1-4 show as ``<5``).
-    unsuppressed
-        Publish real counts, for analysts' internal use; said in the manifest and on every page.
-    tiles
-        Basemap: ``"OpenStreetMap"``, another folium tile name, or ``"none"``.
-    offline
-        Embed the map's JavaScript and CSS so it renders with no network (the default: council
-        networks often block CDNs); ``false`` links them from a CDN instead (a smaller page).
-    briefings
-        Write ward briefings.
-    pdf
-        Also print the briefings to ``briefings/briefings.pdf`` with headless Chromium (Debian's
-        ``chromium`` package and the ``playwright`` Python package); skipped with a warning
-        when Chromium is not installed.
-    map_simplify_m
-        Tolerance (metres, EPSG:27700) of the coverage simplification of ward polygons on the
-        map; 0 keeps every vertex. The exports are never simplified.
-    """
-
-    suppression_threshold: int = SUPPRESSION_THRESHOLD
-    unsuppressed: bool = False
-    tiles: str = "OpenStreetMap"
-    offline: bool = True
-    briefings: bool = True
-    pdf: bool = False
-    map_simplify_m: float = 10.0
-
-    @classmethod
-    def from_options(cls, options: dict) -> "PublishSettings":
-        """Build from the ``[publish]`` table; unknown keys are an input error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise InputError(f"unknown key '{unknown[0]}' in [publish]; keys are {', '.join(sorted(known))}")
-        settings = cls(**options)
-        if int(settings.suppression_threshold) < 1:
-            raise InputError("[publish] suppression_threshold must be 1 or more (1 turns suppression off)")
-        return settings
-
-
 def _additive_groups(run: StudyRun, suffix: str) -> list[tuple[list[str], str]]:
     """MPS possession and trafficking add up to all drug offences (in every ward and month)."""
-    sources = run.manifest.get("measures", {})
+    sources = run.sources
     parts = [m for m in ("possession", "trafficking") if sources.get(m) == "mps_ward"]
     if parts and sources.get("drug_offences") == "mps_ward":
         return [([f"{m}{suffix}" for m in parts], f"drug_offences{suffix}")]
@@ -227,6 +178,7 @@ def manifest(run: StudyRun, settings: PublishSettings, outputs: list[str]) -> di
                                  "protect another")},
         "inputs": inputs,
         "wards": int(len(run.wards)),
+        "measures": dict(run.sources),
         **run.manifest,
         "outputs": outputs,
         "packages": versions,

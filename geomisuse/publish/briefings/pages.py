@@ -51,7 +51,7 @@ from ...errors import InputError
 from .findings import Change, change, cluster_words, key_findings, suggestions
 from ..text import count_text, distance_text, is_hidden, join_names, month_name, number, span
 from ...layers.base import normalise_name
-from ...config import MEASURE_LABELS, MEASURES
+from ...config import MEASURE_LABELS, MEASURES, walk_minutes
 from ...vocabulary import GI_TOP_BIN, HIGH_HIGH, LISA_CLUSTERS, NOT_SIGNIFICANT, gi_kind
 
 if TYPE_CHECKING:  # publishing reads a run's results; it never drives the pipeline
@@ -243,29 +243,6 @@ def page_name(code: str, position: int) -> str:
     return code if _SAFE_PAGE.match(code) else f"ward-{position + 1:04d}"
 
 
-def walk_parameters(run: StudyRun) -> tuple[float, float, float]:
-    """Walking speed (km/h), detour factor and walking reach (minutes): the gap stage's when
-    it ran, else the defaults of :mod:`geomisuse.settings`."""
-    gaps = run.manifest.get("gaps") or {}
-    pools = [gaps] + [gaps[k] for k in ("settings", "parameters") if isinstance(gaps.get(k), dict)]
-
-    def find(keys, default):
-        for pool in pools:
-            for key in keys:
-                if isinstance(pool.get(key), (int, float)) and not isinstance(pool.get(key), bool):
-                    return float(pool[key])
-        return float(default)
-
-    return (find(("walk_speed_kmh", "walking_speed_kmh", "speed_kmh"), defaults.WALK_SPEED_KMH),
-            find(("detour_factor", "detour"), defaults.DETOUR_FACTOR),
-            find(("walk_threshold_min", "walk_minutes", "threshold_min"), defaults.WALK_THRESHOLD_MIN))
-
-
-def walk_minutes(distance_m: float, speed_kmh: float, detour: float) -> float:
-    """Estimated walking minutes for a straight-line distance."""
-    return distance_m * detour / (speed_kmh * 1000 / 60)
-
-
 def ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
@@ -363,7 +340,7 @@ def _basis(run: StudyRun, published: pd.DataFrame, settings) -> _Basis:
         pub = pub.set_index("ward_code").loc[real["ward_code"]].reset_index()
     codes = real["ward_code"].astype(str).tolist()
     measures = [m for m in MEASURES if m in run.measures]
-    sources = run.manifest.get("measures", {})
+    sources = run.sources
     parts = [m for m in ("possession", "trafficking") if m in measures and sources.get(m) == "mps_ward"]
     totals_of_parts = ({"drug_offences"} if parts and "drug_offences" in measures
                        and sources.get("drug_offences") == "mps_ward" else set())
@@ -379,9 +356,10 @@ def _basis(run: StudyRun, published: pd.DataFrame, settings) -> _Basis:
 
 
 def _walk(run: StudyRun) -> _Walk:
-    """The walking parameters and the reach they give (see :func:`walk_parameters`)."""
-    speed, detour, minutes = walk_parameters(run)
-    return _Walk(speed, detour, minutes, minutes * speed * 1000 / 60 / detour)
+    """The run's walking settings (:attr:`StudyRun.walking`, which the gap stage used)."""
+    walking = run.walking
+    return _Walk(float(walking.walk_speed_kmh), float(walking.detour_factor), float(walking.walk_threshold_min),
+                 float(walking.walk_radius_m))
 
 
 def _has_previous(real: pd.DataFrame, measure: str) -> bool:

@@ -50,8 +50,7 @@ from ..escaping import safe_text, script_json
 from ..places import ward_centres
 from ..text import count_text, distance_text, gi_bin_text, period_text, rate_text
 from ...vocabulary import GI_BINS, LISA_CLUSTERS, LISA_LABELS, NOT_SIGNIFICANT
-from ...config import (ANALYSIS_CRS, DETOUR_FACTOR, MAP_CRS, MEASURE_LABELS, MEASURES, WALK_SPEED_KMH,
-                       WALK_THRESHOLD_MIN)
+from ...config import ANALYSIS_CRS, MAP_CRS, MEASURE_LABELS, MEASURES
 
 if TYPE_CHECKING:  # publishing reads a run's results; it never drives the pipeline
     from ...pipeline import StudyRun
@@ -397,21 +396,10 @@ def _gap_layer(layers: list[dict], wards: pd.DataFrame) -> None:
 
 
 def walk_catchment(run: StudyRun) -> tuple[float, float]:
-    """Walk threshold (minutes) and the straight-line radius (metres) it reaches.
-
-    radius = minutes x walking speed / detour factor. The gap stage's parameters (in
-    ``run.manifest["gaps"]``) win over the study's ``[gaps]`` table, which wins over the defaults
-    in :mod:`geomisuse.settings`.
-    """
-    params = dict(getattr(run.study, "gaps", None) or {})
-    params.update((run.manifest.get("gaps") or {}).get("parameters") or {})
-    minutes = float(params.get("walk_threshold_min", WALK_THRESHOLD_MIN))
-    speed = float(params.get("walk_speed_kmh", WALK_SPEED_KMH))
-    detour = float(params.get("detour_factor", DETOUR_FACTOR))
-    radius = params.get("walk_radius_m")
-    if radius is None:
-        radius = minutes * speed * 1000.0 / 60.0 / detour
-    return minutes, float(radius)
+    """Walk threshold (minutes) and the straight-line radius (metres) it reaches, from the
+    run's walking settings (:attr:`StudyRun.walking`, which the gap stage used)."""
+    walking = run.walking
+    return float(walking.walk_threshold_min), float(walking.walk_radius_m)
 
 
 def _site_popup(row: pd.Series) -> str:
