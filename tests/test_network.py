@@ -415,9 +415,8 @@ def test_study_file_network_and_postcode_paths_are_relative_to_it(tmp_path):
     study.write_text('[boundaries]\npath = "w.gpkg"\n[gaps]\nnetwork = "../net.osm.pbf"\n'
                      'postcodes = "pc.csv"\nsatellites = 2\n')
     gaps = load_study(study).gaps
-    assert gaps["network"] == str((tmp_path / "net.osm.pbf").resolve())
-    assert gaps["postcodes"] == str((tmp_path / "sub" / "pc.csv").resolve())
-    settings = GapSettings.from_options(gaps)
-    assert settings.satellites == 2 and settings.network.endswith("net.osm.pbf")
+    assert gaps.network == str((tmp_path / "net.osm.pbf").resolve())
+    assert gaps.postcodes == str((tmp_path / "sub" / "pc.csv").resolve())
+    assert gaps.satellites == 2
     with pytest.raises(InputError, match="network_max_snap_m"):
         GapSettings.from_options({"network_max_snap_m": 0})

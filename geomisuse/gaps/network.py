@@ -21,7 +21,6 @@ segments, snap leg), so it is never shorter than the straight line between them.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from scipy.sparse.csgraph import connected_components, dijkstra
 
 from ..config import ANALYSIS_CRS, MAP_CRS
 from ..errors import InputError
+from ..layers.base import sha256
 from ..layers.osm_network import read_walkable_ways
 
 #: Bumped whenever the graph built from the same file would change (rules, cleaning, format).
@@ -46,15 +46,6 @@ _CHUNK = 64
 _TINY_M = 1e-6
 
 _TO_BNG = Transformer.from_crs(MAP_CRS, ANALYSIS_CRS, always_xy=True)
-
-
-def file_sha256(path: Path) -> str:
-    """The sha256 hex digest of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -333,7 +324,7 @@ def build_walking_network(path: Path) -> WalkingNetwork:
     name_position = {n: i for i, n in enumerate(names)}
     way_name_position = np.array([name_position[n] for n in ways.way_name], dtype=np.int64)
     report = {
-        "path": str(path), "sha256": file_sha256(path), "reader": _reader_version(),
+        "path": str(path), "sha256": sha256(path), "reader": _reader_version(),
         "highway_ways_read": ways.highway_ways,
         "ways_kept": ways.highway_ways - sum(ways.excluded.values()),
         "ways_excluded": ways.excluded,
@@ -354,10 +345,10 @@ def _reader_version() -> str:
     return f"pyosmium {version('osmium')}"
 
 
-def cache_path(path: Path, cache_dir: Path, sha256: str) -> Path:
+def cache_path(path: Path, cache_dir: Path, digest: str) -> Path:
     """The cache file of a network input: its name, hash and the cache version."""
     stem = path.name.split(".")[0] or "network"
-    return cache_dir / f"{stem}-{sha256[:16]}-walking-v{CACHE_VERSION}.npz"
+    return cache_dir / f"{stem}-{digest[:16]}-walking-v{CACHE_VERSION}.npz"
 
 
 def load_walking_network(path: str | Path, cache_dir: str | Path | None) -> WalkingNetwork:
@@ -385,14 +376,14 @@ def load_walking_network(path: str | Path, cache_dir: str | Path | None) -> Walk
         raise InputError("walking network file not found; give an OSM .osm.pbf or .osm file",
                          path)
     start = time.perf_counter()
-    sha256 = file_sha256(path)
-    cached = cache_path(path, Path(cache_dir), sha256) if cache_dir is not None else None
+    digest = sha256(path)
+    cached = cache_path(path, Path(cache_dir), digest) if cache_dir is not None else None
     if cached is not None and cached.is_file():
         try:
             network = _read_cache(cached)
         except (OSError, ValueError, KeyError):
             network = None  # a damaged cache is rebuilt, not trusted
-        if network is not None and network.report.get("sha256") == sha256:
+        if network is not None and network.report.get("sha256") == digest:
             network.report.update(cache="hit", cache_file=str(cached), path=str(path),
                                   load_seconds=round(time.perf_counter() - start, 3))
             return network

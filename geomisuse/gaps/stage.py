@@ -278,9 +278,12 @@ def _gap_columns(wards: pd.DataFrame, need: NeedAssessment, walk: WalkAccess,
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(1, n + 1)
     any_services = {k: walk.service_counts[k] > 0 for k in KINDS}
+    # A reason quotes the distance its minutes are walked over: the route, with a network.
+    walked_m = {k: (walk.network.network_mean_m[k] if walk.network is not None
+                    else walk.kinds[k].mean_distance_m) for k in KINDS}
     reasons = [
         gap_reason(i, need, {k: bool(verdict.poor[k][i]) for k in KINDS}, bool(is_gap[i]),
-                   {k: (walk.kinds[k].mean_distance_m[i], float(walk.minutes[k][i]), share[k][i])
+                   {k: (walked_m[k][i], float(walk.minutes[k][i]), share[k][i])
                     for k in KINDS},
                    population[i], settings, measure, any_services, walk.any_share[i])
         for i in range(n)]
