@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import geopandas as gpd
 import networkx as nx
@@ -254,12 +255,13 @@ def test_postcode_file_without_coordinates_is_a_one_line_error(tmp_path):
         read_postcodes(bad)
 
 
-@pytest.mark.slow
-def test_camden_run_over_the_streets(real, tmp_path):
+@pytest.fixture(scope="module")
+def camden_run(real, tmp_path_factory):
     """Camden with the real network, MPS counts and ODS pharmacies (as needle exchanges, since
-    ODS has no NSP flag): network gaps, isochrones on the map, satellites by street/postcode."""
+    ODS has no NSP flag), run by the command line; returns (study folder, completed process)."""
     from conftest import run_cli
 
+    tmp_path = tmp_path_factory.mktemp("camden")
     (tmp_path / "services.csv").write_text(
         "name,service_type,longitude,latitude\n"
         "Test service A,treatment,-0.1300,51.5390\nTest service B,treatment,-0.1200,51.5300\n")
@@ -290,8 +292,16 @@ path = "services.csv"
 network = "{real}/networks/camden.osm.pbf"
 postcodes = "{real}/services/os_codepoint_open_2025_london_postcodes.csv.gz"
 """)
+    result = run_cli("run", str(tmp_path / "study.toml"), "--out", str(tmp_path / "out"),
+                     "--tiles", "none", "--offline")
+    return tmp_path, result
+
+
+@pytest.mark.slow
+def test_camden_run_over_the_streets(real, camden_run):
+    """Network-based gaps, isochrone catchments on the map, satellites by street and postcode."""
+    tmp_path, result = camden_run
     out = tmp_path / "out"
-    result = run_cli("run", str(tmp_path / "study.toml"), "--out", str(out), "--tiles", "none")
     assert result.returncode == 0, result.stderr
     assert "access: over the street network" in result.stdout
     assert "measured detour factor to the nearest needle exchange: median" in result.stdout
@@ -420,3 +430,48 @@ def test_study_file_network_and_postcode_paths_are_relative_to_it(tmp_path):
     assert gaps.satellites == 2
     with pytest.raises(InputError, match="network_max_snap_m"):
         GapSettings.from_options({"network_max_snap_m": 0})
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_camden_map_draws_isochrones_and_links_sites(camden_run):
+    pytest.importorskip("playwright.sync_api")
+    from playwright.sync_api import sync_playwright
+    from test_map_browser import CHROMIUM, LAUNCH_ARGS, Page
+
+    tmp_path, result = camden_run
+    assert result.returncode == 0, result.stderr
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.skip("headless Chromium is not installed (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+            headless=True, args=LAUNCH_ARGS)
+        page = Page(chromium, tmp_path / "out" / "map.html")
+        try:
+            def count(selector: str) -> int:
+                return page.eval(f"document.querySelectorAll({json.dumps(selector)}).length")
+
+            assert count(".leaflet-gm-catchments-pane path") == 0
+            page.toggle("Needle exchanges: 20-min walk")
+            drawn = count(".leaflet-gm-catchments-pane path")
+            assert drawn == 61                                 # one isochrone per pharmacy
+            page.toggle("Treatment services: 20-min walk")
+            assert count(".leaflet-gm-catchments-pane path") == drawn + 2
+            # A satellite site opens a popup with its street, postcode and an OpenStreetMap link.
+            shown = page.page.locator("#gm-layers .gm-overlay", has_text="Suggested satellite sites") \
+                .first.locator("input").is_checked()
+            if not shown:
+                page.toggle("Suggested satellite sites")
+            page.eval("""() => { geomisuse.map.eachLayer(l => {
+                if (l.getPopup && l.getPopup() && !window.gmSite) { window.gmSite = l; } });
+                window.gmSite.openPopup(); }""")
+            link = page.page.locator(".leaflet-popup-content a")
+            assert link.get_attribute("href").startswith("https://www.openstreetmap.org/?mlat=")
+            sites = pd.read_csv(tmp_path / "out" / "satellites.csv")
+            popup = page.page.locator(".leaflet-popup-content").inner_text()
+            assert any(location in popup for location in sites["location"])
+            assert page.errors == [] and page.requests == [] and page.dialogs == []
+        finally:
+            page.close()
+            chromium.close()
