@@ -523,7 +523,8 @@ class GapSettings(Section):
     solver_time_limit_s
         Time limit of the solver in seconds.
     network
-        OSM extract (``.osm.pbf`` or ``.osm``) to walk over, relative to the study file;
+        OSM extract (``.osm.pbf``, ``.osm``) or osmnx ``.graphml`` to walk over, relative to
+        the study file;
         ``None`` (default): straight line times ``detour_factor`` (see README "Access").
     network_max_snap_m
         A resident point farther than this (metres) from any walkable way is reported; a ward

@@ -475,3 +475,38 @@ def test_camden_map_draws_isochrones_and_links_sites(camden_run):
         finally:
             page.close()
             chromium.close()
+
+
+def test_osmnx_graphml_gives_the_same_walk_as_the_osm_file(tmp_path):
+    """The planted streets saved as osmnx saves a graph (both directions of each street, one
+    edge with a bent geometry), read as GraphML: same rules, same lengths."""
+    graph = nx.MultiDiGraph(crs="epsg:4326")
+    for node, (lon, lat) in {1: (-0.1, 51.5), 2: (-0.099, 51.5), 3: (-0.099, 51.501),
+                             4: (-0.1, 51.501), 5: (-0.1, 51.502)}.items():
+        graph.add_node(node, x=lon, y=lat)
+    for u, v, tags in [(1, 2, {"highway": "footway", "name": "Planted Path"}),
+                       (2, 3, {"highway": "footway", "name": "Planted Path"}),
+                       (4, 5, {"highway": "motorway"})]:
+        graph.add_edge(u, v, **tags)
+        graph.add_edge(v, u, **tags)
+    # 3 -> 4 bends through a corner at (-0.0995, 51.5015).
+    graph.add_edge(3, 4, highway="residential", name="Planted Road",
+                   geometry="LINESTRING (-0.099 51.501, -0.0995 51.5015, -0.1 51.501)")
+    path = tmp_path / "planted.graphml"
+    nx.write_graphml(graph, path)
+    network = load_walking_network(path, tmp_path)
+    report = network.report
+    assert report["highway_ways_read"] == 4 and report["ways_excluded"] == {"highway=motorway": 1}
+    assert network.n_nodes == 5 and sorted(network.names) == ["", "Planted Path", "Planted Road"]
+    from pyproj import Transformer
+    to_bng = Transformer.from_crs("EPSG:4326", "EPSG:27700", always_xy=True)
+    xy = np.array(to_bng.transform([-0.1, -0.099, -0.099, -0.0995, -0.1],
+                                   [51.5, 51.5, 51.501, 51.5015, 51.501])).T
+    legs = np.hypot(*np.diff(xy, axis=0).T)
+    start, end = network.snap(xy[:1]), network.snap(xy[4:])
+    assert nearest_network_distance(network, start, end)[0] == pytest.approx(legs.sum())
+    projected = tmp_path / "projected.graphml"
+    graph.graph["crs"] = "epsg:27700"
+    nx.write_graphml(graph, projected)
+    with pytest.raises(InputError, match="is a projected graph"):
+        load_walking_network(projected, None)

@@ -1,4 +1,5 @@
-"""Read the ways a pedestrian may use from an OpenStreetMap extract (PBF or XML).
+"""Read the ways a pedestrian may use from an OpenStreetMap extract (PBF or XML), or from an
+osmnx GraphML file (``ox.save_graphml``: an edge's ``geometry`` is followed when it has one).
 
 The reader is pyosmium (``osmium`` on PyPI, wheels for every platform, no system build). It was
 measured against pyrosm on the real Camden extract (3.5 MB, 41,362 ways): pyosmium reads the
@@ -41,6 +42,8 @@ PRIVATE = frozenset({"private", "no"})
 
 #: File name endings read as OSM data.
 OSM_SUFFIXES = (".osm.pbf", ".pbf", ".osm", ".osm.bz2", ".osm.gz")
+#: File name ending read as an osmnx graph.
+GRAPHML_SUFFIX = ".graphml"
 
 
 def walking_exclusion(highway: str, foot: str | None, access: str | None,
@@ -118,12 +121,14 @@ def read_walkable_ways(path: str | Path) -> WalkableWays:
     InputError
         File missing, not OSM data, or holding no walkable way.
     """
-    import osmium
-
     path = Path(path)
     if not path.is_file():
         raise InputError("walking network file not found; give an OSM .osm.pbf or .osm file",
                          path)
+    if path.name.lower().endswith(GRAPHML_SUFFIX):
+        return read_graphml_ways(path)
+    import osmium
+
     refs: list[int] = []
     lons: list[float] = []
     lats: list[float] = []
@@ -189,3 +194,70 @@ def _segments(refs: np.ndarray, lonlat: np.ndarray, starts: np.ndarray, names: l
                         segment_nodes=compact.reshape(-1, 2), segment_way=way_of[first],
                         way_name=names, highway_ways=highway_ways,
                         excluded=dict(sorted(excluded.items())), segments_missing_nodes=missing)
+
+
+def read_graphml_ways(path: Path) -> WalkableWays:
+    """The walkable edges of an osmnx GraphML file (nodes with ``x``/``y`` in lon/lat).
+
+    Each edge is a way: its ``geometry`` (WKT, when osmnx simplified the graph) or the
+    straight line between its nodes; the same walking rules apply to its ``highway``,
+    ``foot``, ``access`` and ``service`` values when present. A projected graph (a ``crs``
+    other than EPSG:4326) is refused with a message.
+
+    Raises
+    ------
+    InputError
+        Not GraphML, projected, or with no walkable edge.
+    """
+    import networkx as nx
+    import shapely
+
+    try:
+        graph = nx.read_graphml(path)
+    except (nx.NetworkXError, SyntaxError, ValueError, KeyError) as err:
+        raise InputError(f"cannot read it as GraphML ({err}); save the osmnx graph with "
+                         "ox.save_graphml", path) from None
+    crs = str(graph.graph.get("crs", "epsg:4326")).lower()
+    if crs not in ("epsg:4326", "wgs84", "+proj=longlat +datum=wgs84 +no_defs"):
+        raise InputError(f"is a projected graph ({crs}); save the unprojected osmnx graph "
+                         "(longitude/latitude)", path)
+    node_lonlat = {n: (float(d["x"]), float(d["y"])) for n, d in graph.nodes(data=True)
+                   if "x" in d and "y" in d}
+    refs: list[int] = []
+    lonlat: list[tuple[float, float]] = []
+    starts: list[int] = []
+    names: list[str] = []
+    excluded: Counter[str] = Counter()
+    node_id = {n: i for i, n in enumerate(node_lonlat, start=1)}
+    inner = 0                   # inner vertices of edge geometries get ids of their own: -1, -2 ...
+    highway_ways = 0
+    seen: set[frozenset] = set()
+    for u, v, data in graph.edges(data=True):
+        pair = frozenset((u, v))
+        if pair in seen and not data.get("geometry"):
+            continue            # osmnx stores both directions of a two-way street
+        seen.add(pair)
+        highway_ways += 1
+        reason = walking_exclusion(data.get("highway"), data.get("foot"), data.get("access"),
+                                   data.get("service"))
+        if reason is not None:
+            excluded[reason] += 1
+            continue
+        if u not in node_lonlat or v not in node_lonlat:
+            excluded["missing nodes"] += 1
+            continue
+        line = (shapely.get_coordinates(shapely.from_wkt(data["geometry"])).tolist()
+                if data.get("geometry") else [node_lonlat[u], node_lonlat[v]])
+        starts.append(len(refs))
+        names.append(str(data.get("name") or data.get("ref") or ""))
+        for k, point in enumerate(line):
+            if k == 0 or k == len(line) - 1:
+                refs.append(node_id[u if k == 0 else v])
+            else:
+                inner += 1
+                refs.append(-inner)
+            lonlat.append((float(point[0]), float(point[1])))
+    if not starts:
+        raise InputError("holds no edge a pedestrian may use; give an osmnx walking graph", path)
+    return _segments(np.asarray(refs, dtype=np.int64), np.asarray(lonlat, dtype=float),
+                     np.asarray(starts, dtype=np.int64), names, highway_ways, excluded)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # publishing reads a run's results; it never drives the pipel
 
 #: Packages whose versions are recorded in the manifest.
 RECORDED_PACKAGES = ("geopandas", "shapely", "pyogrio", "pyproj", "pandas", "numpy", "libpysal", "esda",
-                     "spopt", "pulp", "folium", "scipy")
+                     "spopt", "pulp", "folium", "scipy", "osmium")
 
 
 def _additive_groups(run: StudyRun, suffix: str) -> list[tuple[list[str], str]]:
