@@ -54,3 +54,18 @@ GI_BINS = tuple(sorted([level for level, _ in GI_BIN_LEVELS] + [0] + [-level for
 def gi_kind(gi_bin: int) -> str:
     """``"hot"`` for a positive Gi* bin, ``"cold"`` for a negative one, ``""`` for 0."""
     return "hot" if gi_bin > 0 else "cold" if gi_bin < 0 else ""
+
+
+#: What the statistics' labels mean, in plain words for a board paper: the briefings' and the
+#: map's key puts these beside the technical labels.
+PLAIN_WORDS: dict[str, str] = {
+    HIGH_HIGH: "a cluster: this ward and its neighbours all have high rates",
+    LOW_LOW: "a low cluster: this ward and its neighbours all have low rates",
+    HIGH_LOW: "an outlier: a high rate among neighbours with low rates",
+    LOW_HIGH: "an outlier: a low rate among neighbours with high rates",
+    NOT_SIGNIFICANT: "no pattern stronger than chance alone would often give",
+    "hot spot": "the ward and its neighbours together have far more than the borough's usual rate "
+                "(Getis-Ord Gi*; 99 %, 95 % or 90 % confidence)",
+    "cold spot": "the ward and its neighbours together have far less than the borough's usual rate",
+    "p": "p-value: how often chance alone would give a pattern this strong (p = 0.01: once in 100)",
+}

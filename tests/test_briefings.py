@@ -203,10 +203,12 @@ def test_monthly_charts_never_draw_a_suppressed_month(written, planted):
             expected = [f"{pd.Period(m, freq='M').strftime('%b %Y')}: {count_text(v)}" for m, v in rows.items()
                         if not is_hidden(v) and count_text(v) != ""]
             assert shown == expected
-            hatched = figure.select("rect.suppressed")
-            assert len(hatched) == sum(count_text(v) == "<5" for v in rows)
-            for rect in hatched:
-                assert "fewer than 5" in rect.title.get_text()
+            markers = figure.select(".suppressed")
+            assert len(markers) == sum(count_text(v) == "<5" for v in rows)
+            for marker in markers:
+                # a marker on the axis, never a bar with a height
+                assert marker.name == "circle" and "fewer than 5" in marker.title.get_text()
+                assert float(marker["r"]) < 3
 
 
 def test_no_chart_for_a_ward_whose_period_count_is_hidden(written, planted):
@@ -222,9 +224,16 @@ def test_no_chart_for_a_ward_whose_period_count_is_hidden(written, planted):
 
 def test_findings_name_the_planted_cluster_and_gap(written, planted):
     folder, _, _ = written
-    findings = [li.get_text(" ", strip=True) for li in soup(folder / "index.html").select("ul.findings li")]
+    page = soup(folder / "index.html")
+    findings = [li.get_text(" ", strip=True) for li in page.select(".findings li")]
+    key = [li.get_text(" ", strip=True) for li in page.select("ol.findings.key li")]
     names = planted.wards.set_index("ward_code")["ward_name"]
-    cluster = [f for f in findings if "High-High" in f and "possession" in f]
+    # The overview leads with five findings, one of each kind, in the order a CDP acts on them.
+    assert len(key) == 5 and key == findings[:5]
+    assert key[0].startswith(f"{names[demo.PLANTED_GAP_WARDS[0]]} is outreach gap number 1")
+    assert "High-High cluster" in key[1] and "hot spot" in key[2]
+    assert " rose from " in key[3] and key[4].startswith("Suggested satellite site 1:")
+    cluster = [f for f in findings if "High-High cluster of" in f and "possession" in f]
     assert cluster, findings
     for code in demo.PLANTED_POSSESSION_CLUSTER:
         assert names[code] in cluster[0]

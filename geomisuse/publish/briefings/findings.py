@@ -128,8 +128,17 @@ def cluster_words(measure: str, label: str | None, others: list[str], p_value: f
     return text
 
 
+#: How many findings the overview leads with.
+HEADLINE_FINDINGS = 5
+
+
 def key_findings(data: dict) -> list[str]:
-    """The borough overview's findings as short sentences.
+    """The borough overview's findings as short sentences, the ones that matter most first.
+
+    A CDP meeting reads the first few: they are, in this order, the top outreach gap, the
+    strongest High-High cluster, the strongest hot spot, the largest rise, the first
+    suggested satellite site; then the rest of each kind in the same order. The overview
+    shows the first :data:`HEADLINE_FINDINGS` as its key findings and the rest below them.
 
     ``data`` holds (see :func:`geomisuse.briefings.build_data`): ``measures``, ``clusters``
     (measure -> list of clusters with ``label``, ``names``, ``p``), ``hot_spots`` (measure ->
@@ -138,7 +147,13 @@ def key_findings(data: dict) -> list[str]:
     ``satellites`` (ranked sites with ``name``, ``ward_name``, ``share``), and
     ``clusters_ran``/``gaps_ran`` flags.
     """
-    lines: list[str] = []
+    # One list per kind of finding, each strongest first; merged by priority at the end.
+    gap_lines: list[str] = []
+    cluster_lines: list[str] = []
+    hot_lines: list[str] = []
+    change_lines: list[str] = []
+    site_lines: list[str] = []
+    other_lines: list[str] = []
     # Strongest clusters: the largest High-High cluster of each measure, strongest first.
     if data["clusters_ran"]:
         high = []
@@ -151,20 +166,20 @@ def key_findings(data: dict) -> list[str]:
             names = cluster["names"]
             what = MEASURE_LABELS[measure]
             if len(names) > 1:
-                lines.append(f"{what.capitalize()} clusters in {name_list(names)}: a {HIGH_HIGH} cluster of "
+                cluster_lines.append(f"{what.capitalize()} clusters in {name_list(names)}: a {HIGH_HIGH} cluster of "
                              f"{len(names)} neighbouring wards with high rates.")
             else:
-                lines.append(f"{names[0]} is a {HIGH_HIGH} {what} ward: a high rate beside high-rate neighbours.")
+                cluster_lines.append(f"{names[0]} is a {HIGH_HIGH} {what} ward: a high rate beside high-rate neighbours.")
         for measure in data["measures"]:
             spots = data["hot_spots"].get(measure, [])
             if spots:
-                lines.append(f"Getis-Ord Gi* finds a {MEASURE_LABELS[measure]} hot spot at {GI_CONFIDENCE[3]}% "
+                hot_lines.append(f"Getis-Ord Gi* finds a hot spot of {MEASURE_LABELS[measure]} at {GI_CONFIDENCE[3]}% "
                              f"confidence in {name_list(spots)}.")
         if not high and not any(data["hot_spots"].values()):
-            lines.append(f"No significant {HIGH_HIGH} cluster or {GI_CONFIDENCE[3]}% hot spot was found for any "
+            other_lines.append(f"No significant {HIGH_HIGH} cluster or {GI_CONFIDENCE[3]}% hot spot was found for any "
                          "measure.")
     else:
-        lines.append("Cluster statistics were not run for this briefing.")
+        other_lines.append("Cluster statistics were not run for this briefing.")
     # Biggest changes: borough-wide per measure, then the largest exact rises and falls.
     for measure in data["measures"]:
         comparison = data["changes"].get(measure)
@@ -172,7 +187,7 @@ def key_findings(data: dict) -> list[str]:
             continue
         borough = comparison["borough"]
         if borough.difference is not None:
-            lines.append(f"Borough-wide, {MEASURE_LABELS[measure]} went from {borough.before} to {borough.after} "
+            other_lines.append(f"Borough-wide, {MEASURE_LABELS[measure]} went from {borough.before} to {borough.after} "
                          f"({comparison['label']}): {borough.text}.")
     moves = []
     for measure in data["measures"]:
@@ -186,27 +201,29 @@ def key_findings(data: dict) -> list[str]:
     falls = sorted([m for m in moves if m[0] < 0], key=lambda m: m[0])[:1]
     for diff, name, measure, item, label in rises + falls:
         word = "rose" if diff > 0 else "fell"
-        lines.append(f"{name}: {MEASURE_LABELS[measure]} {word} from {item.before} to {item.after} "
-                     f"({item.text}; {label}).")
+        change_lines.append(f"{name}: {MEASURE_LABELS[measure]} {word} from {item.before} to {item.after}, "
+                            f"{item.text}: {label}.")
     if not any(c["mode"] != "none" for c in data["changes"].values()):
-        lines.append("No earlier period in the data, so no changes are reported.")
+        other_lines.append("No earlier period in the data, so no changes are reported.")
     # Outreach gaps and satellite sites.
     if data["gaps_ran"]:
         gaps = data["gaps"][:3]
         for gap in gaps:
             reason = f": {gap['reason']}" if gap["reason"] else ""
-            lines.append(f"{gap['name']} is outreach gap number {gap['rank']}{reason}.")
+            gap_lines.append(f"{gap['name']} is outreach gap number {gap['rank']}{reason}.")
         if not gaps:
-            lines.append("No ward is flagged as an outreach gap.")
+            other_lines.append("No ward is flagged as an outreach gap.")
         for site in data["satellites"][:3]:
-            share = (f", covering {site['share']} of the need in gap wards" if site["share"] else
-                     f", bringing about {site['residents']} more residents within walking reach"
-                     if site.get("residents") else "")
+            share = (f", adding {site['share']} of the unmet need within walking reach" if site["share"] else "")
+            if site.get("residents"):
+                share += f" (about {site['residents']} more residents within a walk)"
             where = f" ({site['ward_name']} ward)" if site["ward_name"] else ""
-            lines.append(f"Suggested satellite site {site['rank']}: {site['name']}{where}{share}.")
+            site_lines.append(f"Suggested satellite site {site['rank']}: {site['name']}{where}{share}.")
     else:
-        lines.append("The outreach gap analysis was not run for this briefing.")
-    return lines
+        other_lines.append("The outreach gap analysis was not run for this briefing.")
+    kinds = [gap_lines, cluster_lines, hot_lines, change_lines, site_lines]
+    ordered = [kind[0] for kind in kinds if kind] + [line for kind in kinds for line in kind[1:]]
+    return ordered + other_lines
 
 
 def suggestions(ward: dict) -> list[str]:
