@@ -486,8 +486,8 @@ def uncovered_wards(sample_ward: np.ndarray, far: np.ndarray, n_wards: int) -> n
 
 
 def network_access(network: WalkingNetwork, sample, wards, services_xy: dict[str, np.ndarray],
-                   limit_m: float, speed_m_per_min: float, max_snap_m: float,
-                   ) -> tuple[dict, dict[str, np.ndarray], NetworkAccess, list[str]]:
+                   straight_m: dict[str, np.ndarray], limit_m: float, speed_m_per_min: float,
+                   max_snap_m: float) -> tuple[dict[str, dict], NetworkAccess, list[str]]:
     """Per-ward access to each kind of service over the walking network.
 
     Parameters
@@ -500,6 +500,8 @@ def network_access(network: WalkingNetwork, sample, wards, services_xy: dict[str
         The ward table (``ward_code``, ``ward_name``), in the sample's ward order.
     services_xy
         Per kind, ``(m, 2)`` service coordinates (EPSG:27700 metres).
+    straight_m
+        Per kind, each resident point's straight-line distance to the nearest service (m).
     limit_m
         Network distance the walk threshold reaches (metres, no detour factor).
     speed_m_per_min
@@ -511,18 +513,15 @@ def network_access(network: WalkingNetwork, sample, wards, services_xy: dict[str
     Returns
     -------
     tuple
-        ``(kinds, minutes, NetworkAccess, warnings)``: ``kinds`` maps each kind to a
-        :class:`geomisuse.gaps.walking.KindAccess` (mean *straight-line* distance as before;
-        shares, services and points within the walk over the network), ``minutes`` each
-        ward's mean network walking minutes.
+        ``(kinds, NetworkAccess, warnings)``: ``kinds`` maps each kind to ``share_within``
+        (per ward), ``services_within`` (per ward), ``point_within`` (per point) over the
+        network and ``minutes`` (each ward's mean network walking minutes).
 
     Raises
     ------
     InputError
         When the network does not cover some wards (named, with what to do).
     """
-    from .walking import KindAccess, nearest_distance
-
     n_wards = len(wards)
     points = network.snap(sample.xy)
     far = points.offset_m > max_snap_m
@@ -538,9 +537,9 @@ def network_access(network: WalkingNetwork, sample, wards, services_xy: dict[str
     def per_ward(values: np.ndarray) -> np.ndarray:
         return np.bincount(sample.ward, weights=sample.weight * values, minlength=n_wards)
 
-    kinds, minutes, network_mean, detour = {}, {}, {}, {}
+    kinds, network_mean, detour = {}, {}, {}
     for kind, xy in services_xy.items():
-        straight = nearest_distance(sample.xy, xy)
+        straight = straight_m[kind]
         sites = network.snap(xy)
         distance = nearest_network_distance(network, points, sites)
         within = distance <= limit_m
@@ -549,13 +548,12 @@ def network_access(network: WalkingNetwork, sample, wards, services_xy: dict[str
             reach = network_distances_within(network, points, sites, limit_m).tocoo()
             pairs = np.unique(sample.ward[reach.row] * len(xy) + reach.col)
             count = np.bincount(pairs // len(xy), minlength=n_wards)
-            mean_straight, mean_network = per_ward(straight), per_ward(distance)
+            mean_network = per_ward(distance)
         else:
-            mean_straight = mean_network = np.full(n_wards, np.nan)
-        kinds[kind] = KindAccess(mean_distance_m=mean_straight, share_within=per_ward(within),
-                                 services_within=count, point_within=within)
+            mean_network = np.full(n_wards, np.nan)
+        kinds[kind] = {"share_within": per_ward(within), "services_within": count,
+                       "point_within": within, "minutes": mean_network / speed_m_per_min}
         network_mean[kind] = mean_network
-        minutes[kind] = mean_network / speed_m_per_min
         detour[kind] = detour_summary(distance, straight)
 
     warnings = []
@@ -580,5 +578,4 @@ def network_access(network: WalkingNetwork, sample, wards, services_xy: dict[str
              "points": int((sample.ward[far] == w).sum())} for w in far_wards],
         "detour_factor_measured": detour,
     }
-    return kinds, minutes, NetworkAccess(network_mean, points.offset_m, far, detour, report), \
-        warnings
+    return kinds, NetworkAccess(network_mean, points.offset_m, far, detour, report), warnings

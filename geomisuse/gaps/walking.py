@@ -488,10 +488,20 @@ def measure_access(wards: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame |
     if network is not None:
         from .network import network_access
 
-        kinds, minutes, measured, notes = network_access(
-            network, sample, wards, services, settings.walk_network_m,
+        straight = {kind: nearest_distance(sample.xy, xy) for kind, xy in services.items()}
+        walked, measured, notes = network_access(
+            network, sample, wards, services, straight, settings.walk_network_m,
             walk_speed_m_per_min(settings.walk_speed_kmh), settings.network_max_snap_m)
         warnings += notes
+        for kind, xy in services.items():
+            # The straight-line mean stays beside the network figures (nearest_..._m columns).
+            mean = (np.bincount(sample.ward, weights=sample.weight * straight[kind], minlength=n)
+                    if len(xy) else np.full(n, np.nan))
+            kinds[kind] = KindAccess(mean_distance_m=mean,
+                                     share_within=walked[kind]["share_within"],
+                                     services_within=walked[kind]["services_within"],
+                                     point_within=walked[kind]["point_within"])
+            minutes[kind] = walked[kind]["minutes"]
     else:
         for kind, xy in services.items():
             kinds[kind] = ward_access(sample, n, xy, settings.walk_radius_m)
