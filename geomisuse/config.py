@@ -591,6 +591,16 @@ class GapSettings(Section):
         ``cbc`` (bundled with PuLP < 4) or ``highs`` (needs ``highspy``).
     solver_time_limit_s
         Time limit of the solver in seconds.
+    network
+        OSM extract (``.osm.pbf``, ``.osm``) or osmnx ``.graphml`` to walk over, relative to
+        the study file;
+        ``None`` (default): straight line times ``detour_factor`` (see README "Access").
+    network_max_snap_m
+        A resident point farther than this (metres) from any walkable way is reported; a ward
+        with most of its points so is outside the network (an error naming it).
+    postcodes
+        Postcode file (Code-Point Open CSV: ``Postcode``, ``Eastings``, ``Northings``), relative
+        to the study file, naming each satellite site's nearest postcode; ``None``: none.
     """
 
     SECTION: ClassVar[str] = "gaps"
@@ -612,6 +622,9 @@ class GapSettings(Section):
     candidate_grid: bool | None = None
     solver: Literal[SOLVERS] = "cbc"
     solver_time_limit_s: Number = Field(60.0, gt=0)
+    network: Text | None = None
+    network_max_snap_m: Number = Field(200.0, gt=0)
+    postcodes: Text | None = None
 
     @field_validator("need_rule", mode="before")
     @classmethod
@@ -626,6 +639,12 @@ class GapSettings(Section):
     def walk_minutes(self, distance_m: np.ndarray | float) -> np.ndarray | float:
         """Walking minutes for straight-line distance(s) in metres, at these settings."""
         return walk_minutes(distance_m, self.walk_speed_kmh, self.detour_factor)
+
+    @property
+    def walk_network_m(self) -> float:
+        """Walking distance (metres) the walk threshold reaches over a street network (no
+        detour factor: the route is walked as it is)."""
+        return walk_radius_m(self.walk_threshold_min, self.walk_speed_kmh, 1.0)
 
 
 class PublishSettings(Section):
@@ -945,9 +964,20 @@ def study_from_dict(data: Mapping[str, Any], base: Path, path: Path | None = Non
         boundaries=checked.boundaries.spec("boundaries", base),
         layers=layers,
         clusters=checked.clusters,
-        gaps=checked.gaps,
+        gaps=_resolve_gap_paths(checked.gaps, base),
         publish=checked.publish,
     )
+
+
+#: ``[gaps]`` settings that name files (resolved against the study file's folder).
+GAP_PATH_KEYS = ("network", "postcodes")
+
+
+def _resolve_gap_paths(gaps: GapSettings, base: Path) -> GapSettings:
+    """The ``[gaps]`` settings with their file paths made absolute (a new object)."""
+    changes = {k: str((base / getattr(gaps, k)).resolve()) for k in GAP_PATH_KEYS
+               if getattr(gaps, k) is not None}
+    return gaps.with_changes(**changes) if changes else gaps
 
 
 def months_between(first: str, last: str) -> list[str]:

@@ -53,6 +53,11 @@ class StudyRun:
         Suggested satellite sites (gap stage), else ``None``.
     emerging_bins
         Space-time Gi* per ward and time step (cluster stage, ``emerging_hotspots.csv``), else ``None``.
+    satellite_coverage
+        Need covered by the best k satellite sites, k = 1..10 (gap stage), else ``None``.
+    catchments
+        Walk catchment polygon of each service (gap stage: network isochrones when the study
+        names a walking network, else straight-line circles), else ``None``.
     manifest
         Stage sections for ``manifest.json`` (``clusters``, ``gaps`` ...).
     warnings
@@ -75,6 +80,8 @@ class StudyRun:
     global_moran: pd.DataFrame | None = None
     satellites: pd.DataFrame | None = None
     emerging_bins: pd.DataFrame | None = None
+    satellite_coverage: pd.DataFrame | None = None
+    catchments: gpd.GeoDataFrame | None = None
     manifest: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     neighbours: list[list[int]] | None = None
@@ -273,17 +280,46 @@ def add_gaps(run: StudyRun) -> list[str]:
     """Run the gap stage on ``run.wards`` and record its results; returns summary lines."""
     from .gaps import find_gaps
 
-    result = find_gaps(run.wards, **gap_inputs(run.layers), settings=run.study.gaps, seed=run.study.seed)
+    network, postcodes = network_inputs(run)
+    result = find_gaps(run.wards, **gap_inputs(run.layers), settings=run.study.gaps, seed=run.study.seed,
+                       network=network, postcodes=postcodes)
     record_gaps(run, result)
     return result.summary_lines
 
 
 def record_gaps(run: StudyRun, result: GapResult) -> None:
-    """Put the gap stage's results into the run: columns, satellite sites, manifest, warnings."""
+    """Put the gap stage's results into the run: columns, satellite sites, the coverage table,
+    catchments, manifest, warnings."""
     run.wards = with_columns(run.wards, result.columns)
     run.satellites = result.satellites
+    run.satellite_coverage = result.coverage_by_sites
+    run.catchments = result.catchments
     run.manifest["gaps"] = result.manifest
     run.warnings.extend(result.warnings)
+
+
+def network_inputs(run: StudyRun):
+    """The walking network (cached in :data:`geomisuse.gaps.network.CACHE_FOLDER` next to the
+    study file) and the postcodes that ``[gaps] network`` / ``postcodes`` name, each ``None``
+    when not named; the postcode file's accounting goes into the manifest.
+
+    Returns
+    -------
+    tuple
+        ``(WalkingNetwork or None, Postcodes or None)``.
+    """
+    from .gaps.network import CACHE_FOLDER, load_walking_network
+    from .layers.postcodes import read_postcodes
+
+    settings = run.study.gaps
+    network = postcodes = None
+    if settings.network:
+        cache = run.study.path.parent / CACHE_FOLDER if run.study.path is not None else None
+        network = load_walking_network(settings.network, cache)
+    if settings.postcodes:
+        postcodes = read_postcodes(settings.postcodes)
+        run.manifest["postcodes"] = postcodes.report
+    return network, postcodes
 
 
 def unavailable_stages(run: StudyRun) -> dict[str, str]:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # publishing reads a run's results; it never drives the pipel
 
 #: Packages whose versions are recorded in the manifest.
 RECORDED_PACKAGES = ("geopandas", "shapely", "pyogrio", "pyproj", "pandas", "numpy", "libpysal", "esda",
-                     "spopt", "pulp", "folium", "scipy")
+                     "spopt", "pulp", "folium", "scipy", "osmium")
 
 
 def unmatched_rows(run: StudyRun) -> pd.DataFrame:
@@ -283,6 +283,9 @@ def _write_all(run: StudyRun, folder: Path, settings: PublishSettings) -> list[s
     if run.satellites is not None:
         write_csv(run.satellites, folder / "satellites.csv")
         names.append("satellites.csv")
+    if getattr(run, "satellite_coverage", None) is not None:
+        write_csv(run.satellite_coverage, folder / "satellite_coverage.csv")
+        names.append("satellite_coverage.csv")
     write_csv(unmatched_rows(run), folder / "unmatched.csv")
     names.append("unmatched.csv")
     write_map(run, wards, folder / "map.html", settings)

@@ -464,6 +464,17 @@ def walk_catchment(run: StudyRun) -> tuple[float, float]:
     return float(walking.walk_threshold_min), float(walking.walk_radius_m)
 
 
+def _site_popup(row: pd.Series) -> str:
+    """A satellite site's click popup: where it is and a link to it on OpenStreetMap (escaped),
+    or ``""`` when the site has no map link."""
+    url = row.get("map_url")
+    if not (isinstance(url, str) and url.startswith("https://")):
+        return ""
+    where = safe_text(row.get("location") or row.get("name") or "")
+    return (f"<b>{where}</b><br><a href=\"{safe_text(url)}\" target=\"_blank\" rel=\"noopener\">"
+            "Open on OpenStreetMap</a>")
+
+
 def _first_char(text: str) -> str:
     match = re.search(r"[A-Za-z0-9]", text)
     return match.group(0).upper() if match else "?"
@@ -511,13 +522,8 @@ def _service_layers(layers: list[dict], run: StudyRun, minutes: float, radius: f
             "legend": {"title": "Treatment services",
                        "items": [[t["colour"], safe_text(k), "icon", t] for t, k in zip(types, kinds)]},
         })
-        layers.append({
-            "kind": "circles", "name": safe_text(f"Treatment services: {minutes:g}-min walk"),
-            "items": [[p[0], p[1]] for p in items], "radius": round(radius, 1),
-            "colour": CATCHMENT_COLOURS["treatment"],
-            "legend": {"title": "Treatment service catchment",
-                       "items": [[CATCHMENT_COLOURS["treatment"], safe_text(walk), "circle"]]},
-        })
+        layers.append(_catchment_layer(run, "treatment", "Treatment services", minutes, walk,
+                                       [[p[0], p[1]] for p in items], radius))
     nsp = run.needle_exchanges()
     if nsp is not None and len(nsp):
         xy = _lonlat_points(nsp)
@@ -535,13 +541,31 @@ def _service_layers(layers: list[dict], run: StudyRun, minutes: float, radius: f
                        "items": [[NEEDLE_EXCHANGE_COLOUR, "needle exchange (pharmacy or service)", "icon",
                                   nx_type]]},
         })
-        layers.append({
-            "kind": "circles", "name": safe_text(f"Needle exchanges: {minutes:g}-min walk"),
-            "items": [[p[0], p[1]] for p in items], "radius": round(radius, 1),
-            "colour": CATCHMENT_COLOURS["needle_exchange"],
-            "legend": {"title": "Needle exchange catchment",
-                       "items": [[CATCHMENT_COLOURS["needle_exchange"], safe_text(walk), "circle"]]},
-        })
+        layers.append(_catchment_layer(run, "needle_exchange", "Needle exchanges", minutes, walk,
+                                       [[p[0], p[1]] for p in items], radius))
+
+
+def _catchment_layer(run: StudyRun, kind: str, what: str, minutes: float, walk: str,
+                     centres: list[list[float]], radius: float) -> dict:
+    """The walk catchments of one service kind: the gap stage's network isochrones when it
+    walked over a street network (``run.catchments``), else straight-line circles."""
+    colour = CATCHMENT_COLOURS[kind]
+    title = "Treatment service catchment" if kind == "treatment" else "Needle exchange catchment"
+    catchments = getattr(run, "catchments", None)
+    if catchments is not None and len(catchments):
+        mine = catchments[(catchments["kind"] == kind) & (catchments["method"] == "network isochrone")]
+        if len(mine):
+            geoms = mine.to_crs(MAP_CRS).geometry.to_numpy()
+            geoms = shapely.transform(geoms, lambda xy: np.round(xy, COORD_DECIMALS))
+            features = [{"type": "Feature", "geometry": _geometry(g), "properties": {}}
+                        for g in geoms if g is not None and not g.is_empty]
+            return {"kind": "areas", "name": safe_text(f"{what}: {minutes:g}-min walk"),
+                    "geojson": {"type": "FeatureCollection", "features": features}, "colour": colour,
+                    "legend": {"title": title, "items": [[colour, safe_text(
+                        f"{minutes:g}-min walk over the streets (© OpenStreetMap contributors)"), "circle"]]}}
+    return {"kind": "circles", "name": safe_text(f"{what}: {minutes:g}-min walk"),
+            "items": centres, "radius": round(radius, 1), "colour": colour,
+            "legend": {"title": title, "items": [[colour, safe_text(walk), "circle"]]}}
 
 
 def _satellite_layer(layers: list[dict], satellites: pd.DataFrame | None) -> None:
@@ -562,8 +586,11 @@ def _satellite_layer(layers: list[dict], satellites: pd.DataFrame | None) -> Non
         items.append([round(float(lat), COORD_DECIMALS), round(float(lon), COORD_DECIMALS), len(types) - 1,
                       _tip(("", f"Suggested satellite site {_count_text(rank)}: {row.get('name', '')}"),
                            ("Site type", row.get("site_type")), ("Ward", row.get("ward_name")),
+                           ("Near", row.get("location")),
                            ("", share_text),
-                           ("Residents newly within a walk", _count_text(newly) if newly is not None else None))])
+                           ("Residents newly within a walk", _count_text(newly) if newly is not None else None),
+                           ("", "click for a map link" if _site_popup(row) else "")),
+                      _site_popup(row)])
     if not items:
         return
     layers.append({
