@@ -38,8 +38,10 @@ def run_command(args: list[str] | None = None) -> int:
         0 success, 2 bad input or usage (a one-line message on stderr), 1 anything else.
     """
     args = sys.argv[1:] if args is None else list(args)
+    # --debug is accepted anywhere on the line (before or after the command name).
+    debug = "--debug" in args
     try:
-        cli.main(args, prog_name="geomisuse", standalone_mode=False)
+        cli.main([a for a in args if a != "--debug"], prog_name="geomisuse", standalone_mode=False)
     except InputError as err:
         click.echo(f"error: {err}", err=True)
         return 2
@@ -52,7 +54,7 @@ def run_command(args: list[str] | None = None) -> int:
     except SystemExit as err:  # --help and --version exit through click
         return err.code if isinstance(err.code, int) else (0 if err.code is None else 1)
     except Exception as err:  # one line for users; --debug shows the traceback
-        if "--debug" in args:
+        if debug:
             raise
         click.echo(f"error: unexpected {type(err).__name__}: {err} (rerun with --debug for details)", err=True)
         return 1
@@ -87,14 +89,18 @@ def _out_folder(study: Study, out: str | None) -> Path:
     return Path(out) if out else Path(DEFAULT_OUT) / (study.path.stem if study.path else "study")
 
 
-def _report(run: StudyRun, summary: list[str]) -> None:
-    """Print the accounting, the findings and the warnings."""
+def _report(run: StudyRun, summary: list[str], reasons: bool = False) -> None:
+    """Print the accounting (with ``reasons``, every reason rows were excluded, one a line),
+    the findings and the warnings."""
     for layer in run.layers.values():
         acc = layer.accounting()
         rejected = ", ".join(f"{k}: {v}" for k, v in acc["rows_rejected"].items()) or "none"
         excluded = sum(acc["rows_excluded"].values())
         click.echo(f"  {layer.kind:<19} read {acc['rows_read']:>8,}  used {acc['rows_used']:>8,}  "
                    f"excluded {excluded:>7,}  rejected {sum(acc['rows_rejected'].values()):>6,} ({rejected})")
+        if reasons:
+            for reason, count in acc["rows_excluded"].items():
+                click.echo(f"      excluded {count:>8,}  {reason}")
     for line in summary:
         click.echo(f"  {line}")
     for warning in run.warnings:
@@ -159,7 +165,7 @@ def validate(study_file: str) -> None:
     run_ = prepare(study)
     click.echo(f"{study.name}: {len(run_.wards)} wards, {len(run_.months)} months; measures: "
                f"{', '.join(run_.measures) or 'none'}")
-    _report(run_, [])
+    _report(run_, [], reasons=True)
     click.echo("ok: every input read")
 
 
@@ -223,8 +229,8 @@ def brief(study_file: str, ward_args, out, seed, unsuppressed, pdf) -> None:
 @click.option("--out", type=click.Path(file_okay=False), default=f"{DEFAULT_OUT}/demo", show_default=True,
               help="Output folder.")
 @click.option("--regenerate", is_flag=True, help="Rebuild the demo input files from the seed first.")
-@_options(_TILES, _OFFLINE)
-def demo(out: str, regenerate: bool, tiles, offline) -> None:
+@_options(_TILES, _OFFLINE, _PDF)
+def demo(out: str, regenerate: bool, tiles, offline, pdf) -> None:
     """Run the fictional demo borough end to end."""
     from .demo.borough import DEMO_DIR, generate_demo, regenerate as regenerate_files
 
@@ -239,4 +245,4 @@ def demo(out: str, regenerate: bool, tiles, offline) -> None:
         generate_demo(root)
         study_file = root / DEMO_DIR / "study.toml"
     study = load_study(study_file)
-    _run_and_write(study, out, ("clusters", "gaps"), False, tiles, offline)
+    _run_and_write(study, out, ("clusters", "gaps"), False, tiles, offline, pdf)

@@ -336,12 +336,52 @@ class _InputSection(Section):
 
     def spec(self, kind: str, base: Path) -> "LayerSpec":
         """The :class:`LayerSpec` handed to the loader: absolute paths and the other options
-        (keys left unset are absent; ``columns`` is always there, maybe empty)."""
+        (keys left unset are absent; ``columns`` is always there, maybe empty). Options that
+        name files (``lookup``, ``areas``) are made absolute too."""
         raw = self.paths if self.paths is not None else [self.path]
         options = self.model_dump(exclude={"path", "paths", "columns"}, exclude_none=True)
         columns = getattr(self, "columns", None)
         options["columns"] = columns.model_dump(exclude_none=True) if columns is not None else {}
+        for key in PATH_OPTIONS:  # files a layer names besides its own, also relative to the study
+            if key in options:
+                value = options[key]
+                resolved = [str((base / p).resolve()) for p in (value if isinstance(value, list) else [value])]
+                options[key] = resolved if isinstance(value, list) else resolved[0]
         return LayerSpec(kind=kind, paths=[(base / p).resolve() for p in raw], options=options)
+
+
+#: Layer options that name files: a small-area -> ward lookup, or the small areas' polygons.
+PATH_OPTIONS = ("lookup", "areas")
+
+
+class SmallAreaKeys(Section):
+    """The keys of a layer that may come by small area (LSOA/OA) instead of by ward.
+
+    Attributes
+    ----------
+    lookup
+        An ONS best-fit lookup CSV (small-area code -> ward code columns, e.g. ``LSOA21CD`` ->
+        ``WD25CD``), or a list adding the ONS LSOA 2011 -> 2021 lookup.
+    areas
+        The small areas' polygons (GeoPackage/GeoJSON/Shapefile): each area goes to the ward
+        holding a point inside it.
+    """
+
+    lookup: Text | list[Text] | None = None
+    areas: Text | None = None
+
+
+class ForceAreaKeys(Section):
+    """The keys of a police.uk layer about the area it covers.
+
+    Attributes
+    ----------
+    covers
+        Borough name(s) the files cover; default: from their force (``Falls within``: the City
+        of London Police covers the City, the Metropolitan Police Service the other boroughs).
+    """
+
+    covers: Text | list[Text] | None = None
 
 
 class BaseColumns(Section):
@@ -395,10 +435,16 @@ if tuple(LAYER_COLUMNS) != LAYER_KINDS:  # one list of kinds: a new kind needs i
     raise RuntimeError("LAYER_COLUMNS must name every kind of LAYER_KINDS, in order")
 
 
+#: Layer kind -> the extra keys it takes beyond :class:`LayerSection`.
+LAYER_KEYS: dict[str, type[Section]] = {"population": SmallAreaKeys, "police_uk": ForceAreaKeys}
+
+
 def _layer_model(kind: str, columns: type[BaseColumns]) -> type[LayerSection]:
-    """The model of one ``[layers.KIND]`` table: :class:`LayerSection` with the kind's columns."""
+    """The model of one ``[layers.KIND]`` table: :class:`LayerSection` with the kind's columns
+    (and its extra keys, :data:`LAYER_KEYS`)."""
     name = "".join(part.title() for part in kind.split("_")) + "Layer"
-    model = create_model(name, __base__=LayerSection, columns=(columns, Field(default_factory=columns)))
+    bases = (LayerSection, LAYER_KEYS[kind]) if kind in LAYER_KEYS else LayerSection
+    model = create_model(name, __base__=bases, columns=(columns, Field(default_factory=columns)))
     model.SECTION = f"layers.{kind}"
     model.__doc__ = f"The ``[layers.{kind}]`` table (see :class:`LayerSection`)."
     return model
@@ -421,6 +467,11 @@ class BoundariesSection(_InputSection):
     code_column, name_column, borough_column
         Source columns of the GSS ward code, ward name and borough name; detected when not
         given (``WD22CD``/``WD22NM``, ``GSS_CODE``/``NAME``, ``ward22_code`` ...).
+    context_km
+        Take the file's other wards within this many km of the study's wards (``where``) as
+        context: the statistics see them, the outputs do not.
+    context
+        ``"neighbours"``: the other wards sharing a boundary with the study's, as context.
     """
 
     SECTION: ClassVar[str] = "boundaries"
@@ -429,6 +480,8 @@ class BoundariesSection(_InputSection):
     code_column: Text | None = None
     name_column: Text | None = None
     borough_column: Text | None = None
+    context_km: Annotated[float, Field(gt=0)] | None = None
+    context: Literal["neighbours"] | None = None
 
 
 class ClusterSettings(Section):

@@ -8,7 +8,7 @@ functions) and :func:`publish` writes their results as a run would.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -57,6 +57,12 @@ class StudyRun:
         Stage sections for ``manifest.json`` (``clusters``, ``gaps`` ...).
     warnings
         Everything a user should read, in the order it was found.
+    neighbours
+        Each ward's neighbours (sorted ward positions) under the cluster statistics' weights,
+        set by the cluster stage; read it through :meth:`ward_neighbours`.
+    context_wards
+        Wards around the study taken as context (``[boundaries] context_km`` or ``context``):
+        the same columns as ``wards``; the statistics see them, the outputs do not.
     """
 
     study: Study
@@ -70,6 +76,27 @@ class StudyRun:
     satellites: pd.DataFrame | None = None
     manifest: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    neighbours: list[list[int]] | None = None
+
+    def ward_neighbours(self) -> list[list[int]]:
+        """Each ward's neighbours, as the cluster statistics define them.
+
+        The cluster stage's own (its weights, islands linked) when it ran; otherwise queen
+        contiguity built by the same code, :func:`geomisuse.clusters.weights.build_neighbours`,
+        so that briefings name the same neighbours either way.
+
+        Returns
+        -------
+        list[list[int]]
+            One list of sorted ward positions per ward, in ward-table order.
+        """
+        if self.neighbours is None:
+            from .clusters.weights import build_neighbours
+
+            self.neighbours = (build_neighbours(self.wards, "queen").lists() if len(self.wards) > 1
+                               else [[] for _ in range(len(self.wards))])
+        return self.neighbours
+    context_wards: gpd.GeoDataFrame | None = None
 
     @property
     def walking(self) -> GapSettings:
@@ -153,6 +180,8 @@ def load_inputs(study: Study) -> Inputs:
                     if normalise_name(n) not in ambiguous},
         # The period before, of equal length, is read too: briefings compare against it.
         months=previous_period(months) + months if months else None,
+        ward_geometry=wards[["ward_code", "geometry"]],
+        boundary_vintage=boundaries.vintage,
     )
     layers = {}
     for kind in progress(list(study.layers), "reading layers"):
@@ -177,9 +206,28 @@ def assemble_run(study: Study, inputs: Inputs, table: WardTable) -> StudyRun:
     StudyRun
         With the inputs' and the table's warnings, in that order.
     """
-    return StudyRun(study=study, wards=table.wards, monthly=table.monthly, months=table.months,
-                    measures=table.measures, layers={"boundaries": inputs.boundaries, **table.layers},
-                    sources=dict(table.sources), warnings=inputs.warnings + table.warnings)
+    study_wards, context_wards = split_context(table.wards)
+    monthly = table.monthly[table.monthly["ward_code"].isin(study_wards["ward_code"])].reset_index(drop=True)
+    run = StudyRun(study=study, wards=study_wards, monthly=monthly, months=table.months,
+                   measures=table.measures, layers={"boundaries": inputs.boundaries, **table.layers},
+                   sources=dict(table.sources), warnings=inputs.warnings + table.warnings,
+                   context_wards=context_wards)
+    studied = set(study_wards["ward_code"])
+    run.manifest["measure_sources"] = {m: {kind: [c for c in codes if c in studied] for kind, codes in fed.items()}
+                                       for m, fed in table.fed_by.items()}
+    if context_wards is not None:
+        run.manifest["context_wards"] = [{"ward_code": c, "ward_name": n, "borough_name": b} for c, n, b in zip(
+            context_wards["ward_code"], context_wards["ward_name"], context_wards["borough_name"])]
+    return run
+
+
+def split_context(wards: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame | None]:
+    """The study's wards and the context wards (``None`` without ``[boundaries] context``) of
+    a ward table; both keep their row labels, so that together they restore the whole."""
+    if "is_context" not in wards:
+        return wards, None
+    context = wards["is_context"].to_numpy(dtype=bool)
+    return wards[~context].drop(columns="is_context"), wards[context].drop(columns="is_context")
 
 
 def prepare(study: Study) -> StudyRun:
@@ -193,7 +241,16 @@ def add_clusters(run: StudyRun) -> list[str]:
     """Run the cluster stage on ``run.wards`` and record its results; returns summary lines."""
     from .clusters import find_clusters
 
-    result = find_clusters(run.wards, run.study.clusters, run.study.seed)
+    if run.context_wards is None:
+        result = find_clusters(run.wards, run.study.clusters, run.study.seed)
+    else:
+        # Context wards enter the weights, lags, Gi* and rates; the FDR family and outputs are the study's.
+        together = pd.concat([run.wards, run.context_wards]).sort_index()
+        result = find_clusters(together, run.study.clusters, run.study.seed,
+                               family=together.index.isin(run.wards.index))
+        run.context_wards = with_columns(run.context_wards, result.columns.loc[run.context_wards.index])
+        result.manifest["context_wards"] = int(len(run.context_wards))
+        result = replace(result, columns=result.columns.loc[run.wards.index])
     record_clusters(run, result)
     return result.summary_lines
 
@@ -202,6 +259,7 @@ def record_clusters(run: StudyRun, result: ClusterResult) -> None:
     """Put the cluster stage's results into the run: columns, global Moran table, manifest, warnings."""
     run.wards = with_columns(run.wards, result.columns)
     run.global_moran = result.global_moran
+    run.neighbours = result.neighbours
     run.manifest["clusters"] = result.manifest
     run.warnings.extend(result.warnings)
 

@@ -138,6 +138,33 @@ def test_brief_for_one_ward_by_name(tmp_path):
     assert result.returncode == 2 and "no ward 'Nowhere Green'" in result.stderr
 
 
+def test_brief_for_one_ward_leaves_the_other_pages_alone(tmp_path):
+    study = str(ROOT / "data" / "demo" / "study.toml")
+    out = tmp_path / "out"
+    assert run_cli("brief", study, "--out", str(out)).returncode == 0
+    pages = {p.name: p.read_bytes() for p in (out / "briefings").glob("E05*.html")}
+    assert len(pages) == 24
+    other = out / "briefings" / "E05999001.html"
+    other.write_text(other.read_text(encoding="utf-8") + "<!-- kept -->", encoding="utf-8")
+    result = run_cli("brief", study, "--ward", "saltmarsh", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    after = {p.name for p in (out / "briefings").glob("E05*.html")}
+    assert after == set(pages)
+    assert other.read_text(encoding="utf-8").endswith("<!-- kept -->")  # not rewritten, not deleted
+
+
+def test_debug_is_accepted_before_or_after_the_command(tmp_path):
+    study = str(ROOT / "data" / "demo" / "study.toml")
+    for args in (("--debug", "validate", study), ("validate", study, "--debug"), ("validate", "--debug", study)):
+        result = run_cli(*args)
+        assert result.returncode == 0, (args, result.stderr)
+
+
+def test_demo_takes_pdf():
+    result = run_cli("demo", "--help")
+    assert result.returncode == 0 and "--pdf" in result.stdout
+
+
 def readme_commands() -> list[str]:
     text = (ROOT / "README.md").read_text()
     block = re.search(r"## Quick start\n.*?```(?:bash|sh)?\n(.*?)```", text, re.S).group(1)

@@ -19,7 +19,7 @@ import io
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import geopandas as gpd
 import numpy as np
@@ -66,6 +66,12 @@ class LayerResult:
         Messages for the console and the manifest.
     months
         Months a ward-level source covers.
+    wards
+        Study wards a source covers (``None`` for every study ward).
+    ward_names, boroughs
+        Ward code -> the ward name and borough this source uses.
+    covers_borough
+        Borough name -> whether a police force's points cover it (``None``: every ward).
     """
 
     kind: str
@@ -77,6 +83,18 @@ class LayerResult:
     warnings: list[str] = field(default_factory=list)
     #: Months a ward-level source covers (a missing month is missing data, not zero).
     months: list[str] | None = None
+    #: Study wards a source covers (``None``: every study ward). Outside them its counts are
+    #: missing data, not zero.
+    wards: frozenset[str] | None = None
+    #: Ward code -> the name this source gives the ward (kept beside the boundary file's name).
+    ward_names: dict[str, str] = field(default_factory=dict)
+    #: Ward code -> the borough this source gives the ward.
+    boroughs: dict[str, str] = field(default_factory=dict)
+    #: For point sources of one police force's area: whether it covers a borough (by name);
+    #: ``None``: it covers every study ward.
+    covers_borough: Callable[[str], bool] | None = None
+    #: The ward vintage (``"2022"``) where the source says it (boundary column ``WD22CD``).
+    vintage: str | None = None
 
     @property
     def rows_used(self) -> int:
@@ -317,11 +335,18 @@ class LoadContext:
         Normalised ward name -> ward code, for sources that lack codes.
     months
         The study period's months (``YYYY-MM``), or ``None`` for every month in the data.
+    ward_geometry
+        The study's wards (``ward_code`` and polygons, EPSG:27700), for sources given by
+        small-area polygons.
+    boundary_vintage
+        The boundaries' ward vintage where their columns say it (``WD22CD``: ``"2022"``).
     """
 
     ward_codes: frozenset[str]
     ward_names: dict[str, str]
     months: list[str] | None = None
+    ward_geometry: gpd.GeoDataFrame | None = None
+    boundary_vintage: str | None = None
 
 
 def normalise_name(name: str) -> str:
@@ -348,6 +373,107 @@ def study_ward_codes(table: pd.DataFrame, code_column: str | None, name_column: 
         by_name = table[name_column].map(lambda n: context.ward_names.get(normalise_name(n)))
         codes = codes.where(~(codes.isna() & no_code), by_name)
     return codes
+
+
+def record_coverage(layer: LayerResult, table: pd.DataFrame, code_column: str | None, name_column: str | None,
+                    context: LoadContext, borough_column: str | None = None) -> None:
+    """Record which study wards a ward-level source has rows for (any row, whatever its
+    category: a ward the file lists has data, a ward it never lists has none), the names it
+    gives them and their boroughs.
+
+    Parameters
+    ----------
+    layer
+        The layer; ``wards``, ``ward_names`` and ``boroughs`` are set.
+    table
+        Its rows before any category or ward filter.
+    code_column, name_column, borough_column
+        The source's ward code, ward name and borough columns (any may be ``None``).
+    context
+        The study's wards.
+    """
+    codes = study_ward_codes(table, code_column, name_column, context)
+    layer.wards = frozenset(codes.dropna())
+    record_names(layer, table, codes, name_column, borough_column)
+
+
+def record_names(layer: LayerResult, table: pd.DataFrame, codes: pd.Series, name_column: str | None,
+                 borough_column: str | None = None) -> None:
+    """Record the ward names and boroughs a source gives the study's wards.
+
+    Parameters
+    ----------
+    layer
+        The layer; ``ward_names`` and ``boroughs`` are set.
+    table
+        Its rows.
+    codes
+        The study ward code of each row (NaN for other wards), as from :func:`study_ward_codes`.
+    name_column, borough_column
+        The source's ward name and borough columns (either may be ``None``).
+    """
+    found = codes.notna()
+    if name_column:
+        names = table.loc[found, name_column].astype(str).str.strip()
+        layer.ward_names = dict(zip(codes[found], names))
+    if borough_column:
+        boroughs = table.loc[found, borough_column].astype(str).str.strip()
+        layer.boroughs = dict(zip(codes[found], boroughs))
+
+
+def check_ward_vintage(table: pd.DataFrame, code_column: str | None, name_column: str | None,
+                       context: LoadContext, kind: str, path: Path | str, source_vintage: str | None = None) -> None:
+    """Refuse a ward-level source whose ward codes are of another vintage than the boundaries.
+
+    The codes match none of the study's wards, or fewer than half of them while the file holds
+    the names of unmatched study wards under other codes (wards renamed or recoded by a
+    boundary review): either way the counts would land in no ward and read as zero.
+
+    Parameters
+    ----------
+    table
+        The source's rows (before ward filtering).
+    code_column, name_column
+        Its ward code and name columns (either may be ``None``).
+    context
+        The study's wards and the boundaries' vintage.
+    kind, path
+        For the message.
+    source_vintage
+        What is known of the source's vintage, in words (e.g. the months it covers).
+
+    Raises
+    ------
+    InputError
+        With the vintages seen and what to do.
+    """
+    if not code_column or not context.ward_codes:
+        return
+    raw = table[code_column].astype(str).str.strip()
+    raw = raw[raw != ""]
+    if raw.empty:
+        return
+    matched = context.ward_codes & set(raw)
+    recoded = 0
+    if name_column:
+        names_elsewhere = {normalise_name(n) for n, c in zip(table[name_column], table[code_column])
+                           if str(c).strip() not in context.ward_codes}
+        recoded = sum(1 for name, code in context.ward_names.items()
+                      if code not in matched and name in names_elsewhere)
+    if matched and (len(matched) >= len(context.ward_codes) / 2 or recoded == 0):
+        return
+    others = sorted(set(raw) - context.ward_codes)
+    theirs = f"it has {len(others):,} other ward codes (e.g. {', '.join(others[:2])})"
+    if source_vintage:
+        theirs += f" and {source_vintage}"
+    ours = f"the boundaries are {context.boundary_vintage} wards" if context.boundary_vintage else \
+        "the boundaries are of another vintage"
+    renamed = f"; {recoded} study ward names appear in it under other codes" if recoded else ""
+    raise InputError(
+        f"the {kind} file's ward codes match {len(matched)} of the study's {len(context.ward_codes)} wards"
+        f"{renamed}: {theirs}; {ours} (e.g. {sorted(context.ward_codes)[0]}). Use boundaries of the file's "
+        "vintage, a file published on the boundaries' wards, or give the source by LSOA with a lookup "
+        "(README, \"London and other vintages\")", path, column=code_column)
 
 
 def is_vector_file(path: Path) -> bool:

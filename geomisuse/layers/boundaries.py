@@ -6,6 +6,7 @@ import re
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 
 from ..errors import InputError
@@ -43,9 +44,10 @@ def load_boundaries(spec: LayerSpec) -> LayerResult:
     frame = read_vector(path, "boundaries", spec.options.get("layer"))
     layer = LayerResult("boundaries", [path], frame, rows_read=len(frame))
     apply_where(layer, spec.options.get("where"), path)
-    frame = layer.table
-    if frame.empty:
+    if layer.table.empty:
         raise InputError("no wards left after the 'where' filter; check its column and values", path)
+    context_index = _context_wards(frame, layer, spec.options, path)
+    frame = layer.table
 
     code = spec.options.get("code_column") or _match(frame.columns, CODE_PATTERNS)
     name = spec.options.get("name_column") or _match(frame.columns, NAME_PATTERNS)
@@ -84,8 +86,50 @@ def load_boundaries(spec: LayerSpec) -> LayerResult:
                          else np.full(len(frame), None, dtype=object)),
     }, geometry=geometry.to_numpy(), crs=frame.crs)
     wards["area_km2"] = wards.geometry.area / 1e6
+    if context_index is not None:
+        wards["is_context"] = frame.index.isin(context_index)
     layer.table = wards.sort_values("ward_code", kind="stable").reset_index(drop=True)
+    year = re.search(r"(?:wd|ward)(\d\d)", str(code).lower())
+    layer.vintage = f"20{year.group(1)}" if year else None
     return layer
+
+
+def _context_wards(everything: gpd.GeoDataFrame, layer: LayerResult, options: dict, path) -> pd.Index | None:
+    """Add the context wards of ``[boundaries] context_km = N`` or ``context = "neighbours"`` to
+    ``layer.table`` (the study's wards): the other wards of the same file within N km of the
+    study's wards, or sharing a boundary point with them. Returns their index (``None`` when
+    no context is asked for).
+
+    Context wards are taken out of the where-filter's excluded rows and counted under
+    ``context ward (statistics only)``.
+    """
+    context_km, context = options.get("context_km"), options.get("context")
+    if context_km is None and context is None:
+        return None
+    if context is not None and context != "neighbours":
+        raise InputError(f'[boundaries] context = "{context}" is not known; use context = "neighbours" or '
+                         "context_km = N", path)
+    if context_km is not None and (isinstance(context_km, bool) or not isinstance(context_km, (int, float))
+                                   or context_km <= 0):
+        raise InputError("[boundaries] context_km must be a distance in km above 0", path)
+    study = layer.table
+    others = everything.drop(index=study.index)
+    if others.empty or not options.get("where"):
+        raise InputError("[boundaries] context needs a boundary file wider than the study, with where = {...} "
+                         "selecting the study's wards (e.g. a London file and where = {LAD22NM = \"Camden\"})", path)
+    area = shapely.union_all(study.geometry.to_numpy())
+    reach = float(context_km) * 1000 if context_km is not None else 1.0  # neighbours: touching, within 1 m
+    near = others.index[others.geometry.distance(area).to_numpy() <= reach]
+    if len(near):
+        # The study's wards are the rows used; context wards are read, then used as context only.
+        layer.excluded = {k: v for k, v in layer.excluded.items() if not k.startswith("not selected by where")}
+        layer.excluded["not in the study or its context"] = len(everything) - len(study) - len(near)
+        layer.excluded["context ward (statistics only)"] = len(near)
+        layer.table = everything.loc[study.index.union(near)].sort_index()
+    described = f"within {context_km:g} km" if context_km is not None else "neighbouring the study"
+    layer.warnings.append(f"{path}: {len(near)} context ward(s) {described}: the statistics see them, the outputs "
+                          "are the study's wards only")
+    return near
 
 
 def _match(columns, patterns: list[str]) -> str | None:

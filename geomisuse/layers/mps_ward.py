@@ -14,7 +14,8 @@ import pandas as pd
 
 from ..errors import InputError
 from ..config import LayerSpec
-from .base import LayerResult, LoadContext, apply_where, find_columns, read_table, study_ward_codes, to_number
+from .base import (LayerResult, LoadContext, apply_where, check_ward_vintage, find_columns, read_table,
+                   record_coverage, study_ward_codes, to_number)
 
 #: Normalised minor category -> measure.
 MEASURE_OF_MINOR = {
@@ -65,6 +66,10 @@ def load_mps_ward(spec: LayerSpec, context: LoadContext) -> LayerResult:
         raise InputError(f"no month column falls in the study period (file has {_as_month(month_columns[0])} "
                          f"to {_as_month(month_columns[-1])}); change [study] period", path)
     table = layer.table
+    check_ward_vintage(table, columns["ward_code"], columns["ward_name"], context, "MPS ward-level", path,
+                       f"its months are {_as_month(month_columns[0])} to {_as_month(month_columns[-1])}")
+    record_coverage(layer, table, columns["ward_code"], columns["ward_name"], context,
+                    borough_column=next((c for c in table.columns if c.lower() == "lookup_boroughname"), None))
     major = table[columns["major"]].astype(str).str.strip().str.lower()
     minor = table[columns["minor"]].astype(str).str.strip().str.lower()
     layer.exclude(table[major != DRUG_MAJOR], "crime category not analysed")

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
 from ..errors import InputError
 from ..progress import progress
 from ..config import LayerSpec
-from .base import (LayerResult, LoadContext, apply_where, by_unique, find_columns, parse_months,
+from .base import (LayerResult, LoadContext, apply_where, by_unique, find_columns, normalise_name, parse_months,
                    points_from_table, read_table, require_file)
 
 #: Normalised crime type -> ward-table measure.
@@ -66,6 +67,7 @@ def load_police_uk(spec: LayerSpec, context: LoadContext) -> LayerResult:
             raise InputError(f"no {role} column (expected '{role.title()}'); map it in the study file",
                              spec.paths[0], column=role)
 
+    layer.covers_borough = force_area(layer.table, spec.options.get("covers"))
     month = parse_months(layer, columns["month"], None)
     # Months with any row at all are covered; a month with no file is missing data, not zero.
     layer.months = sorted(month.unique())
@@ -91,6 +93,32 @@ def load_police_uk(spec: LayerSpec, context: LoadContext) -> LayerResult:
     points_from_table(layer, x_column, y_column, lonlat=True)
     layer.table = layer.table.drop(columns=[x_column, y_column]).reset_index(drop=True)
     return layer
+
+
+#: London's police force areas by borough: the City of London Police polices the City, the
+#: Metropolitan Police Service the 32 other boroughs. A force's file says nothing about wards
+#: outside its area (its few crimes recorded there are the other force's to count).
+_CITY = "city of london"
+FORCE_AREAS: dict[str, Callable[[str], bool]] = {
+    "city of london police": lambda borough: borough == _CITY,
+    "metropolitan police service": lambda borough: borough != _CITY,
+}
+
+
+def force_area(table: pd.DataFrame, covers: list[str] | str | None) -> Callable[[str], bool] | None:
+    """Which boroughs a police.uk source covers, from the study's ``covers`` option (borough
+    names) or from the forces in its ``Falls within`` column; ``None`` when every study ward is
+    covered (an unknown force, or no force column)."""
+    if covers is not None:
+        wanted = {normalise_name(b) for b in (covers if isinstance(covers, list) else [covers])}
+        return lambda borough: borough in wanted
+    column = _column(table, "Falls within", "falls_within")
+    if column not in table.columns:
+        return None
+    forces = {normalise_name(f) for f in table[column].astype(str).unique() if f.strip()}
+    if not forces or not forces <= set(FORCE_AREAS):
+        return None
+    return lambda borough: any(FORCE_AREAS[force](borough) for force in forces)
 
 
 def _column(frame: pd.DataFrame, *names: str) -> str:

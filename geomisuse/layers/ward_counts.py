@@ -7,7 +7,9 @@ import pandas as pd
 
 from ..errors import InputError
 from ..config import LayerSpec
-from .base import LayerResult, LoadContext, find_columns, parse_months, study_ward_codes, to_number
+from .base import (LayerResult, LoadContext, check_ward_vintage, find_columns, parse_months, record_names,
+                   study_ward_codes,
+                   to_number)
 
 COLUMNS = {
     "ward_code": ["ward_code", "WardCode", "Ward Code", "WD22CD", "WD23CD", "WD24CD", "GSS_CODE", "code"],
@@ -30,8 +32,11 @@ def ward_counts_from_table(layer: LayerResult, spec: LayerSpec, context: LoadCon
                            optional=("ward_code", "ward_name"))
     if not columns["ward_code"] and not columns["ward_name"]:
         raise InputError("no ward code or ward name column; map one in the study file", path, column="ward_code")
+    check_ward_vintage(layer.table, columns["ward_code"], columns["ward_name"], context, layer.kind, path)
     month = parse_months(layer, columns["month"], context.months)
     codes = study_ward_codes(layer.table, columns["ward_code"], columns["ward_name"], context)
+    # A council's table lists the wards with warnings: an unlisted ward had none (no coverage limit).
+    record_names(layer, layer.table, codes, columns["ward_name"])
     layer.exclude(layer.table[codes.isna()], "ward not in the study area")
     count = to_number(layer.table[columns["count"]])
     bad = count.isna() | (count < 0) | (count % 1 != 0)

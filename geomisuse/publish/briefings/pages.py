@@ -27,6 +27,7 @@ the input data is escaped by Jinja2's autoescape.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import re
@@ -46,10 +47,11 @@ from markupsafe import Markup, escape
 
 from ... import config as defaults
 from ..places import ward_centres
+from ..published import published_monthly
 from ..disclosure import format_counts, primary_mask, secondary_mask, suppress_value
 from ...errors import InputError
 from .findings import HEADLINE_FINDINGS, Change, change, cluster_words, key_findings, suggestions
-from ..text import count_text, distance_text, is_hidden, join_names, month_name, number, span
+from ..text import count_text, distance_text, is_hidden, join_names, month_name, number, span, vintage_text
 from ...layers.base import normalise_name
 from ...config import MEASURE_LABELS, MEASURES, walk_minutes
 from ...vocabulary import GI_TOP_BIN, HIGH_HIGH, LISA_CLUSTERS, NOT_SIGNIFICANT, PLAIN_WORDS, gi_kind
@@ -121,6 +123,13 @@ def write_briefings(run: StudyRun, published: pd.DataFrame, folder: Path, settin
     linked = {w["code"] for w in data["wards"] if w["code"] in selected or (folder / f"{w['page']}.html").exists()}
     env = _environment()
     written = []
+    overviews = borough_overviews(run, published, settings, data)
+    for overview in overviews:
+        page = env.get_template("briefing_index.html").render(
+            **overview["data"], mode="page", linked=linked, map_link=map_link, selected=selected)
+        path = folder / f"{overview['page']}.html"
+        path.write_text(page, encoding="utf-8")
+        written.append(path)
     page = env.get_template("briefing_index.html").render(
         **data, mode="page", linked=linked, map_link=map_link, selected=selected)
     (folder / "index.html").write_text(page, encoding="utf-8")
@@ -146,6 +155,54 @@ def write_briefings(run: StudyRun, published: pd.DataFrame, folder: Path, settin
         if pdf is not None:
             written.append(pdf)
     return written
+
+
+def borough_groups(wards: pd.DataFrame) -> dict[str, list[str]]:
+    """Borough name -> its ward codes (boroughs and wards in name/code order), for a study of
+    more than one borough; empty for one borough or wards without borough names."""
+    boroughs = wards["borough_name"].where(wards["borough_name"].notna(), None)
+    if boroughs.isna().any() or boroughs.nunique() < 2:
+        return {}
+    return {str(name): sorted(group["ward_code"].astype(str))
+            for name, group in wards.groupby(boroughs.astype(str), sort=True)}
+
+
+def borough_overviews(run: StudyRun, published: pd.DataFrame, settings, data: dict) -> list[dict]:
+    """One overview per borough of a many-borough study (London): the borough's wards only,
+    with its own totals, ranks and findings. Updates ``data`` (the study overview) with the
+    list of boroughs and each ward's borough page; returns ``[{"name", "page", "data"}]``.
+
+    A borough total is the real sum, shown only where it cannot reveal a hidden count (the
+    borough has no hidden ward count of the measure, or at least two), like the study totals.
+    """
+    from ..tables import published_monthly
+
+    groups = borough_groups(run.wards)
+    overviews = []
+    monthly = published_monthly(run, settings) if groups and len(run.monthly) else run.monthly
+    page_of: dict[str, str] = {}
+    for position, (name, codes) in enumerate(groups.items()):
+        slug = re.sub(r"[^a-z0-9]+", "-", normalise_name(name)).strip("-") or f"{position + 1:02d}"
+        page = f"borough-{slug}"
+        keep = run.wards["ward_code"].isin(codes)
+        satellites = run.satellites
+        if satellites is not None and "ward_code" in satellites:
+            satellites = satellites[satellites["ward_code"].isin(codes)]
+        sub = dataclasses.replace(run, wards=run.wards[keep], satellites=satellites, warnings=[],
+                                  monthly=run.monthly[run.monthly["ward_code"].isin(codes)])
+        sub_data = build_data(sub, published[published["ward_code"].isin(codes)], settings, overview_only=True,
+                              monthly_published=monthly, study_halves=data["halves_by_code"])
+        sub_data.update(title=name, borough=name, parent={"page": "index.html", "title": data["title"]})
+        for code in codes:
+            page_of[code] = page
+        overviews.append({"name": name, "page": page, "data": sub_data})
+    if overviews:
+        data["borough_pages"] = [{"name": o["name"], "page": o["page"], "wards": len(o["data"]["wards"]),
+                                  "measures": o["data"]["measures"]} for o in overviews]
+        data["borough"] = data["title"] if not run.study.borough else run.study.borough
+        for ward in data["wards"]:
+            ward["borough_page"] = page_of.get(ward["code"], "")
+    return overviews
 
 
 def resolve_ward(run: StudyRun, text: str) -> str:
@@ -248,27 +305,57 @@ def ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def build_data(run: StudyRun, published: pd.DataFrame, settings) -> dict:
+def build_data(run: StudyRun, published: pd.DataFrame, settings, overview_only: bool = False,
+               monthly_published: pd.DataFrame | None = None, study_halves: dict | None = None) -> dict:
     """Everything the templates show, from published figures (see the module docstring).
 
     Borough-level figures come first (measure summaries, comparisons, clusters, gaps, sites),
     then one dict per ward (:func:`_ward`), then the key findings and the overview.
+    ``overview_only`` leaves out what only ward pages show (static maps, monthly charts);
+    ``monthly_published`` and ``study_halves`` (the ``halves_by_code`` of the study's data)
+    are the study's published months and half-period counts, for a borough of a larger study:
+    its pages show the study's protected figures, never a second, differently protected set.
     """
-    b = _basis(run, published, settings)
-    halves = _protected_halves(b) if not all(_has_previous(b.real, m) for m in b.measures) else {}
+    b = _basis(run, published, settings, monthly_published)
+    if study_halves is not None:
+        halves = _halves_of_part(b, study_halves)
+    else:
+        halves = _protected_halves(b) if not all(_has_previous(b.real, m) for m in b.measures) else {}
     measure_info = {m: _measure_summary(b, m) for m in b.measures}
     comparisons = {m: _comparison(b, m, halves.get(m)) for m in b.measures}
     clusters, component_of, hot_spots = _cluster_groups(b)
     gap_list = _gap_list(b.real)
     context = _Context(measure_info=measure_info, comparisons=comparisons, component_of=component_of,
                        walk=_walk(run), sites=_sites(run), satellites=_satellites(run, b.codes, b.names),
-                       estates=run.layer_table("estates"), centres=list(ward_centres(b.real.geometry)))
+                       estates=run.layer_table("estates"), centres=list(ward_centres(b.real.geometry)),
+                       ward_pages=not overview_only)
     ward_items = [_ward(b, context, i) for i in range(len(b.codes))]
     findings = key_findings({
         "measures": b.measures, "clusters": clusters, "hot_spots": hot_spots, "changes": _changes(b, comparisons),
         "gaps": gap_list, "satellites": context.satellites, "clusters_ran": b.clusters_ran, "gaps_ran": b.gaps_ran,
         "totals_of_parts": b.totals_of_parts})
-    return _overview(b, context, ward_items, findings, gap_list)
+    data = _overview(b, context, ward_items, findings, gap_list)
+    data["halves_by_code"] = {m: {"months": h["months"], "texts": dict(zip(b.codes, h["texts"]))}
+                              for m, h in halves.items()}
+    return data
+
+
+def _halves_of_part(b: _Basis, study_halves: dict) -> dict[str, dict]:
+    """The study's protected half-period counts for the wards of ``b`` (a part of the study).
+    A half total of the part is shown only when every count it adds up is published."""
+    out = {}
+    for m, study in study_halves.items():
+        texts = [study["texts"][code] for code in b.codes]
+        borough = []
+        for k in (0, 1):
+            column = [row[k] for row in texts]
+            numbers = [number(v) for v in column]
+            if all(v is not None for v in numbers) and numbers:
+                borough.append(suppress_value(float(sum(numbers)), b.threshold))
+            else:
+                borough.append("")
+        out[m] = {"months": study["months"], "texts": texts, "borough": borough}
+    return out
 
 
 @dataclass
@@ -286,7 +373,7 @@ class _Basis:
     threshold: int
     unsuppressed: bool
     population: pd.Series
-    neighbours: list[list[int]]
+    neighbours: list[list[int]]  # the run's: the cluster statistics' weights
     grids: dict[str, pd.DataFrame]  # measure -> published monthly counts, ward x month
 
     @property
@@ -298,7 +385,12 @@ class _Basis:
         return "is_outreach_gap" in self.real
 
     def borough_total(self, values) -> str:
-        """A borough total of real counts, suppressed like a published count."""
+        """A borough total of real counts, suppressed like a published count, and hidden
+        (``c``) where exactly one of the published counts it adds up is hidden (for a part
+        of a study, such as one borough of London, where that can happen)."""
+        column = getattr(values, "name", None)
+        if column in self.pub and sum(is_hidden(v) for v in self.pub[column]) == 1:
+            return "c"
         total = pd.Series(values, dtype="Float64").sum(min_count=1)
         if total is pd.NA or (isinstance(total, float) and math.isnan(total)):
             return ""
@@ -328,12 +420,12 @@ class _Context:
     satellites: list[dict]
     estates: pd.DataFrame | None
     centres: list
+    ward_pages: bool = True    # draw each ward's static map and charts (not needed for an overview)
 
 
-def _basis(run: StudyRun, published: pd.DataFrame, settings) -> _Basis:
+def _basis(run: StudyRun, published: pd.DataFrame, settings,
+           monthly_published: pd.DataFrame | None = None) -> _Basis:
     """Align the published table to the real one and gather the study's measures and grids."""
-    from ..tables import published_monthly
-
     real = run.wards.reset_index(drop=True)
     pub = pd.DataFrame(published).reset_index(drop=True)
     if list(pub["ward_code"]) != list(real["ward_code"]):
@@ -344,7 +436,10 @@ def _basis(run: StudyRun, published: pd.DataFrame, settings) -> _Basis:
     parts = [m for m in ("possession", "trafficking") if m in measures and sources.get(m) == "mps_ward"]
     totals_of_parts = ({"drug_offences"} if parts and "drug_offences" in measures
                        and sources.get("drug_offences") == "mps_ward" else set())
-    monthly_pub = published_monthly(run, settings) if len(run.monthly) else run.monthly
+    if monthly_published is not None:
+        monthly_pub = monthly_published
+    else:
+        monthly_pub = published_monthly(run, settings) if len(run.monthly) else run.monthly
     grids = {m: monthly_pub.pivot(index="ward_code", columns="month", values=f"{m}_count").reindex(
                  index=codes, columns=run.months)
              for m in measures if f"{m}_count" in monthly_pub}
@@ -352,7 +447,7 @@ def _basis(run: StudyRun, published: pd.DataFrame, settings) -> _Basis:
                   pages=[page_name(c, i) for i, c in enumerate(codes)], measures=measures, sources=sources,
                   totals_of_parts=totals_of_parts, threshold=int(settings.suppression_threshold),
                   unsuppressed=bool(settings.unsuppressed), population=real["population"].astype("float64"),
-                  neighbours=_neighbours(real), grids=grids)
+                  neighbours=run.ward_neighbours(), grids=grids)
 
 
 def _walk(run: StudyRun) -> _Walk:
@@ -512,7 +607,8 @@ def _cluster_groups(b: _Basis) -> tuple[dict[str, list[dict]], dict[tuple[str, i
         gi_col = f"{m}_gi_bin"
         if gi_col in b.real:
             bins = pd.to_numeric(b.real[gi_col], errors="coerce")
-            hot_spots[m] = [b.names[i] for i in np.flatnonzero((bins >= GI_TOP_BIN).to_numpy())]
+            # Wards without data (no population, outside a source's coverage) have no bin.
+            hot_spots[m] = [b.names[i] for i in np.flatnonzero((bins >= GI_TOP_BIN).to_numpy(dtype=bool, na_value=False))]
     return clusters, component_of, hot_spots
 
 
@@ -544,7 +640,7 @@ def _overview(b: _Basis, context: _Context, ward_items: list[dict], findings: li
                                                          if real["borough_name"].notna().any() else ""),
         "demo": bool(study.demo), "unsuppressed": b.unsuppressed, "threshold": b.threshold,
         "period": span(run.months, short=False) if run.months else "no months in the data",
-        "months": len(run.months), "sources": list(study.sources),
+        "months": len(run.months), "sources": list(study.sources), "vintage": vintage_text(run),
         "input_sources": [f"{MEASURE_LABELS[m].capitalize()}: {context.measure_info[m]['source']}" for m in b.measures],
         "measures": [context.measure_info[m] for m in b.measures], "comparisons": comparisons,
         "comparison_notes": sorted({c["note"] for c in comparisons.values() if c["note"]}),
@@ -552,6 +648,8 @@ def _overview(b: _Basis, context: _Context, ward_items: list[dict], findings: li
         "wards": ward_items, "findings": findings, "clusters_ran": b.clusters_ran, "gaps_ran": b.gaps_ran,
         "gap_list": gap_list, "satellites": context.satellites, "police_uk": "police_uk" in run.layers,
         "population_source": "population" in run.layers,
+        # A many-borough study adds its boroughs (borough_overviews); a borough's page its parent.
+        "borough_pages": [], "parent": None,
         "walk": {"speed": f"{walk.speed:g}", "detour": f"{walk.detour:g}", "minutes": f"{walk.minutes:g}",
                  "reach": distance_text(walk.reach_m)},
     }
@@ -586,7 +684,10 @@ def _ward(b: _Basis, context: _Context, i: int) -> dict:
         "satellites_near": [dict(s, distance=f"{distance_text(s['point'].distance(centre))} from the ward centre")
                             for s in near],
         "neighbours": [b.names[k] for k in b.neighbours[i]],
-        "map": ward_map_svg(b.real, i, b.neighbours[i], context.sites, context.estates, context.satellites, f"m{i}"),
+        "map": (ward_map_svg(b.real, i, b.neighbours[i], context.sites, context.estates, context.satellites, f"m{i}")
+                if context.ward_pages else ""),
+        "borough_page": "",
+        "names_in_sources": _names_in_sources(row),
         "prev": (b.codes[i - 1], b.pages[i - 1], b.names[i - 1]) if i > 0 else None,
         "next": (b.codes[i + 1], b.pages[i + 1], b.names[i + 1]) if i + 1 < len(b.codes) else None,
     }
@@ -595,6 +696,12 @@ def _ward(b: _Basis, context: _Context, i: int) -> dict:
         "satellites_here": [s["name"] for s in here], "satellites_near": [s["name"] for s in near],
         "rises": rises, "estates": [e["name"] for e in estates], "within_reach": within})
     return ward
+
+
+def _names_in_sources(row: pd.Series) -> str:
+    """The other names sources give a ward, e.g. "St Peter's (MPS)" (empty when none)."""
+    text = row.get("ward_names_in_sources")
+    return text if isinstance(text, str) else ""
 
 
 def _ward_figures(b: _Basis, context: _Context, i: int) -> tuple[list[dict], list[str]]:
@@ -611,7 +718,7 @@ def _ward_figures(b: _Basis, context: _Context, i: int) -> tuple[list[dict], lis
         if item is not None and item.percent is not None and item.percent >= 25 and item.difference >= b.threshold \
                 and m not in b.totals_of_parts:
             rises.append(MEASURE_LABELS[m])
-        chart, chart_note = _ward_chart(b, m, i, j, shown)
+        chart, chart_note = _ward_chart(b, m, i, j, shown) if context.ward_pages else (None, "")
         figures.append({
             "measure": m, "label": MEASURE_LABELS[m], "count": count_text(shown),
             "count_sort": _sort_key(shown, b.threshold),
@@ -714,17 +821,6 @@ def _text(value) -> str:
     return str(value)
 
 
-def _neighbours(wards: gpd.GeoDataFrame) -> list[list[int]]:
-    """Queen contiguity: wards whose boundaries share at least a point."""
-    geoms = wards.geometry.to_numpy()
-    left, right = wards.sindex.query(geoms, predicate="intersects")
-    result: list[list[int]] = [[] for _ in range(len(wards))]
-    for a, b in zip(left, right):
-        if a != b:
-            result[int(a)].append(int(b))
-    return [sorted(set(r)) for r in result]
-
-
 def _components(members: list[int], neighbours: list[list[int]]) -> list[list[int]]:
     """Connected groups of ``members`` under the neighbour relation."""
     members_set, seen, groups = set(members), set(), []
@@ -779,16 +875,16 @@ def _satellites(run: StudyRun, codes: list[str], names: list[str]) -> list[dict]
         point = None
         if number(row.get("easting")) is not None and number(row.get("northing")) is not None:
             point = shapely.Point(float(row["easting"]), float(row["northing"]))
-        share = number(row.get("share_of_gap_need_covered"))
-        if share is not None and share <= 1:
-            share *= 100
+        share = number(row.get("share_of_unmet_need_covered", row.get("share_of_gap_need_covered")))
+        cumulative = number(row.get("cumulative_share_of_unmet_need"))
         code = _text(row.get("ward_code"))
         ward_name = _text(row.get("ward_name")) or (names[codes.index(code)] if code in codes else "")
         residents = _int_or(row.get("residents_newly_within_walk"))
         out.append({"rank": _int_or(row.get("rank")) or k + 1, "name": _text(row.get("name")) or "(unnamed site)",
                     "ward_code": code, "ward_name": ward_name, "point": point,
-                    # A site chosen for need outside the gap wards covers none of theirs: say what it does.
-                    "share": "" if share is None or share == 0 else f"{share:.0f}%",
+                    # One metric throughout: the share of the unmet need each site adds.
+                    "share": "" if share is None else f"{100 * share:.0f}%",
+                    "cumulative": "" if cumulative is None else f"{100 * cumulative:.0f}%",
                     "residents": f"{residents:,}" if residents else ""})
     return out
 

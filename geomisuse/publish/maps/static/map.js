@@ -11,7 +11,7 @@
  */
 (function () {
   "use strict";
-  var G = {specs: {}, layers: {}, order: [], visible: {}};
+  var G = {specs: {}, layers: {}, order: [], visible: {}, built: {}};
   window.geomisuse = G;
 
   var PANES = [["gm-fill", 350], ["gm-catchments", 420], ["gm-estates", 430], ["gm-outline", 440],
@@ -67,6 +67,7 @@
     var W = G.data.ward;
     var html = '<div class="gm-tip"><div class="gm-tip-head"><b>' + W.name[i] + "</b> " +
       '<span class="gm-code">' + W.code[i] + "</span></div>";
+    if (W.borough) { html += "<div>Borough: " + W.borough[i] + "</div>"; }
     if (W.pop) { html += "<div>Residents: " + W.pop[i] + "</div>"; }
     if (W.measures.length) {
       var hasLisa = W.measures.some(function (m) { return m.lisa; });
@@ -132,8 +133,11 @@
       pane: "gm-fill",
       style: function (f) {
         var c = spec.cls[f.properties.i];
-        return {fillColor: c < 0 ? spec.missing : spec.colours[c], fillOpacity: spec.opacity || 0.75,
-                color: "#555", weight: 0.6, opacity: 0.9};
+        // With a borough chosen in the filter, the other boroughs' wards fade.
+        var faded = G.boroughWards && !G.boroughWards[f.properties.i];
+        return {fillColor: c < 0 ? spec.missing : spec.colours[c],
+                fillOpacity: faded ? 0.12 : (spec.opacity || 0.75),
+                color: "#555", weight: 0.6, opacity: faded ? 0.3 : 0.9};
       },
       onEachFeature: function (f, layer) { bindWard(layer, f.properties.i, spec.measure); }
     });
@@ -207,8 +211,55 @@
                              maxZoom: spec.maxZoom});
   }
 
+  function context(spec) {
+    return L.geoJSON(spec.geojson, {
+      pane: "gm-fill",
+      style: function () {
+        return {color: "#777", weight: 0.6, fillColor: spec.colour, fillOpacity: 0.35, opacity: 0.8};
+      },
+      onEachFeature: function (f, layer) {
+        layer.bindTooltip(f.properties.t, {className: "gm-tooltip", sticky: true});
+      }
+    });
+  }
+
   var BUILDERS = {fill: wardFill, outline: wardOutline, markers: markers, circles: circles,
-                  polygons: polygons, heat: heat};
+                  polygons: polygons, heat: heat, context: context};
+
+  /* ---- borough filter (studies of many boroughs) ------------------------------------------- */
+
+  G.boroughControl = function () {
+    var boroughs = G.data.boroughs || [];
+    if (!boroughs.length) { return; }
+    var control = L.control({position: "topleft"});
+    control.onAdd = function () {
+      var box = L.DomUtil.create("div", "gm-borough leaflet-bar");
+      var select = L.DomUtil.create("select", "", box);
+      select.setAttribute("aria-label", "Borough");
+      var html = '<option value="">All boroughs</option>';
+      boroughs.forEach(function (b, k) { html += '<option value="' + k + '">' + b.name + "</option>"; });
+      select.innerHTML = html;
+      L.DomEvent.disableClickPropagation(box);
+      L.DomEvent.on(select, "change", function () { G.chooseBorough(select.value); });
+      return box;
+    };
+    control.addTo(G.map);
+  };
+
+  G.chooseBorough = function (value) {
+    var b = value === "" ? null : G.data.boroughs[Number(value)];
+    G.boroughWards = null;
+    if (b) {
+      G.boroughWards = {};
+      b.wards.forEach(function (i) { G.boroughWards[i] = true; });
+      G.map.fitBounds(b.bounds, {animate: false});
+    } else if (G.data.bounds) {
+      G.map.fitBounds(G.data.bounds, {animate: false});
+    }
+    Object.keys(G.built).forEach(function (id) {
+      if (G.specs[id].kind === "fill") { G.built[id].setStyle(G.built[id].options.style); }
+    });
+  };
 
   /* A layer for the layer control; its contents are built the first time it is shown. */
   G.layer = function (id) {
@@ -219,7 +270,7 @@
     var group = L.layerGroup();
     var built = false;
     group.on("add", function () {
-      if (!built) { built = true; group.addLayer(BUILDERS[spec.kind](spec)); }
+      if (!built) { built = true; G.built[id] = BUILDERS[spec.kind](spec); group.addLayer(G.built[id]); }
       G.visible[id] = true;
       G.updateLegend();
     });
@@ -542,6 +593,7 @@
   };
 
   G.ready = function () {
+    G.boroughControl();
     G.legendOpen = !(window.innerWidth < 700);
     G.buildControls();
     G.buildSearch();
