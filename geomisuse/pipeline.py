@@ -1,7 +1,8 @@
 """The stages of a study run, wired in order: load -> ward table -> clusters -> gaps.
 
-Each function is usable on its own from a notebook; :func:`analyse` runs them all and
-:func:`geomisuse.publish.write_outputs` writes the results.
+:func:`analyse` runs them all on a :class:`StudyRun` and :func:`geomisuse.publish.write_outputs`
+writes the results. From a notebook the stages are called one by one (``geomisuse``'s top-level
+functions) and :func:`publish` writes their results as a run would.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from .layers import LOADERS, LayerResult, LoadContext, load_boundaries
 from .layers.base import check_mostly_rejected, check_placement, normalise_name
 from .layers.sites import gap_inputs, needle_exchanges, other_pharmacies
 from .progress import progress
-from .config import PublishSettings, Study, months_between, previous_period
+from .config import GapSettings, PublishSettings, Study, months_between, previous_period
 from .wardtable import WardTable, build_ward_table, months_in_data, with_columns
 
 if TYPE_CHECKING:  # the stages are imported when they run: the demo and the CLI start faster
     from .clusters import ClusterResult
     from .gaps import GapResult
+
 
 @dataclass
 class StudyRun:
@@ -107,7 +109,7 @@ class StudyRun:
     context_wards: gpd.GeoDataFrame | None = None
 
     @property
-    def walking(self):
+    def walking(self) -> GapSettings:
         """The walking settings of the run (speed, detour factor, threshold, radius): the
         study's ``[gaps]`` settings, which the gap stage used; publishing reads them here."""
         return self.study.gaps
