@@ -66,7 +66,8 @@ def published_wards(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:
                        for i, m in zip(published.index, published["gap_need_measure"])]
         published["gap_reason"] = published["gap_reason"].where(
             ~pd.Series(need_hidden, index=published.index),
-            published["gap_reason"].astype(str).str.replace(PER_1000_PATTERN, "rate not shown (small count)", regex=True))
+            published["gap_reason"].astype(str).str.replace(PER_1000_PATTERN, "rate not shown (small count)",
+                                                            regex=True))
     return published
 
 
