@@ -38,8 +38,10 @@ def run_command(args: list[str] | None = None) -> int:
         0 success, 2 bad input or usage (a one-line message on stderr), 1 anything else.
     """
     args = sys.argv[1:] if args is None else list(args)
+    # --debug is accepted anywhere on the line (before or after the command name).
+    debug = "--debug" in args
     try:
-        cli.main(args, prog_name="geomisuse", standalone_mode=False)
+        cli.main([a for a in args if a != "--debug"], prog_name="geomisuse", standalone_mode=False)
     except InputError as err:
         click.echo(f"error: {err}", err=True)
         return 2
@@ -52,7 +54,7 @@ def run_command(args: list[str] | None = None) -> int:
     except SystemExit as err:  # --help and --version exit through click
         return err.code if isinstance(err.code, int) else (0 if err.code is None else 1)
     except Exception as err:  # one line for users; --debug shows the traceback
-        if "--debug" in args:
+        if debug:
             raise
         click.echo(f"error: unexpected {type(err).__name__}: {err} (rerun with --debug for details)", err=True)
         return 1
@@ -227,8 +229,8 @@ def brief(study_file: str, ward_args, out, seed, unsuppressed, pdf) -> None:
 @click.option("--out", type=click.Path(file_okay=False), default=f"{DEFAULT_OUT}/demo", show_default=True,
               help="Output folder.")
 @click.option("--regenerate", is_flag=True, help="Rebuild the demo input files from the seed first.")
-@_options(_TILES, _OFFLINE)
-def demo(out: str, regenerate: bool, tiles, offline) -> None:
+@_options(_TILES, _OFFLINE, _PDF)
+def demo(out: str, regenerate: bool, tiles, offline, pdf) -> None:
     """Run the fictional demo borough end to end."""
     from .demo.borough import DEMO_DIR, generate_demo, regenerate as regenerate_files
 
@@ -243,4 +245,4 @@ def demo(out: str, regenerate: bool, tiles, offline) -> None:
         generate_demo(root)
         study_file = root / DEMO_DIR / "study.toml"
     study = load_study(study_file)
-    _run_and_write(study, out, ("clusters", "gaps"), False, tiles, offline)
+    _run_and_write(study, out, ("clusters", "gaps"), False, tiles, offline, pdf)

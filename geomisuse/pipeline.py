@@ -55,6 +55,9 @@ class StudyRun:
         Stage sections for ``manifest.json`` (``clusters``, ``gaps`` ...).
     warnings
         Everything a user should read, in the order it was found.
+    neighbours
+        Each ward's neighbours (sorted ward positions) under the cluster statistics' weights,
+        set by the cluster stage; read it through :meth:`ward_neighbours`.
     context_wards
         Wards around the study taken as context (``[boundaries] context_km`` or ``context``):
         the same columns as ``wards``; the statistics see them, the outputs do not.
@@ -71,6 +74,26 @@ class StudyRun:
     satellites: pd.DataFrame | None = None
     manifest: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    neighbours: list[list[int]] | None = None
+
+    def ward_neighbours(self) -> list[list[int]]:
+        """Each ward's neighbours, as the cluster statistics define them.
+
+        The cluster stage's own (its weights, islands linked) when it ran; otherwise queen
+        contiguity built by the same code, :func:`geomisuse.clusters.weights.build_neighbours`,
+        so that briefings name the same neighbours either way.
+
+        Returns
+        -------
+        list[list[int]]
+            One list of sorted ward positions per ward, in ward-table order.
+        """
+        if self.neighbours is None:
+            from .clusters.weights import build_neighbours
+
+            self.neighbours = (build_neighbours(self.wards, "queen").lists() if len(self.wards) > 1
+                               else [[] for _ in range(len(self.wards))])
+        return self.neighbours
     context_wards: gpd.GeoDataFrame | None = None
 
     @property
@@ -234,6 +257,7 @@ def record_clusters(run: StudyRun, result: ClusterResult) -> None:
     """Put the cluster stage's results into the run: columns, global Moran table, manifest, warnings."""
     run.wards = with_columns(run.wards, result.columns)
     run.global_moran = result.global_moran
+    run.neighbours = result.neighbours
     run.manifest["clusters"] = result.manifest
     run.warnings.extend(result.warnings)
 

@@ -68,6 +68,17 @@ def demo_run_copy(stages: tuple[str, ...] = ()):
     return copy.deepcopy(_demo_run(tuple(stages)))
 
 
+@pytest.fixture(scope="session")
+def demo_out(tmp_path_factory) -> Path:
+    """``geomisuse demo --out OUT --tiles none``, run once per session; returns OUT (read it, do
+    not change it)."""
+    out = tmp_path_factory.mktemp("demo") / "out"
+    result = run_cli("demo", "--out", str(out), "--tiles", "none")
+    assert result.returncode == 0, result.stderr
+    assert f"map:    {out / 'map.html'}" in result.stdout
+    return out
+
+
 @dataclass
 class CliResult:
     """What a command line run gave: the exit code and what it printed."""

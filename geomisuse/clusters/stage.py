@@ -83,6 +83,11 @@ class ClusterResult:
         Short console summary, one line per measure.
     wards
         The ward table given with ``columns`` added (a new table).
+    neighbours
+        Each ward's neighbours under the weights the statistics used (sorted ward positions in
+        the ward table's order, islands' links included, symmetrised: see
+        :meth:`~geomisuse.clusters.weights.Neighbours.lists`), so that publishing groups
+        clusters with the statistics' own neighbours without importing this package.
     """
 
     columns: pd.DataFrame
@@ -91,6 +96,7 @@ class ClusterResult:
     warnings: list[str] = field(default_factory=list)
     summary_lines: list[str] = field(default_factory=list)
     wards: gpd.GeoDataFrame | None = None
+    neighbours: list[list[int]] = field(default_factory=list)
 
 
 GLOBAL_MORAN_COLUMNS = ["measure", "moran_i", "expected_i", "z", "p_sim", "permutations",
@@ -177,7 +183,8 @@ def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings | Mapping[s
         "by_measure": per_measure,
     }
     return ClusterResult(columns=columns, global_moran=global_table, manifest=manifest,
-                         warnings=warnings, summary_lines=summary_lines, wards=with_columns(wards, columns))
+                         warnings=warnings, summary_lines=summary_lines, wards=with_columns(wards, columns),
+                         neighbours=neighbours.lists())
 
 
 def _analyse_measure(wards: gpd.GeoDataFrame, measure: str, neighbours: Neighbours,
@@ -218,9 +225,9 @@ def _analyse_measure(wards: gpd.GeoDataFrame, measure: str, neighbours: Neighbou
     global_permutations = settings.global_permutations
     glob = global_moran(values, row_standardised(adjacency), global_permutations,
                         np.random.default_rng([seed, 1]))
-    global_row = {"measure": measure, "moran_i": glob["moran_i"], "expected_i": glob["expected_i"],
-                  "z": glob["z"], "p_sim": glob["p_sim"], "permutations": global_permutations,
-                  "rate_adjustment": adjustment, "z_sim": glob["z_sim"], "n_wards": n}
+    global_row = {"measure": measure, "moran_i": glob.I, "expected_i": glob.EI, "z": glob.z_rand,
+                  "p_sim": glob.p_sim, "permutations": global_permutations, "rate_adjustment": adjustment,
+                  "z_sim": glob.z_sim, "n_wards": n}
 
     # LISA: shared random orderings, reused by every measure with the same wards and seed.
     length = int(np.diff(adjacency.indptr).max()) + 1
@@ -228,23 +235,23 @@ def _analyse_measure(wards: gpd.GeoDataFrame, measure: str, neighbours: Neighbou
     if key not in orderings_cache:
         orderings_cache[key] = draw_orderings(n, length, permutations, np.random.default_rng([seed, 2]))
     lisa = local_moran(y, adjacency, orderings_cache[key])
-    lisa_p_adjusted = _adjust_within(lisa["p"], tested, settings.correction)
-    labels = lisa_labels(lisa["quadrant"], lisa_p_adjusted <= settings.alpha)
+    lisa_p_adjusted = _adjust_within(lisa.p_sim, tested, settings.correction)
+    labels = lisa_labels(lisa.q, lisa_p_adjusted <= settings.alpha)
 
     gi = gi_star(y, with_self(adjacency))
-    gi_p_adjusted = _adjust_within(gi["p"], tested, settings.correction)
-    bins = gi_bins(gi["z"], gi_p_adjusted)
+    gi_p_adjusted = _adjust_within(gi.p_norm, tested, settings.correction)
+    bins = gi_bins(gi.Zs, gi_p_adjusted)
 
     index = kept_wards.index
     out = pd.DataFrame({
-        f"{measure}_lisa_i": pd.Series(lisa["i"], index=index),
-        f"{measure}_lisa_p": pd.Series(lisa["p"], index=index),
+        f"{measure}_lisa_i": pd.Series(lisa.Is, index=index),
+        f"{measure}_lisa_p": pd.Series(lisa.p_sim, index=index),
         f"{measure}_lisa_label": pd.Series(labels, index=index, dtype=object),
-        f"{measure}_gi_z": pd.Series(gi["z"], index=index),
-        f"{measure}_gi_p": pd.Series(gi["p"], index=index),
+        f"{measure}_gi_z": pd.Series(gi.Zs, index=index),
+        f"{measure}_gi_p": pd.Series(gi.p_norm, index=index),
         f"{measure}_gi_bin": pd.Series(bins, index=index).astype("Int64"),
-        f"{measure}_lisa_quadrant": pd.Series(lisa["quadrant"], index=index).astype("Int64"),
-        f"{measure}_lisa_z": pd.Series(lisa["z"], index=index),
+        f"{measure}_lisa_quadrant": pd.Series(lisa.q, index=index).astype("Int64"),
+        f"{measure}_lisa_z": pd.Series(lisa.z_rand, index=index),
         f"{measure}_lisa_p_adjusted": pd.Series(lisa_p_adjusted, index=index),
         f"{measure}_gi_p_adjusted": pd.Series(gi_p_adjusted, index=index),
     }).reindex(wards.index)

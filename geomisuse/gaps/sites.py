@@ -449,6 +449,10 @@ SATELLITE_COLUMNS = [
     "rank", "name", "source", "site_type", "easting", "northing", "longitude", "latitude",
     "ward_code", "ward_name", "need_covered", "share_of_gap_need_covered",
     "cumulative_share_of_gap_need", "residents_newly_within_walk", "in_greedy_answer",
+    # The one metric sites are ranked and described by: the share of the unmet need the sites
+    # are asked to serve (all wards' by default, the gap wards' with satellite_demand =
+    # "gap_wards") that each site adds to those ranked above it.
+    "share_of_unmet_need_covered", "cumulative_share_of_unmet_need",
 ]
 
 
@@ -661,16 +665,19 @@ def _site_rows(wards: gpd.GeoDataFrame, candidates: gpd.GeoDataFrame, solution: 
     population = pd.to_numeric(wards["population"], errors="coerce").fillna(0).to_numpy(float)
     residents = (population[sample.ward] * sample.weight)[keep]
     gap_total = float(gap_unmet.sum())
+    total = float(unmet.sum())
     covered = np.zeros(solution.cover.shape[0], dtype=bool)
     chosen, greedy = solution.chosen, set(solution.greedy)
     site_ward = access.assign_points_to_wards(wards, candidates.iloc[chosen])
     rows = []
-    cumulative = 0.0
+    cumulative = cumulative_all = 0.0
     for rank, (j, w) in enumerate(zip(chosen, site_ward), start=1):
         reach = solution.cover[:, j].toarray().ravel() & ~covered
         covered |= reach
         gap_gain = float(gap_unmet[reach].sum())
+        gain = float(unmet[reach].sum())
         cumulative += gap_gain
+        cumulative_all += gain
         point = candidates.geometry.iloc[j]
         lon, lat = _TO_LONLAT.transform(point.x, point.y)
         rows.append({
@@ -686,6 +693,8 @@ def _site_rows(wards: gpd.GeoDataFrame, candidates: gpd.GeoDataFrame, solution: 
             "cumulative_share_of_gap_need": round(cumulative / gap_total, 4) if gap_total else np.nan,
             "residents_newly_within_walk": int(round(float(residents[reach].sum()))),
             "in_greedy_answer": j in greedy,
+            "share_of_unmet_need_covered": round(gain / total, 4) if total else np.nan,
+            "cumulative_share_of_unmet_need": round(cumulative_all / total, 4) if total else np.nan,
         })
     return pd.DataFrame(rows, columns=SATELLITE_COLUMNS)
 

@@ -34,6 +34,7 @@ from scipy.stats import qmc
 
 from ..config import ANALYSIS_CRS
 from ..errors import InputError
+from ..layers.ward_join import first_ward_containing
 
 if TYPE_CHECKING:
     from .settings import GapSettings
@@ -146,18 +147,24 @@ def _area_sample(geometry: shapely.Geometry, n: int, seed: int, position: int) -
 def assign_points_to_wards(wards: gpd.GeoDataFrame, points: gpd.GeoDataFrame) -> np.ndarray:
     """Ward position of each point (-1 when outside every ward).
 
-    A point on a shared edge touches two wards; it goes to the first in ward-table order
-    (the table is sorted by ward code), so the choice is deterministic.
+    The ward join's rule (:func:`geomisuse.layers.ward_join.first_ward_containing`): a point
+    on a shared edge goes to the first ward in ward-table order (the table is sorted by ward
+    code), exactly as offences and services are counted.
+
+    Parameters
+    ----------
+    wards
+        The ward table (ward-code order) in the points' CRS.
+    points
+        Point geometries.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``int64`` ward positions.
     """
     tree = shapely.STRtree(wards.geometry.values)
-    point_idx, ward_idx = tree.query(points.geometry.values, predicate="intersects")
-    result = np.full(len(points), -1, dtype=np.int64)
-    if len(point_idx):
-        order = np.lexsort((ward_idx, point_idx))
-        point_idx, ward_idx = point_idx[order], ward_idx[order]
-        first = np.r_[True, point_idx[1:] != point_idx[:-1]]
-        result[point_idx[first]] = ward_idx[first]
-    return result
+    return first_ward_containing(tree, points.geometry.values).astype(np.int64)
 
 
 def _resident_pieces(wards: gpd.GeoDataFrame, residents: gpd.GeoDataFrame,

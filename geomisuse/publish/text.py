@@ -15,6 +15,9 @@ function here, not a second function elsewhere.
 from __future__ import annotations
 
 import math
+import os
+from datetime import date, datetime, timezone
+from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
@@ -93,6 +96,17 @@ def rate_text(value: Any, decimals: int = 1) -> str:
     except (TypeError, ValueError):
         return ""
     return "" if not math.isfinite(v) else f"{v:,.{decimals}f}"
+
+
+def per_1000_text(rate: float) -> str:
+    """A rate in a sentence: ``12.3 per 1,000`` (one decimal)."""
+    return f"{rate:.1f} per 1,000"
+
+
+#: Finds a rate worded by :func:`per_1000_text` in a sentence, with the ``rate `` before it or
+#: the brackets around it ("rate 0.5 per 1,000", "(10.2 per 1,000)"): published gap reasons
+#: replace it where the rate's count is hidden.
+PER_1000_PATTERN = r"(rate )?\(?\d[\d,]*(\.\d+)? per 1,000\)?"
 
 
 def signed_count(value: float) -> str:
@@ -239,3 +253,29 @@ def gi_bin_text(gi_bin: int, style: str = "legend") -> str:
     if style == "reason":
         return f"{kind} spot (Gi* {confidence} %)"
     raise ValueError(f"unknown Gi* wording style {style!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# when a page was made and from what
+
+
+def production_date() -> str:
+    """Today's date as "1 December 2026", or the date of ``SOURCE_DATE_EPOCH`` when it is set
+    (reproducible builds: the same inputs then give byte-identical pages)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    day = (datetime.fromtimestamp(int(epoch), tz=timezone.utc).date() if epoch and epoch.isdigit()
+           else date.today())
+    return f"{day.day} {day:%B %Y}"
+
+
+def vintage_text(run) -> str:
+    """When a page was made and what data it shows: the production date, the period and the
+    boundary file, e.g. ``Produced 1 December 2026 · data Jan 2025 – Dec 2025 (12 months) ·
+    ward boundaries: wards.gpkg``. Plain text: escape it for HTML."""
+    parts = [f"Produced {production_date()}"]
+    if run.months:
+        parts.append(f"data {period_text(run.months)}")
+    boundaries = run.layers.get("boundaries")
+    if boundaries is not None and boundaries.paths:
+        parts.append(f"ward boundaries: {Path(boundaries.paths[0]).name}")
+    return " · ".join(parts)

@@ -47,10 +47,11 @@ from markupsafe import Markup, escape
 
 from ... import config as defaults
 from ..places import ward_centres
+from ..published import published_monthly
 from ..disclosure import format_counts, primary_mask, secondary_mask, suppress_value
 from ...errors import InputError
 from .findings import HEADLINE_FINDINGS, Change, change, cluster_words, key_findings, suggestions
-from ..text import count_text, distance_text, is_hidden, join_names, month_name, number, span
+from ..text import count_text, distance_text, is_hidden, join_names, month_name, number, span, vintage_text
 from ...layers.base import normalise_name
 from ...config import MEASURE_LABELS, MEASURES, walk_minutes
 from ...vocabulary import GI_TOP_BIN, HIGH_HIGH, LISA_CLUSTERS, NOT_SIGNIFICANT, PLAIN_WORDS, gi_kind
@@ -372,7 +373,7 @@ class _Basis:
     threshold: int
     unsuppressed: bool
     population: pd.Series
-    neighbours: list[list[int]]
+    neighbours: list[list[int]]  # the run's: the cluster statistics' weights
     grids: dict[str, pd.DataFrame]  # measure -> published monthly counts, ward x month
 
     @property
@@ -425,8 +426,6 @@ class _Context:
 def _basis(run: StudyRun, published: pd.DataFrame, settings,
            monthly_published: pd.DataFrame | None = None) -> _Basis:
     """Align the published table to the real one and gather the study's measures and grids."""
-    from ..tables import published_monthly
-
     real = run.wards.reset_index(drop=True)
     pub = pd.DataFrame(published).reset_index(drop=True)
     if list(pub["ward_code"]) != list(real["ward_code"]):
@@ -448,7 +447,7 @@ def _basis(run: StudyRun, published: pd.DataFrame, settings,
                   pages=[page_name(c, i) for i, c in enumerate(codes)], measures=measures, sources=sources,
                   totals_of_parts=totals_of_parts, threshold=int(settings.suppression_threshold),
                   unsuppressed=bool(settings.unsuppressed), population=real["population"].astype("float64"),
-                  neighbours=_neighbours(real), grids=grids)
+                  neighbours=run.ward_neighbours(), grids=grids)
 
 
 def _walk(run: StudyRun) -> _Walk:
@@ -641,7 +640,7 @@ def _overview(b: _Basis, context: _Context, ward_items: list[dict], findings: li
                                                          if real["borough_name"].notna().any() else ""),
         "demo": bool(study.demo), "unsuppressed": b.unsuppressed, "threshold": b.threshold,
         "period": span(run.months, short=False) if run.months else "no months in the data",
-        "months": len(run.months), "sources": list(study.sources),
+        "months": len(run.months), "sources": list(study.sources), "vintage": vintage_text(run),
         "input_sources": [f"{MEASURE_LABELS[m].capitalize()}: {context.measure_info[m]['source']}" for m in b.measures],
         "measures": [context.measure_info[m] for m in b.measures], "comparisons": comparisons,
         "comparison_notes": sorted({c["note"] for c in comparisons.values() if c["note"]}),
@@ -822,17 +821,6 @@ def _text(value) -> str:
     return str(value)
 
 
-def _neighbours(wards: gpd.GeoDataFrame) -> list[list[int]]:
-    """Queen contiguity: wards whose boundaries share at least a point."""
-    geoms = wards.geometry.to_numpy()
-    left, right = wards.sindex.query(geoms, predicate="intersects")
-    result: list[list[int]] = [[] for _ in range(len(wards))]
-    for a, b in zip(left, right):
-        if a != b:
-            result[int(a)].append(int(b))
-    return [sorted(set(r)) for r in result]
-
-
 def _components(members: list[int], neighbours: list[list[int]]) -> list[list[int]]:
     """Connected groups of ``members`` under the neighbour relation."""
     members_set, seen, groups = set(members), set(), []
@@ -887,16 +875,16 @@ def _satellites(run: StudyRun, codes: list[str], names: list[str]) -> list[dict]
         point = None
         if number(row.get("easting")) is not None and number(row.get("northing")) is not None:
             point = shapely.Point(float(row["easting"]), float(row["northing"]))
-        share = number(row.get("share_of_gap_need_covered"))
-        if share is not None and share <= 1:
-            share *= 100
+        share = number(row.get("share_of_unmet_need_covered", row.get("share_of_gap_need_covered")))
+        cumulative = number(row.get("cumulative_share_of_unmet_need"))
         code = _text(row.get("ward_code"))
         ward_name = _text(row.get("ward_name")) or (names[codes.index(code)] if code in codes else "")
         residents = _int_or(row.get("residents_newly_within_walk"))
         out.append({"rank": _int_or(row.get("rank")) or k + 1, "name": _text(row.get("name")) or "(unnamed site)",
                     "ward_code": code, "ward_name": ward_name, "point": point,
-                    # A site chosen for need outside the gap wards covers none of theirs: say what it does.
-                    "share": "" if share is None or share == 0 else f"{share:.0f}%",
+                    # One metric throughout: the share of the unmet need each site adds.
+                    "share": "" if share is None else f"{100 * share:.0f}%",
+                    "cumulative": "" if cumulative is None else f"{100 * cumulative:.0f}%",
                     "residents": f"{residents:,}" if residents else ""})
     return out
 

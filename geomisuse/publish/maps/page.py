@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import base64
 import math
-import os
 import re
-from datetime import date, datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,7 +46,7 @@ from ...errors import InputError
 from ..briefings.pages import page_name
 from ..escaping import safe_text, script_json
 from ..places import ward_centres
-from ..text import count_text, distance_text, gi_bin_text, period_text, rate_text
+from ..text import count_text, distance_text, gi_bin_text, period_text, rate_text, share_percent, vintage_text
 from ...vocabulary import GI_BINS, LISA_CLUSTERS, LISA_LABELS, NOT_SIGNIFICANT
 from ...config import ANALYSIS_CRS, MAP_CRS, MEASURE_LABELS, MEASURES
 
@@ -165,7 +163,7 @@ def build_map(run: StudyRun, published: pd.DataFrame, settings) -> folium.Map:
         "layers": [{**layer, "show": bool(layer.get("show", False)),
                     # Ward colourings are one exclusive choice (radio); everything else overlays.
                     "group": "ward" if layer["kind"] == "fill" else "overlay"} for layer in layers],
-        "vintage": _vintage_text(run),
+        "vintage": safe_text(vintage_text(run)),
         "boroughs": _borough_bounds(wards, lonlat),
     }
 
@@ -384,15 +382,8 @@ def _cluster_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str]
         cls = np.array([lisa_order.index(x) if x in LISA_COLOURS else -1 for x in labels], dtype=int)
         items = [[LISA_COLOURS[k], safe_text(k)] for k in lisa_order if (cls == lisa_order.index(k)).any()
                  or k in (*LISA_CLUSTERS, NOT_SIGNIFICANT)]
-        if (cls < 0).any():
-            items.append([NO_DATA_COLOUR, "not assessed"])
-        layers.append({
-            "kind": "fill", "family": "Clusters (local Moran, LISA)",
-            "name": safe_text(f"Clusters (LISA): {_label(m).lower()}"), "measure": m,
-            "cls": cls.tolist(), "colours": list(LISA_COLOURS.values()), "missing": NO_DATA_COLOUR,
-            "opacity": 0.8,
-            "legend": {"title": safe_text(f"Local Moran clusters: {_label(m).lower()}"), "items": items},
-        })
+        layers.append(_class_layer("Clusters (local Moran, LISA)", f"Clusters (LISA): {_label(m).lower()}", m, cls,
+                                   LISA_COLOURS, f"Local Moran clusters: {_label(m).lower()}", items))
     gi_order = list(GI_COLOURS)
     for m in measures:
         column = f"{m}_gi_bin"
@@ -402,16 +393,20 @@ def _cluster_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str]
         cls = np.array([gi_order.index(int(b)) if np.isfinite(b) and int(b) in GI_COLOURS else -1 for b in bins],
                        dtype=int)
         items = [[GI_COLOURS[b], gi_bin_text(b, "legend")] for b in gi_order]
-        if (cls < 0).any():
-            items.append([NO_DATA_COLOUR, "not assessed"])
-        layers.append({
-            "kind": "fill", "family": "Hot and cold spots (Getis-Ord Gi*)",
-            "name": safe_text(f"Hot/cold spots (Gi*): {_label(m).lower()}"), "measure": m,
-            "cls": cls.tolist(), "colours": list(GI_COLOURS.values()), "missing": NO_DATA_COLOUR,
-            "opacity": 0.8,
-            "legend": {"title": safe_text(f"Getis-Ord Gi* hot and cold spots: {_label(m).lower()}"),
-                       "items": items},
-        })
+        layers.append(_class_layer("Hot and cold spots (Getis-Ord Gi*)", f"Hot/cold spots (Gi*): {_label(m).lower()}",
+                                   m, cls, GI_COLOURS, f"Getis-Ord Gi* hot and cold spots: {_label(m).lower()}",
+                                   items))
+
+
+def _class_layer(family: str, name: str, measure: str, cls: np.ndarray, colours: dict, title: str,
+                 items: list) -> dict:
+    """A ward fill layer of LISA labels or Gi* bins in the layer control's ``family``: ``cls``
+    indexes ``colours`` (-1: not assessed, which the legend then lists too); text escaped."""
+    if (cls < 0).any():
+        items = [*items, [NO_DATA_COLOUR, "not assessed"]]
+    return {"kind": "fill", "family": family, "name": safe_text(name), "measure": measure, "cls": cls.tolist(),
+            "colours": list(colours.values()), "missing": NO_DATA_COLOUR, "opacity": 0.8,
+            "legend": {"title": safe_text(title), "items": items}}
 
 
 def _is_gap(wards: pd.DataFrame) -> np.ndarray:
@@ -529,8 +524,8 @@ def _satellite_layer(layers: list[dict], satellites: pd.DataFrame | None) -> Non
         if not (math.isfinite(lat) and math.isfinite(lon)):
             continue
         rank = row.get("rank", j + 1)
-        share = row.get("share_of_gap_need_covered")
-        share_text = (f"{float(share) * 100:.0f} % of outreach gap need within a walk"
+        share = row.get("share_of_unmet_need_covered", row.get("share_of_gap_need_covered"))
+        share_text = (f"adds {share_percent(float(share))} of the unmet need within a walk"
                       if share is not None and pd.notna(share) else "")
         newly = row.get("residents_newly_within_walk")
         types.append({"colour": SATELLITE_COLOUR, "glyph": safe_text(_count_text(rank)), "shape": "star",
@@ -727,26 +722,6 @@ def _gi_text(value) -> str:
 # page furniture
 
 
-def production_date() -> str:
-    """Today's date as "1 December 2026", or the date of ``SOURCE_DATE_EPOCH`` when it is set
-    (reproducible builds: the same inputs then give byte-identical pages)."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    day = (datetime.fromtimestamp(int(epoch), tz=timezone.utc).date() if epoch and epoch.isdigit()
-           else date.today())
-    return f"{day.day} {day:%B %Y}"
-
-
-def _vintage_text(run: StudyRun) -> str:
-    """When the page was made and what data it shows: period, boundary file and sources."""
-    parts = [f"Produced {production_date()}"]
-    if run.months:
-        parts.append(f"data {period_text(run.months)}")
-    boundaries = run.layers.get("boundaries")
-    if boundaries is not None and boundaries.paths:
-        parts.append(f"ward boundaries: {Path(boundaries.paths[0]).name}")
-    return safe_text(" · ".join(parts))
-
-
 def _page_title(run: StudyRun) -> str:
     title = str(run.study.name)
     if run.study.demo:
@@ -785,7 +760,7 @@ def _title_html(run: StudyRun, settings) -> str:
     sources = [safe_text(s) for s in (study.sources or [])]
     if sources:
         parts.append(f'<div class="gm-sources">Sources: {"; ".join(sources)}</div>')
-    parts.append(f'<div class="gm-sources gm-vintage" id="gm-vintage">{_vintage_text(run)}</div>')
+    parts.append(f'<div class="gm-sources gm-vintage" id="gm-vintage">{safe_text(vintage_text(run))}</div>')
     if getattr(settings, "briefings", False):
         parts.append('<div class="gm-sources"><a href="briefings/index.html">Ward briefings and borough '
                      "overview</a></div>")
