@@ -15,7 +15,7 @@ import geopandas as gpd
 import pandas as pd
 
 from .layers import LOADERS, LayerResult, LoadContext, load_boundaries
-from .layers.base import normalise_name
+from .layers.base import check_mostly_rejected, check_placement, normalise_name
 from .layers.sites import gap_inputs, needle_exchanges, other_pharmacies
 from .progress import progress
 from .config import PublishSettings, Study, months_between, previous_period
@@ -184,6 +184,7 @@ def load_inputs(study: Study) -> Inputs:
     layers = {}
     for kind in progress(list(study.layers), "reading layers"):
         layers[kind] = LOADERS[kind](study.layers[kind], context)
+        check_placement(layers[kind], wards.total_bounds)
     warnings = list(boundaries.warnings)
     for layer in layers.values():
         warnings.extend(layer.warnings)
@@ -232,6 +233,8 @@ def prepare(study: Study) -> StudyRun:
     """Load the inputs, join them to wards and build the ward table (no statistics yet)."""
     inputs = load_inputs(study)
     table = build_ward_table(inputs.wards, inputs.layers, inputs.months, inputs.previous_months)
+    for layer in table.layers.values():  # after the join, which rejects points outside the wards
+        check_mostly_rejected(layer)
     return assemble_run(study, inputs, table)
 
 

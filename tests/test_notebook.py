@@ -150,12 +150,12 @@ def test_readme_study_file_reference_lists_exactly_the_schema_keys():
               "layers.KIND": config.LayerSection, "clusters": config.ClusterSettings,
               "gaps": config.GapSettings, "publish": config.PublishSettings}
     assert set(listed) == set(schema)
-    # Some kinds take keys of their own (population: lookup, areas; police_uk: covers), listed in
-    # the layers rows with the kind they belong to.
-    kind_keys = {key for model in config.LAYER_KEYS.values() for key in model.model_fields}
     for section, model in schema.items():
-        expected = set(model.model_fields) | (kind_keys if section == "layers.KIND" else set())
-        assert listed[section] == expected, section
+        fields = set(model.model_fields)
+        if section == "layers.KIND":  # every kind's own keys too (population lookup, police_uk covers ...)
+            for kind in config.LAYER_KINDS:
+                fields |= set(config._model_in(config.LayersSection.model_fields[kind].annotation).model_fields)
+        assert listed[section] == fields, section
     # Every kind's column fields are named in the README's columns row.
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     row = next(line for line in text.splitlines() if line.startswith("| | `columns` |"))
@@ -171,7 +171,7 @@ def test_a_run_cannot_be_made_without_the_measure_sources_disclosure_reads():
     from the MPS file; it reads that from the run's ``sources``, which a run must have (it
     used to come from a manifest key that a hand-built run could silently lack)."""
     from geomisuse.pipeline import StudyRun
-    from geomisuse.publish.tables import _additive_groups
+    from geomisuse.publish.published import _additive_groups
 
     from conftest import demo_run_copy
 
