@@ -450,7 +450,7 @@ def _layer_model(kind: str, columns: type[BaseColumns]) -> type[LayerSection]:
     """The model of one ``[layers.KIND]`` table: :class:`LayerSection` with the kind's columns
     (and its extra keys, :data:`LAYER_KEYS`)."""
     name = "".join(part.title() for part in kind.split("_")) + "Layer"
-    bases = (LayerSection, LAYER_KEYS[kind]) if kind in LAYER_KEYS else LayerSection
+    bases = (LAYER_KEYS[kind], LayerSection) if kind in LAYER_KEYS else LayerSection
     model = create_model(name, __base__=bases, columns=(columns, Field(default_factory=columns)))
     model.SECTION = f"layers.{kind}"
     model.__doc__ = f"The ``[layers.{kind}]`` table (see :class:`LayerSection`)."
