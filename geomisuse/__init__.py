@@ -15,9 +15,9 @@ Every result carries ``.wards`` (the ward table so far), ``.warnings`` and, for 
 stages, ``.columns``, ``.manifest`` and ``.summary_lines``.
 """
 
-__version__ = "0.1.0"
-
 import types as _types
+
+from .version import __version__  # noqa: E402,F401  (re-exported: gm.__version__)
 
 from .config import ClusterSettings, GapSettings, PublishSettings, load_study  # noqa: E402
 from .layers.sites import gap_inputs  # noqa: E402

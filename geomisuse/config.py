@@ -90,6 +90,8 @@ WEIGHTS_KINDS = ("queen", "knn", "distance")
 CORRECTIONS = ("none", "bonferroni", "fdr")
 #: Rate adjustments of global Moran's I (``[clusters] rate_adjustment``).
 RATE_ADJUSTMENTS = ("auto", "none", "empirical_bayes")
+#: Time steps of the emerging hot spot analysis (``[clusters] time_step``).
+TIME_STEPS = ("month", "quarter", "year")
 
 #: Walking access defaults (see geomisuse.gaps).
 WALK_SPEED_KMH = 4.8
@@ -350,12 +352,52 @@ class _InputSection(Section):
 
     def spec(self, kind: str, base: Path) -> "LayerSpec":
         """The :class:`LayerSpec` handed to the loader: absolute paths and the other options
-        (keys left unset are absent; ``columns`` is always there, maybe empty)."""
+        (keys left unset are absent; ``columns`` is always there, maybe empty). Options that
+        name files (``lookup``, ``areas``) are made absolute too."""
         raw = self.paths if self.paths is not None else [self.path]
         options = self.model_dump(exclude={"path", "paths", "columns"}, exclude_none=True)
         columns = getattr(self, "columns", None)
         options["columns"] = columns.model_dump(exclude_none=True) if columns is not None else {}
+        for key in PATH_OPTIONS:  # files a layer names besides its own, also relative to the study
+            if key in options:
+                value = options[key]
+                resolved = [str((base / p).resolve()) for p in (value if isinstance(value, list) else [value])]
+                options[key] = resolved if isinstance(value, list) else resolved[0]
         return LayerSpec(kind=kind, paths=[(base / p).resolve() for p in raw], options=options)
+
+
+#: Layer options that name files: a small-area -> ward lookup, or the small areas' polygons.
+PATH_OPTIONS = ("lookup", "areas")
+
+
+class SmallAreaKeys(Section):
+    """The keys of a layer that may come by small area (LSOA/OA) instead of by ward.
+
+    Attributes
+    ----------
+    lookup
+        An ONS best-fit lookup CSV (small-area code -> ward code columns, e.g. ``LSOA21CD`` ->
+        ``WD25CD``), or a list adding the ONS LSOA 2011 -> 2021 lookup.
+    areas
+        The small areas' polygons (GeoPackage/GeoJSON/Shapefile): each area goes to the ward
+        holding a point inside it.
+    """
+
+    lookup: Text | list[Text] | None = None
+    areas: Text | None = None
+
+
+class ForceAreaKeys(Section):
+    """The keys of a police.uk layer about the area it covers.
+
+    Attributes
+    ----------
+    covers
+        Borough name(s) the files cover; default: from their force (``Falls within``: the City
+        of London Police covers the City, the Metropolitan Police Service the other boroughs).
+    """
+
+    covers: Text | list[Text] | None = None
 
 
 class BaseColumns(Section):
@@ -370,9 +412,14 @@ class LayerSection(_InputSection):
     columns
         Canonical field -> source column, where detection does not find it (see each kind's
         ``...Columns`` model for the fields it can map).
+    public
+        Whether the layer's counts are already public at ward level: ``false`` protects them
+        (small counts suppressed, audited), ``true`` publishes them in full; default by source
+        (the MPS ward file and police.uk points are public, the other sources are not).
     """
 
     columns: BaseColumns = Field(default_factory=BaseColumns)
+    public: bool | None = None
 
 
 def _columns_model(name: str, doc: str, *fields: str, points: bool = True) -> type[BaseColumns]:
@@ -409,10 +456,16 @@ if tuple(LAYER_COLUMNS) != LAYER_KINDS:  # one list of kinds: a new kind needs i
     raise RuntimeError("LAYER_COLUMNS must name every kind of LAYER_KINDS, in order")
 
 
+#: Layer kind -> the extra keys it takes beyond :class:`LayerSection`.
+LAYER_KEYS: dict[str, type[Section]] = {"population": SmallAreaKeys, "police_uk": ForceAreaKeys}
+
+
 def _layer_model(kind: str, columns: type[BaseColumns]) -> type[LayerSection]:
-    """The model of one ``[layers.KIND]`` table: :class:`LayerSection` with the kind's columns."""
+    """The model of one ``[layers.KIND]`` table: :class:`LayerSection` with the kind's columns
+    (and its extra keys, :data:`LAYER_KEYS`)."""
     name = "".join(part.title() for part in kind.split("_")) + "Layer"
-    model = create_model(name, __base__=LayerSection, columns=(columns, Field(default_factory=columns)))
+    bases = (LAYER_KEYS[kind], LayerSection) if kind in LAYER_KEYS else LayerSection
+    model = create_model(name, __base__=bases, columns=(columns, Field(default_factory=columns)))
     model.SECTION = f"layers.{kind}"
     model.__doc__ = f"The ``[layers.{kind}]`` table (see :class:`LayerSection`)."
     return model
@@ -435,6 +488,11 @@ class BoundariesSection(_InputSection):
     code_column, name_column, borough_column
         Source columns of the GSS ward code, ward name and borough name; detected when not
         given (``WD22CD``/``WD22NM``, ``GSS_CODE``/``NAME``, ``ward22_code`` ...).
+    context_km
+        Take the file's other wards within this many km of the study's wards (``where``) as
+        context: the statistics see them, the outputs do not.
+    context
+        ``"neighbours"``: the other wards sharing a boundary with the study's, as context.
     """
 
     SECTION: ClassVar[str] = "boundaries"
@@ -443,6 +501,8 @@ class BoundariesSection(_InputSection):
     code_column: Text | None = None
     name_column: Text | None = None
     borough_column: Text | None = None
+    context_km: Annotated[float, Field(gt=0)] | None = None
+    context: Literal["neighbours"] | None = None
 
 
 class ClusterSettings(Section):
@@ -471,11 +531,18 @@ class ClusterSettings(Section):
         ``"fdr"`` (Benjamini–Hochberg, default), ``"bonferroni"`` or ``"none"``; applied over
         the wards, separately for each measure and for LISA and Gi*.
     alpha
-        Significance level of the LISA labels (Gi* bins use ArcGIS's fixed 90/95/99 %).
+        Significance level of the LISA labels, of the emerging hot spot bins and trends and of
+        the test of change (Gi* bins use ArcGIS's fixed 90/95/99 %).
     rate_adjustment
         Global Moran's I on ``"empirical_bayes"`` standardised rates (Assunção & Reis 1999),
         on the raw rates (``"none"``), or ``"auto"``: empirical Bayes when the measure's counts
         and every population are there.
+    time_step
+        Time step of the emerging hot spot analysis (:mod:`geomisuse.clusters.emerging`):
+        ``"month"`` (default), ``"quarter"`` or ``"year"``.
+    time_k
+        Earlier time steps in each space-time neighbourhood (default 1; ArcGIS's
+        "neighborhood time step", sfdep's ``k``). Not ``k``, which is the k-nearest count.
     """
 
     SECTION: ClassVar[str] = "clusters"
@@ -489,6 +556,8 @@ class ClusterSettings(Section):
     correction: Literal[CORRECTIONS] = DEFAULT_CORRECTION
     alpha: Number = Field(DEFAULT_ALPHA, gt=0, lt=1)
     rate_adjustment: Literal[RATE_ADJUSTMENTS] = "auto"
+    time_step: Literal[TIME_STEPS] = "month"
+    time_k: int = Field(1, ge=0)
 
     @model_validator(mode="after")
     def _distance_band(self) -> "ClusterSettings":
@@ -537,6 +606,16 @@ class GapSettings(Section):
         PuLP ``cbc`` (bundled with PuLP < 4) or ``highs`` (needs ``highspy``).
     solver_time_limit_s
         Time limit of the solver in seconds.
+    network
+        OSM extract (``.osm.pbf``, ``.osm``) or osmnx ``.graphml`` to walk over, relative to
+        the study file;
+        ``None`` (default): straight line times ``detour_factor`` (see README "Access").
+    network_max_snap_m
+        A resident point farther than this (metres) from any walkable way is reported; a ward
+        with most of its points so is outside the network (an error naming it).
+    postcodes
+        Postcode file (Code-Point Open CSV: ``Postcode``, ``Eastings``, ``Northings``), relative
+        to the study file, naming each satellite site's nearest postcode; ``None``: none.
     """
 
     SECTION: ClassVar[str] = "gaps"
@@ -558,6 +637,9 @@ class GapSettings(Section):
     candidate_grid: bool | None = None
     solver: Literal[SOLVERS] = "milp"
     solver_time_limit_s: Number = Field(60.0, gt=0)
+    network: Text | None = None
+    network_max_snap_m: Number = Field(200.0, gt=0)
+    postcodes: Text | None = None
 
     @field_validator("need_rule", mode="before")
     @classmethod
@@ -572,6 +654,12 @@ class GapSettings(Section):
     def walk_minutes(self, distance_m: np.ndarray | float) -> np.ndarray | float:
         """Walking minutes for straight-line distance(s) in metres, at these settings."""
         return walk_minutes(distance_m, self.walk_speed_kmh, self.detour_factor)
+
+    @property
+    def walk_network_m(self) -> float:
+        """Walking distance (metres) the walk threshold reaches over a street network (no
+        detour factor: the route is walked as it is)."""
+        return walk_radius_m(self.walk_threshold_min, self.walk_speed_kmh, 1.0)
 
 
 class PublishSettings(Section):
@@ -598,6 +686,15 @@ class PublishSettings(Section):
     map_simplify_m
         Tolerance (metres, EPSG:27700) of the coverage simplification of ward polygons on the
         map; 0 keeps every vertex. The exports are never simplified.
+    suppress
+        ``"sources"`` (default): counts from sources whose publisher releases them at ward
+        level (the MPS ward file, police.uk points) are published in full, the others (ASB
+        warnings, any layer marked ``public = false``) are protected; ``"all"`` protects every
+        count. A layer's ``public = true`` publishes its counts in full.
+    rule
+        ``"threshold"`` (default): protected counts 1 to ``suppression_threshold - 1`` show as
+        ``<threshold``; ``"round5"`` (NHS style): protected counts 1-7 show as ``<8`` and the
+        others are rounded to the nearest 5.
     """
 
     SECTION: ClassVar[str] = "publish"
@@ -609,6 +706,8 @@ class PublishSettings(Section):
     briefings: bool = True
     pdf: bool = False
     map_simplify_m: Number = Field(10.0, ge=0)
+    suppress: Literal["sources", "all"] = "sources"
+    rule: Literal["threshold", "round5"] = "threshold"
 
 
 class StudyFile(Section):
@@ -884,11 +983,22 @@ def study_from_dict(data: Mapping[str, Any], base: Path, path: Path | None = Non
         boundaries=checked.boundaries.spec("boundaries", base),
         layers=layers,
         clusters=checked.clusters,
-        gaps=checked.gaps,
+        gaps=_resolve_gap_paths(checked.gaps, base),
         publish=checked.publish,
         engine=head.engine,
         scheduler=head.scheduler,
     )
+
+
+#: ``[gaps]`` settings that name files (resolved against the study file's folder).
+GAP_PATH_KEYS = ("network", "postcodes")
+
+
+def _resolve_gap_paths(gaps: GapSettings, base: Path) -> GapSettings:
+    """The ``[gaps]`` settings with their file paths made absolute (a new object)."""
+    changes = {k: str((base / getattr(gaps, k)).resolve()) for k in GAP_PATH_KEYS
+               if getattr(gaps, k) is not None}
+    return gaps.with_changes(**changes) if changes else gaps
 
 
 def months_between(first: str, last: str) -> list[str]:

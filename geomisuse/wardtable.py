@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .layers.base import LayerResult
+from .layers.base import LayerResult, normalise_name
 from .config import MEASURES, RATE_PER, months_between
 from .layers.ward_join import OUTSIDE, WardLocator
 
@@ -50,7 +50,9 @@ class WardTable:
     measures
         Measures with data.
     sources
-        Measure -> layer kind it was counted from.
+        Measure -> the layer kind feeding most of its wards.
+    fed_by
+        Measure -> layer kind -> the ward codes it fed (``"no data"``: wards no source covers).
     warnings
         Messages for the user (the ward join's first).
     layers
@@ -68,6 +70,7 @@ class WardTable:
     warnings: list[str] = field(default_factory=list)
     layers: dict[str, LayerResult] = field(default_factory=dict)
     months: list[str] = field(default_factory=list)
+    fed_by: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -131,6 +134,14 @@ def join_layers_to_wards(wards: gpd.GeoDataFrame, layers: Mapping[str, LayerResu
         table = table.assign(ward_code=ward_code)
         layer.table = table
         outside = table["ward_code"].isna()
+        if layer.covers_borough is not None:
+            # A force's area: the wards of the boroughs it polices (wards of unknown borough count in).
+            in_area = wards["borough_name"].map(lambda b: b is None or layer.covers_borough(normalise_name(b)))
+            layer.wards = frozenset(codes[in_area.to_numpy(dtype=bool)])
+            layer.exclude(table[~outside & ~table["ward_code"].isin(layer.wards)],
+                          "in a ward outside the police force's area")
+            table = layer.table
+            outside = table["ward_code"].isna()
         if kind in POINT_COUNT_LAYERS:
             layer.reject(table[outside], "outside the study area")
             layer.table = layer.table.reset_index(drop=True)
@@ -177,31 +188,60 @@ def build_ward_table(wards: gpd.GeoDataFrame, layers: Mapping[str, LayerResult |
     layers = joined.layers
     months = list(months) if months is not None else months_in_data(layers)
     warnings: list[str] = list(joined.warnings)
-    long_counts, sources, coverage = _measure_counts(layers)
+    measure_sources = _measure_sources(layers)
     previous_months = list(previous_months or [])
-    index = pd.MultiIndex.from_product([wards["ward_code"], previous_months + list(months)],
-                                       names=["ward_code", "month"])
+    all_months = previous_months + list(months)
+    index = pd.MultiIndex.from_product([wards["ward_code"], all_months], names=["ward_code", "month"])
     monthly = pd.DataFrame(index=index)
+    sources: dict[str, str] = {}
+    fed_by: dict[str, dict[str, list[str]]] = {}
+    names = wards.set_index("ward_code")["ward_name"]
     for measure in MEASURES:
-        if measure not in sources:
+        if measure not in measure_sources:
             continue
-        counts = long_counts[long_counts["measure"] == measure].groupby(["ward_code", "month"])["count"].sum()
-        column = counts.reindex(index).fillna(0).astype("float64")
-        # A month a ward-level source does not cover is missing data, not zero.
-        covered = coverage.get(measure)
-        if covered is not None:
-            column[~column.index.get_level_values("month").isin(covered)] = np.nan
+        feed = _feeding_source(wards["ward_code"], measure_sources[measure])
+        column = pd.Series(np.nan, index=index, dtype="float64")
+        ward_level = index.get_level_values("ward_code")
+        month_level = index.get_level_values("month")
+        for source in measure_sources[measure]:
+            fed = feed.index[feed == source.kind]
+            if not len(fed):
+                continue
+            counts = source.counts.groupby(["ward_code", "month"])["count"].sum()
+            rows = ward_level.isin(fed)
+            # Inside a source's coverage a ward-month without rows is a real zero, outside it no data.
+            if source.months is not None:
+                rows &= month_level.isin(source.months)
+            column[rows] = counts.reindex(index[rows]).fillna(0).to_numpy()
         monthly[f"{measure}_count"] = column.astype("Int64")
+        fed_by[measure] = {kind: sorted(feed.index[feed == kind]) for kind in dict.fromkeys(feed.dropna())}
+        sources[measure] = max(fed_by[measure], key=lambda k: len(fed_by[measure][k])) if fed_by[measure] \
+            else measure_sources[measure][0].kind
+        uncovered = feed.index[feed.isna()]
+        if len(uncovered):
+            fed_by[measure]["no data"] = sorted(uncovered)
+            kinds = " or ".join(s.kind for s in measure_sources[measure])
+            warnings.append(f"{measure}: no data for {len(uncovered)} ward(s) ({_listed(names[uncovered])}): "
+                            f"{kinds} does not cover them; shown as no data, not zero")
+        if len(fed_by[measure]) > 1 and len(uncovered) < len(feed):
+            parts = [f"{kind} for {len(codes)} ward(s)" for kind, codes in fed_by[measure].items()
+                     if kind != "no data"]
+            if len(parts) > 1:
+                warnings.append(f"{measure}: {', '.join(parts)} (each ward from the first source covering it: "
+                                f"{' then '.join(s.kind for s in measure_sources[measure])})")
+        for source in measure_sources[measure]:
+            if source.months is None or source.kind not in fed_by[measure]:
+                continue
+            missing = [m for m in months if m not in source.months]
+            if missing:
+                warnings.append(f"{measure}: {source.kind} has no data for {len(missing)} month(s) of the period "
+                                f"({missing[0]} to {missing[-1]}); they count as missing, not zero")
     monthly = monthly.reset_index()
     earlier = monthly[monthly["month"].isin(previous_months)]
     monthly = monthly[monthly["month"].isin(months)].reset_index(drop=True)
-    for measure, covered in coverage.items():
-        missing = [m for m in months if m not in covered]
-        if missing:
-            warnings.append(f"{measure}: {sources[measure]} has no data for {len(missing)} month(s) of the period "
-                            f"({missing[0]} to {missing[-1]}); they count as missing, not zero")
 
     table = wards.copy()
+    _add_source_names(table, layers)
     population = layers["population"].table.set_index("ward_code")["population"] if "population" in layers \
         else pd.Series(dtype="float64")
     table["population"] = table["ward_code"].map(population).astype("float64")
@@ -234,7 +274,11 @@ def build_ward_table(wards: gpd.GeoDataFrame, layers: Mapping[str, LayerResult |
         for measure, column in (("drug_offences", "police_uk_drugs_count"), ("asb", "police_uk_asb_count")):
             rows = (points["measure"] == measure).to_numpy()
             counted = weight[rows].groupby(points["ward_code"].to_numpy()[rows]).sum()
-            table[column] = table["ward_code"].map(counted).fillna(0).astype("Int64")
+            covered = layers["police_uk"].wards
+            counts = table["ward_code"].map(counted).fillna(0)
+            if covered is not None:
+                counts = counts.where(table["ward_code"].isin(covered))
+            table[column] = counts.astype("Int64")
     table["treatment_services_count"] = _sites_per_ward(table, layers, ("treatment_services",))
     table["needle_exchanges_count"] = _sites_per_ward(table, layers, ("pharmacies", "needle_exchanges"),
                                                       needle_exchanges_only=True)
@@ -243,7 +287,7 @@ def build_ward_table(wards: gpd.GeoDataFrame, layers: Mapping[str, LayerResult |
     first = ["ward_code", "ward_name", "borough_name", "population", "area_km2"]
     table = table[first + [c for c in table.columns if c not in first]]
     return WardTable(wards=table, monthly=monthly, measures=measures, sources=sources, warnings=warnings,
-                     layers=layers, months=months)
+                     layers=layers, months=months, fed_by=fed_by)
 
 
 def with_columns(wards: gpd.GeoDataFrame, columns: pd.DataFrame) -> gpd.GeoDataFrame:
@@ -297,38 +341,94 @@ def _with_ward_columns(wards: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return wards.assign(**{column: make(wards) for column, make in missing.items() if column not in wards})
 
 
-def _measure_counts(layers: dict[str, LayerResult]) -> tuple[pd.DataFrame, dict[str, str], dict[str, list[str]]]:
-    """Long ``ward_code, month, measure, count`` rows from each measure's chosen source.
+@dataclass
+class MeasureSource:
+    """One source that can feed a measure, with what it covers.
 
-    Returns the rows, measure -> source layer kind, and measure -> months covered (for
-    ward-level sources).
+    Attributes
+    ----------
+    kind
+        Layer kind (``mps_ward``, ``police_uk`` ...).
+    counts
+        ``ward_code, month, count`` rows of this measure (points count 1 each).
+    wards
+        Study wards it covers (``None``: every study ward).
+    months
+        Months it covers (``None``: every month).
     """
-    parts, sources, coverage = [], {}, {}
 
-    def take(kind: str, measure: str) -> None:
-        layer = layers[kind]
-        table = layer.table
-        if "count" in table:  # ward-level table
-            parts.append(table.loc[table["measure"] == measure, ["ward_code", "month", "measure", "count"]])
-        else:  # points, each one counts once
-            rows = table.loc[table["measure"] == measure, ["ward_code", "month", "measure"]]
-            parts.append(rows.assign(count=1))
-        sources[measure] = kind
-        if layer.months is not None:
-            coverage[measure] = layer.months
+    kind: str
+    counts: pd.DataFrame
+    wards: frozenset[str] | None
+    months: list[str] | None
 
-    if "mps_ward" in layers:
-        for measure in ("possession", "trafficking", "drug_offences"):
-            take("mps_ward", measure)
-    elif "police_uk" in layers:
-        take("police_uk", "drug_offences")
-    if "asb_warnings" in layers:
-        take("asb_warnings", "asb")
-    elif "police_uk" in layers:
-        take("police_uk", "asb")
-    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        columns=["ward_code", "month", "measure", "count"])
-    return frame, sources, coverage
+
+#: Measure -> layer kinds that can feed it, in precedence order (README "Which source feeds
+#: which measure"); each ward takes the first one that covers it.
+PRECEDENCE: dict[str, tuple[str, ...]] = {
+    "possession": ("mps_ward",),
+    "trafficking": ("mps_ward",),
+    "drug_offences": ("mps_ward", "police_uk"),
+    "asb": ("asb_warnings", "police_uk"),
+}
+
+
+def _measure_sources(layers: dict[str, LayerResult]) -> dict[str, list[MeasureSource]]:
+    """Measure -> the sources given for it, in precedence order.
+
+    Each covers the wards in ``LayerResult.wards`` (``None``: every study ward): the wards a
+    ward-level file lists, or a police force's area (set by :func:`join_layers_to_wards`).
+    """
+    found: dict[str, list[MeasureSource]] = {}
+    for measure, kinds in PRECEDENCE.items():
+        for kind in kinds:
+            if kind not in layers:
+                continue
+            layer = layers[kind]
+            table = layer.table
+            if "count" in table:  # ward-level table
+                counts = table.loc[table["measure"] == measure, ["ward_code", "month", "count"]]
+            else:  # points, each one counts once
+                counts = table.loc[table["measure"] == measure, ["ward_code", "month"]].assign(count=1)
+            found.setdefault(measure, []).append(MeasureSource(kind, counts, layer.wards, layer.months))
+    return found
+
+
+def _feeding_source(ward_codes: pd.Series, sources: list[MeasureSource]) -> pd.Series:
+    """Ward code -> the kind of the first source (in precedence order) covering it, or NaN."""
+    feed = pd.Series(np.nan, index=pd.Index(ward_codes), dtype="object")
+    for source in sources:
+        covered = feed.index.isin(source.wards) if source.wards is not None else np.ones(len(feed), bool)
+        feed[feed.isna() & covered] = source.kind
+    return feed
+
+
+def _listed(names: pd.Series, limit: int = 5) -> str:
+    """Up to ``limit`` ward names, then "and N more"."""
+    shown = ", ".join(names.astype(str).head(limit))
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+#: Short names of sources, as briefings show them ("also: St Peter's (MPS)").
+SOURCE_SHORT_NAMES = {"mps_ward": "MPS", "asb_warnings": "ASB warnings", "population": "population file"}
+
+
+def _add_source_names(table: gpd.GeoDataFrame, layers: dict[str, LayerResult]) -> None:
+    """Fill ``borough_name`` from a source where the boundaries have none (the MPS
+    ``LookUp_BoroughName``), and set ``ward_names_in_sources``: every other name a source
+    gives a ward, e.g. ``St Peter's (MPS)``; ``ward_name`` stays the boundary file's."""
+    others: dict[str, list[str]] = {code: [] for code in table["ward_code"]}
+    own = dict(zip(table["ward_code"], table["ward_name"].map(normalise_name)))
+    for kind, layer in layers.items():
+        for code, name in sorted(layer.ward_names.items()):
+            if code in others and name and normalise_name(name) != own[code]:
+                label = f"{name} ({SOURCE_SHORT_NAMES.get(kind, kind)})"
+                if label not in others[code]:
+                    others[code].append(label)
+        if layer.boroughs and table["borough_name"].isna().any():
+            table["borough_name"] = table["borough_name"].where(table["borough_name"].notna(),
+                                                                table["ward_code"].map(layer.boroughs))
+    table["ward_names_in_sources"] = table["ward_code"].map(lambda c: "; ".join(others[c]))
 
 
 def _sites_per_ward(table: pd.DataFrame, layers: dict[str, LayerResult], kinds: tuple[str, ...],

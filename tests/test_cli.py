@@ -26,18 +26,10 @@ CONTRACT_COLUMNS = ["ward_code", "ward_name", "borough_name", "population", "are
                     "is_outreach_gap", "gap_reason"]
 
 
-@pytest.fixture(scope="module")
-def demo_out(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "out"
-    result = run_cli("demo", "--out", str(out), "--tiles", "none")
-    assert result.returncode == 0, result.stderr
-    assert f"map:    {out / 'map.html'}" in result.stdout
-    return out
-
 
 def test_demo_writes_the_output_contract(demo_out):
     for name in ("map.html", "wards.gpkg", "wards.csv", "wards_monthly.csv", "global_moran.csv", "satellites.csv",
-                 "unmatched.csv", "manifest.json", "briefings/index.html"):
+                 "emerging_hotspots.csv", "unmatched.csv", "manifest.json", "briefings/index.html"):
         assert (demo_out / name).is_file(), name
     wards = pd.read_csv(demo_out / "wards.csv", dtype=str)
     assert [c for c in CONTRACT_COLUMNS if c not in wards.columns] == []
@@ -86,12 +78,8 @@ def test_manifest_accounting_adds_up_and_unmatched_lists_every_rejected_row(demo
     assert set(manifest["outputs"]) >= {"map.html", "wards.csv", "manifest.json", "briefings/index.html"}
 
 
-def test_same_inputs_and_seed_give_identical_outputs(demo_out, tmp_path):
-    again = tmp_path / "again"
-    assert run_cli("demo", "--out", str(again), "--tiles", "none").returncode == 0
-    for name in ("wards.csv", "wards_monthly.csv", "global_moran.csv", "satellites.csv", "unmatched.csv",
-                 "briefings/index.html"):
-        assert (again / name).read_bytes() == (demo_out / name).read_bytes(), name
+# Same inputs and seed give identical outputs: tests/test_notebook.py runs the demo a second
+# time, through the notebook API, and compares the bytes with this session's demo_out.
 
 
 def test_validate_writes_nothing(tmp_path):
@@ -150,6 +138,33 @@ def test_brief_for_one_ward_by_name(tmp_path):
     assert result.returncode == 2 and "no ward 'Nowhere Green'" in result.stderr
 
 
+def test_brief_for_one_ward_leaves_the_other_pages_alone(tmp_path):
+    study = str(ROOT / "data" / "demo" / "study.toml")
+    out = tmp_path / "out"
+    assert run_cli("brief", study, "--out", str(out)).returncode == 0
+    pages = {p.name: p.read_bytes() for p in (out / "briefings").glob("E05*.html")}
+    assert len(pages) == 24
+    other = out / "briefings" / "E05999001.html"
+    other.write_text(other.read_text(encoding="utf-8") + "<!-- kept -->", encoding="utf-8")
+    result = run_cli("brief", study, "--ward", "saltmarsh", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    after = {p.name for p in (out / "briefings").glob("E05*.html")}
+    assert after == set(pages)
+    assert other.read_text(encoding="utf-8").endswith("<!-- kept -->")  # not rewritten, not deleted
+
+
+def test_debug_is_accepted_before_or_after_the_command(tmp_path):
+    study = str(ROOT / "data" / "demo" / "study.toml")
+    for args in (("--debug", "validate", study), ("validate", study, "--debug"), ("validate", "--debug", study)):
+        result = run_cli(*args)
+        assert result.returncode == 0, (args, result.stderr)
+
+
+def test_demo_takes_pdf():
+    result = run_cli("demo", "--help")
+    assert result.returncode == 0 and "--pdf" in result.stdout
+
+
 def readme_commands() -> list[str]:
     text = (ROOT / "README.md").read_text()
     block = re.search(r"## Quick start\n.*?```(?:bash|sh)?\n(.*?)```", text, re.S).group(1)
@@ -195,6 +210,7 @@ def test_clusters_and_gaps_commands_print_the_planted_findings():
 def test_map_command_replaces_only_the_map(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
+    (out / ".geomisuse-output").write_text("an earlier run's folder\n")
     (out / "wards.csv").write_text("kept\n")
     result = run_cli("map", str(ROOT / "data" / "demo" / "study.toml"), "--out", str(out), "--tiles", "none",
                      "--offline")

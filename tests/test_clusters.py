@@ -181,15 +181,15 @@ def test_columbus_crime_global_moran_is_geoda_figure():
     data = columbus()
     weights = row_standardised(queen_adjacency(data.geometry))
     result = global_moran(data["CRIME"].to_numpy(), weights, 999, np.random.default_rng(0))
-    assert round(result["moran_i"], 3) == 0.500                        # GeoDa: I = 0.500
-    assert result["expected_i"] == pytest.approx(-1 / 48)
+    assert round(result.I, 3) == 0.500                        # GeoDa: I = 0.500
+    assert result.EI == pytest.approx(-1 / 48)
     import esda
     from libpysal.weights import Queen
     reference = esda.Moran(data["CRIME"].to_numpy(), Queen.from_dataframe(data, use_index=False), permutations=0)
-    assert result["moran_i"] == pytest.approx(reference.I, rel=1e-12)
-    assert result["variance_i"] == pytest.approx(reference.VI_rand, rel=1e-10)
-    assert result["z"] == pytest.approx(reference.z_rand, rel=1e-10)
-    assert result["p_sim"] == pytest.approx(2 / 1000)                  # no relabelling beats I = 0.5
+    assert result.I == pytest.approx(reference.I, rel=1e-12)
+    assert result.VI_rand == pytest.approx(reference.VI_rand, rel=1e-10)
+    assert result.z_rand == pytest.approx(reference.z_rand, rel=1e-10)
+    assert result.p_sim == pytest.approx(2 / 1000)                  # no relabelling beats I = 0.5
 
 
 def test_columbus_through_the_stage():
@@ -220,7 +220,7 @@ def test_empirical_bayes_matches_assuncao_reis_and_esda():
     ours = global_moran(empirical_bayes_standardise(counts, population),
                         row_standardised(queen_adjacency(data.geometry)), 0, rng)
     theirs = esda.Moran_Rate(counts, population, Queen.from_dataframe(data, use_index=False), permutations=0)
-    assert ours["moran_i"] == pytest.approx(theirs.I, rel=1e-12)
+    assert ours.I == pytest.approx(theirs.I, rel=1e-12)
 
 
 # --------------------------------------------------------------------------- local Moran
@@ -246,10 +246,10 @@ def test_local_moran_against_formulas_and_exact_enumeration():
         expected = -w_i / (n - 1)
         variance = (w_i2 * (n - b2) / (n - 1) + w_ikh2 * (2 * b2 - n) / ((n - 1) * (n - 2))
                     - w_i ** 2 / (n - 1) ** 2)
-        assert result["i"][i] == pytest.approx(local_i, rel=1e-12)
-        assert result["expected"][i] == pytest.approx(expected, rel=1e-12)
-        assert result["variance"][i] == pytest.approx(variance, rel=1e-12)
-        assert result["z"][i] == pytest.approx((local_i - expected) / math.sqrt(variance), rel=1e-12)
+        assert result.Is[i] == pytest.approx(local_i, rel=1e-12)
+        assert result.EI[i] == pytest.approx(expected, rel=1e-12)
+        assert result.VI[i] == pytest.approx(variance, rel=1e-12)
+        assert result.z_rand[i] == pytest.approx((local_i - expected) / math.sqrt(variance), rel=1e-12)
 
     # 2. The moments are those of total randomisation: enumerate all 720 relabellings.
     weights = adjacency / adjacency.sum(axis=1, keepdims=True)
@@ -259,15 +259,15 @@ def test_local_moran_against_formulas_and_exact_enumeration():
         zz = v - v.mean()
         every.append(zz / ((zz ** 2).mean()) * (weights @ zz))
     every = np.array(every)
-    np.testing.assert_allclose(result["expected"], every.mean(axis=0), rtol=1e-12)
-    np.testing.assert_allclose(result["variance"], every.var(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(result.EI, every.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(result.VI, every.var(axis=0), rtol=1e-12)
 
     # 3. esda's local I is (n - 1) / n times Anselin's / GeoDa's.
     import esda
     from libpysal.weights import W
     w = W({i: list(np.flatnonzero(adjacency[i])) for i in range(n)})
     reference = esda.Moran_Local(y, w, permutations=0)
-    np.testing.assert_allclose(result["i"] * (n - 1) / n, reference.Is, rtol=1e-12)
+    np.testing.assert_allclose(result.Is * (n - 1) / n, reference.Is, rtol=1e-12)
 
 
 def test_quadrants_and_labels_on_hand_made_3x3_map():
@@ -281,7 +281,7 @@ def test_quadrants_and_labels_on_hand_made_3x3_map():
                          4, 2, 3,
                          3, 3, 4])
     result = local_moran(values, sparse.csr_array(dense_grid_queen(3, 3)), None)
-    np.testing.assert_array_equal(result["quadrant"], expected)
+    np.testing.assert_array_equal(result.q, expected)
 
     # Through the stage with no correction and alpha 0.99, only wards with p > 0.99 are
     # "Not significant", every other label is its quadrant's.
@@ -318,7 +318,7 @@ def test_conditional_permutation_p_matches_exact_enumeration():
     # The local Moran's p for a ward exactly at the mean is 1 (I_i = 0 under every draw).
     at_mean = np.array([2.0, 4.0, 6.0, 1.0, 7.0])
     p = local_moran(at_mean, sparse.csr_array(dense_grid_queen(1, 5)),
-                    draw_orderings(5, 3, 99, np.random.default_rng(1)))["p"]
+                    draw_orderings(5, 3, 99, np.random.default_rng(1))).p_sim
     assert p[1] == 1.0 and at_mean[1] == at_mean.mean()
 
 
@@ -343,13 +343,13 @@ def test_gi_star_z_against_formula_and_esda():
         w = adjacency[i].copy()
         w[i] = 1.0
         z = (w @ y - xbar * w.sum()) / (s * math.sqrt((n * (w ** 2).sum() - w.sum() ** 2) / (n - 1)))
-        assert result["z"][i] == pytest.approx(z, rel=1e-12)
-        assert result["p"][i] == pytest.approx(2 * stats.norm.sf(abs(z)), rel=1e-12)
+        assert result.Zs[i] == pytest.approx(z, rel=1e-12)
+        assert result.p_norm[i] == pytest.approx(2 * stats.norm.sf(abs(z)), rel=1e-12)
     import esda
     from libpysal.weights import W
     w = W({i: list(np.flatnonzero(adjacency[i])) for i in range(n)})
     reference = esda.G_Local(y, w, transform="B", star=True, permutations=0)
-    np.testing.assert_allclose(result["z"], reference.Zs, rtol=1e-10)
+    np.testing.assert_allclose(result.Zs, reference.Zs, rtol=1e-10)
 
 
 def test_gi_bins_follow_arcgis_confidence_levels():
@@ -557,7 +557,7 @@ def test_demo_possession_high_high_is_the_planted_cluster(demo_clusters):
     uncorrected = find_clusters(wards, ClusterSettings(correction="none"), seed=20261122).columns
     assert set(wards["ward_code"][uncorrected["possession_lisa_label"] == "High-High"]) == planted
     assert set(table.index[table["possession_gi_bin"] >= 2]) == planted
-    assert result.summary_lines[0].startswith("possession: Moran's I 0.6")
+    assert result.summary_lines[0].startswith("possession: Moran's I 0.7")
 
 
 def test_demo_planted_low_cluster_is_low_low(demo_clusters):
@@ -616,7 +616,7 @@ def test_real_london_possession_clusters_in_the_west_end():
                        row_standardised(queen_adjacency(wards.geometry)), 0, np.random.default_rng(0))
     reference = esda.Moran(wards["possession_rate_per_1000"].to_numpy(),
                            Queen.from_dataframe(wards, use_index=False, silence_warnings=True), permutations=0)
-    assert raw["moran_i"] == pytest.approx(reference.I, rel=1e-10)
+    assert raw.I == pytest.approx(reference.I, rel=1e-10)
     # St James's and West End have London's highest possession rates (over 100 per 1,000):
     # High-High, and every High-High ward is in central Camden or Westminster.
     table = result.columns.join(wards[["ward_code", "LAD22NM"]]).set_index("ward_code")

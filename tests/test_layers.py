@@ -85,6 +85,7 @@ Drug Offences,Possession of Drugs,Alpha,E05000001,Tiny,3,4
 Drug Offences,Drug Trafficking,Alpha,E05000001,Tiny,1,0
 Drug Offences,Possession of Drugs,Bravo,E05000002,Tiny,10,12
 Burglary,Burglary - Residential,Bravo,E05000002,Tiny,5,5
+Burglary,Burglary - Residential,Charlie,E05000003,Tiny,1,0
 Drug Offences,Possession of Drugs,Elsewhere,E05999999,Other,7,7
 """
 MPS_UPPER = """MajorText,MinorText,WardName,WardCode,LookUp_BoroughName,202501,202502
@@ -92,6 +93,7 @@ DRUG OFFENCES,POSSESSION OF DRUGS,Alpha,E05000001,TINY,3,4
 DRUG OFFENCES,TRAFFICKING OF DRUGS,Alpha,E05000001,TINY,1,0
 DRUG OFFENCES,POSSESSION OF DRUGS,Bravo,E05000002,TINY,10,12
 BURGLARY,BURGLARY - RESIDENTIAL,Bravo,E05000002,TINY,5,5
+BURGLARY,BURGLARY - RESIDENTIAL,Charlie,E05000003,TINY,1,0
 DRUG OFFENCES,POSSESSION OF DRUGS,Elsewhere,E05999999,OTHER,7,7
 """
 
@@ -104,10 +106,16 @@ def test_mps_ward_both_label_vintages(tiny, text):
     wards = run.wards.set_index("ward_code")
     assert wards.loc["E05000001", ["possession_count", "trafficking_count", "drug_offences_count"]].tolist() == [7, 1, 8]
     assert wards.loc["E05000002", ["possession_count", "trafficking_count", "drug_offences_count"]].tolist() == [22, 0, 22]
-    assert wards.loc["E05000003", "drug_offences_count"] == 0  # absent rows mean no recorded crime
+    # A ward the file lists without drug rows had no recorded drug offence: 0.
+    assert wards.loc["E05000003", "drug_offences_count"] == 0
+    # Wards the file never lists are outside its coverage: no data, not zero, named in a warning.
+    assert wards.loc[["E05000004", "E05000005", "E05000006"], "drug_offences_count"].isna().all()
+    assert any("no data for 3 ward(s) (Delta, Echo, Foxtrot)" in w for w in run.warnings)
+    assert run.manifest["measure_sources"]["drug_offences"] == {
+        "mps_ward": ["E05000001", "E05000002", "E05000003"], "no data": ["E05000004", "E05000005", "E05000006"]}
     acc = run.layers["mps_ward"].accounting()
-    assert acc["rows_read"] == 5 and acc["rows_used"] == 3
-    assert acc["rows_excluded"] == {"crime category not analysed": 1, "ward not in the study area": 1}
+    assert acc["rows_read"] == 6 and acc["rows_used"] == 3
+    assert acc["rows_excluded"] == {"crime category not analysed": 2, "ward not in the study area": 1}
     assert run.months == ["2025-01", "2025-02"]
 
 

@@ -85,7 +85,8 @@ def add_fake_stages(run, gaps=(2, 5, 11)) -> None:
         "rank": [1], "name": ["Satellite pharmacy"], "source": ["pharmacy"], "site_type": ["pharmacy"],
         "easting": [centre.x], "northing": [centre.y], "longitude": [lonlat.x], "latitude": [lonlat.y],
         "ward_code": [wards["ward_code"].iloc[gaps[0]]], "ward_name": [wards["ward_name"].iloc[gaps[0]]],
-        "need_covered": [40.0], "share_of_gap_need_covered": [0.35], "residents_newly_within_walk": [5200]})
+        "need_covered": [40.0], "share_of_gap_need_covered": [0.35], "residents_newly_within_walk": [5200],
+        "share_of_unmet_need_covered": [0.2], "cumulative_share_of_unmet_need": [0.2]})
     # The gap stage walks with the study's [gaps] settings; the map reads them from the run.
     run.study.gaps = GapSettings(walk_threshold_min=15.0, walk_speed_kmh=4.8, detour_factor=1.3)
     run.manifest["gaps"] = {"parameters": run.study.gaps.model_dump()}
@@ -134,7 +135,7 @@ def write(run, path: Path, **options) -> str:
 def rich(tmp_path_factory):
     run = full_run()
     path = tmp_path_factory.mktemp("map") / "map.html"
-    return run, write(run, path)
+    return run, write(run, path, suppress="all")  # every measure protected: the page's suppression is exercised
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,7 +169,7 @@ def test_default_layers_are_need_and_services(rich):
 
 def test_only_published_values_reach_the_page(rich):
     run, page = rich
-    published = published_wards(run, PublishSettings())
+    published = published_wards(run, PublishSettings(suppress="all"))
     ward = data_block(page)["ward"]
     for entry in ward["measures"]:
         m = entry["key"]
@@ -189,7 +190,7 @@ def test_rate_classes_cover_published_rates_only(rich):
     run, page = rich
     data = data_block(page)
     layer = next(lay for lay in data["layers"] if lay["kind"] == "fill" and lay["measure"] == "possession")
-    published = published_wards(run, PublishSettings())
+    published = published_wards(run, PublishSettings(suppress="all"))
     rates = pd.to_numeric(published["possession_rate_per_1000"], errors="coerce")
     suppressed = layer["colours"].index(maps.SUPPRESSED_COLOUR)
     for cls, rate, count in zip(layer["cls"], rates, published["possession_count"]):
@@ -225,7 +226,7 @@ def test_gap_wards_satellites_and_catchments(rich):
     circles = [lay for lay in data["layers"] if lay["kind"] == "circles"]
     assert {c["radius"] for c in circles} == {round(15 * 4.8 * 1000 / 60 / 1.3, 1)}
     sat = next(lay for lay in data["layers"] if lay.get("types") and lay["types"][0]["shape"] == "star")
-    assert "35 % of outreach gap need" in sat["items"][0][3]
+    assert "adds 20 % of the unmet need" in sat["items"][0][3]
     nearest = data["ward"]["nearest"]
     assert [n["label"] for n in nearest] == ["Nearest treatment service", "Nearest needle exchange"]
     assert "from the ward centre" in nearest[0]["text"][0] and "min walk" in nearest[0]["text"][0]

@@ -18,7 +18,7 @@ import geomisuse as gm
 from geomisuse import config
 from geomisuse.errors import InputError
 
-from conftest import ROOT, TINY_CODES, run_cli, tiny_wards
+from conftest import ROOT, TINY_CODES, tiny_wards
 
 #: Outputs whose bytes do not depend on timings or random element ids.
 STABLE_OUTPUTS = ("wards.csv", "wards_monthly.csv", "global_moran.csv", "satellites.csv", "unmatched.csv",
@@ -44,13 +44,14 @@ def notebook(tmp_path_factory):
     return namespace, out, printed.getvalue()
 
 
-def test_readme_example_writes_what_the_demo_command_writes(notebook, tmp_path):
+def test_readme_example_writes_what_the_demo_command_writes(notebook, demo_out):
+    """Two independent runs of the same inputs and seed (the notebook API here, the command
+    line in ``demo_out``) give the same bytes: the stages wired by hand equal ``run``, and the
+    run is deterministic."""
     _, out, printed = notebook
-    result = run_cli("demo", "--out", str(tmp_path / "demo"))
-    assert result.returncode == 0, result.stderr
     for name in STABLE_OUTPUTS:
-        assert (out / name).read_bytes() == (tmp_path / "demo" / name).read_bytes(), name
-    ours, theirs = (json.loads((f / "manifest.json").read_text()) for f in (out, tmp_path / "demo"))
+        assert (out / name).read_bytes() == (demo_out / name).read_bytes(), name
+    ours, theirs = (json.loads((f / "manifest.json").read_text()) for f in (out, demo_out))
     for key in ("inputs", "measures", "study", "suppression", "seed", "warnings"):
         assert ours[key] == theirs[key], key
     assert "moran_i" in printed and "gap_reason" in printed
@@ -150,7 +151,10 @@ def test_readme_study_file_reference_lists_exactly_the_schema_keys():
               "gaps": config.GapSettings, "publish": config.PublishSettings}
     assert set(listed) == set(schema)
     for section, model in schema.items():
-        assert listed[section] == set(model.model_fields), section
+        keys = set(model.model_fields)
+        if section == "layers.KIND":  # and the keys some kinds add (config.LAYER_KEYS)
+            keys |= {key for extra in config.LAYER_KEYS.values() for key in extra.model_fields}
+        assert listed[section] == keys, section
     # Every kind's column fields are named in the README's columns row.
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     row = next(line for line in text.splitlines() if line.startswith("| | `columns` |"))
@@ -159,3 +163,21 @@ def test_readme_study_file_reference_lists_exactly_the_schema_keys():
         columns = config._model_in(model).model_fields["columns"].annotation
         for name in columns.model_fields:
             assert f"`{name}`" in row, (kind, name)
+
+
+def test_a_run_cannot_be_made_without_the_measure_sources_disclosure_reads():
+    """Publishing protects possession + trafficking = all drug offences where all three come
+    from the MPS file; it reads that from the run's ``sources``, which a run must have (it
+    used to come from a manifest key that a hand-built run could silently lack)."""
+    from geomisuse.pipeline import StudyRun
+    from geomisuse.publish.published import _additive_groups
+
+    from conftest import demo_run_copy
+
+    run = demo_run_copy()
+    assert run.sources == {"possession": "mps_ward", "trafficking": "mps_ward", "drug_offences": "mps_ward",
+                           "asb": "asb_warnings"}
+    assert _additive_groups(run, "_count") == [(["possession_count", "trafficking_count"], "drug_offences_count")]
+    with pytest.raises(TypeError, match="sources"):
+        StudyRun(study=run.study, wards=run.wards, monthly=run.monthly, months=run.months,
+                 measures=run.measures, layers=run.layers)

@@ -11,18 +11,16 @@ import re
 import pandas as pd
 import pytest
 
-from geomisuse.config import load_study
-from geomisuse.pipeline import analyse
 from geomisuse.publish.briefings import build_data
 from geomisuse.publish.maps.page import _range_labels, class_breaks
 from geomisuse.publish.tables import PublishSettings, published_wards, write_outputs
 
-from test_map import DEMO
+from conftest import demo_run_copy
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    run, _ = analyse(load_study(DEMO))
+    run = demo_run_copy(("clusters", "gaps"))
     out = tmp_path_factory.mktemp("reading") / "out"
     write_outputs(run, out, PublishSettings(tiles="none"))
     return run, out
@@ -76,7 +74,7 @@ def test_map_is_offline_by_default_and_says_when_it_was_made(demo):
 
 
 def test_source_date_epoch_fixes_the_production_date(monkeypatch):
-    from geomisuse.publish.maps.page import production_date
+    from geomisuse.publish.text import production_date
 
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")  # 2026-01-01 00:00 UTC
     assert production_date() == "1 January 2026"
@@ -107,3 +105,93 @@ def test_briefing_text_has_none_of_the_old_slips(demo):
         assert not re.search(r"\([+\u2212-][\d,]+ \([+\u2212-]?\d+%\)", text), page.name  # "(−38 (−42%)"
     overview = (out / "briefings" / "index.html").read_text(encoding="utf-8")
     assert "How to read the statistics" in overview and 'href="../map.html"' in overview
+
+
+def test_csv_has_whole_numbers_and_rates_to_one_decimal(demo):
+    run, out = demo
+    text = (out / "wards.csv").read_text(encoding="utf-8")
+    table = pd.read_csv(out / "wards.csv", dtype=str, keep_default_na=False)
+    assert not table["population"].str.contains(r"\.").any()
+    assert table["population"].astype(int).tolist() == run.wards["population"].round().astype(int).tolist()
+    for m in run.measures:
+        counts = table[f"{m}_count"]
+        assert counts.str.fullmatch(r"\d+|<5|c|").all(), counts.tolist()
+        rates = table[f"{m}_rate_per_1000"]
+        assert rates.str.fullmatch(r"\d+\.\d|\d+|").all(), rates.tolist()
+        # a rate shown is the real rate rounded, and no rate stands beside a hidden count
+        shown = rates != ""
+        real = run.wards[f"{m}_rate_per_1000"].round(1)
+        assert (rates[shown].astype(float).to_numpy() == real[shown.to_numpy()].to_numpy()).all()
+        assert (rates[counts.isin(["<5", "c"])] == "").all()
+    assert not re.search(r"\d\.\d{6,}", text)  # no 15-digit floats anywhere
+
+
+def test_geopackage_counts_are_numbers_with_a_status(demo):
+    import geopandas as gpd
+    import pyogrio
+
+    run, out = demo
+    info = pyogrio.read_info(out / "wards.gpkg", layer="wards")
+    types = dict(zip(info["fields"], info["dtypes"]))
+    published = published_wards(run, PublishSettings())
+    gpkg = gpd.read_file(out / "wards.gpkg", layer="wards")
+    assert types["population"] == "int64"
+    for m in run.measures:
+        assert types[f"{m}_count"] == "int64" and types[f"{m}_count_status"] == "object"
+        text = published[f"{m}_count"].astype(str)
+        status = gpkg[f"{m}_count_status"]
+        assert (status[text.isin(["<5", "c"]).to_numpy()] == text[text.isin(["<5", "c"])].to_numpy()).all()
+        shown = status == "published"
+        assert gpkg.loc[shown, f"{m}_count"].astype(int).tolist() == text[shown.to_numpy()].astype(int).tolist()
+        assert gpkg.loc[~shown, f"{m}_count"].isna().all()
+    assert gpkg.crs.to_epsg() == 27700
+
+
+def test_satellites_are_ranked_and_described_by_one_metric(demo):
+    run, out = demo
+    sites = pd.read_csv(out / "satellites.csv")
+    shares = sites["share_of_unmet_need_covered"].tolist()
+    assert shares == sorted(shares, reverse=True) and all(s > 0 for s in shares)
+    assert sites["cumulative_share_of_unmet_need"].tolist() == pytest.approx(list(pd.Series(shares).cumsum()), abs=1e-3)
+    overview = (out / "briefings" / "index.html").read_text(encoding="utf-8")
+    for _, site in sites.iterrows():
+        assert f"adding {100 * site['share_of_unmet_need_covered']:.0f}% of the unmet need" in overview
+    assert "of the need in gap wards" not in overview
+
+
+def test_every_briefing_page_says_when_it_was_made_and_from_what(demo):
+    _, out = demo
+    for page in sorted((out / "briefings").glob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        assert re.search(r"Produced \d{1,2} [A-Z][a-z]+ 20\d\d · data Jan 2025 – Dec 2025 \(12 months\) · "
+                         r"ward boundaries: northmere_wards.geojson", text), page.name
+
+
+def test_map_and_overview_offer_the_ward_table(demo):
+    _, out = demo
+    page = (out / "map.html").read_text(encoding="utf-8")
+    overview = (out / "briefings" / "index.html").read_text(encoding="utf-8")
+    assert 'href="wards.csv" download' in page and 'href="wards.gpkg" download' in page
+    assert 'href="../wards.csv" download' in overview
+    assert (out / "wards.csv").is_file() and (out / "wards.gpkg").is_file()
+
+
+def test_heat_map_key_has_no_unlabelled_swatch():
+    from geomisuse.publish.maps.page import build_map
+    from test_map import full_run
+
+    run = full_run()
+    settings = PublishSettings(tiles="none")
+    fmap = build_map(run, published_wards(run, settings), settings)
+    page = fmap.get_root().render()
+    heat = [layer for layer in map_data_text(page)["layers"] if layer["kind"] == "heat"]
+    assert heat
+    for layer in heat:
+        for item in layer["legend"]["items"]:
+            assert item[1].strip(), item          # every swatch says what it means
+        assert any(len(item) > 2 and item[2] == "gradient" for item in layer["legend"]["items"])
+
+
+def map_data_text(page: str) -> dict:
+    block = re.search(r'<script type="application/json" id="geomisuse-data">(.*?)</script>', page, re.S).group(1)
+    return json.loads(block)

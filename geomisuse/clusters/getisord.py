@@ -9,6 +9,8 @@ independent second opinion.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import sparse
 from scipy.special import ndtr  # normal CDF; scipy.stats costs ~1 s to import
@@ -16,7 +18,29 @@ from scipy.special import ndtr  # normal CDF; scipy.stats costs ~1 s to import
 from ..vocabulary import GI_BIN_LEVELS
 
 
-def gi_star(y: np.ndarray, adjacency_with_self: sparse.csr_array) -> dict:
+@dataclass(frozen=True)
+class GStar:
+    """Getis-Ord Gi* of every ward, with esda's attribute names (``esda.G_Local(star=True)``).
+
+    Every attribute is an ``(n,)`` array in the order of the values.
+
+    Attributes
+    ----------
+    Gs
+        Gi*: the share of the map's total in the ward and its neighbours (NaN when the total is 0).
+    Zs
+        Its z-score (``M_gi_z``).
+    p_norm
+        Two-sided normal p-value ``2 (1 - Phi(|Zs|))`` as ArcGIS reports it (``M_gi_p``;
+        esda's ``p_norm`` is the one-sided ``1 - Phi(|Zs|)``, half of it).
+    """
+
+    Gs: np.ndarray
+    Zs: np.ndarray
+    p_norm: np.ndarray
+
+
+def gi_star(y: np.ndarray, adjacency_with_self: sparse.csr_array) -> GStar:
     """Gi* and its z-score for every ward (Ord & Getis 1995, eq. 14 with self included).
 
     With binary weights ``w_ij`` that include ``w_ii = 1``::
@@ -36,9 +60,8 @@ def gi_star(y: np.ndarray, adjacency_with_self: sparse.csr_array) -> dict:
 
     Returns
     -------
-    dict of ``(n,)`` arrays
-        ``g`` (Gi*), ``z``, ``p``: two-sided normal p-value ``2 (1 - Phi(|z|))``. A ward
-        that neighbours every other ward gets ``z = 0``, ``p = 1``.
+    GStar
+        A ward that neighbours every other ward gets ``Zs = 0``, ``p_norm = 1``.
     """
     x = np.asarray(y, dtype=float)
     n = x.size
@@ -52,8 +75,7 @@ def gi_star(y: np.ndarray, adjacency_with_self: sparse.csr_array) -> dict:
     # nothing to test, so z = 0 (p = 1) rather than 0 / 0.
     with np.errstate(invalid="ignore", divide="ignore"):
         z = np.where(spread > 0, (local_sum - mean * w_i) / (s * np.sqrt(np.maximum(spread, 0) / (n - 1))), 0.0)
-    return {"g": local_sum / x.sum() if x.sum() else np.full(n, np.nan), "z": z,
-            "p": 2.0 * ndtr(-np.abs(z))}
+    return GStar(Gs=local_sum / x.sum() if x.sum() else np.full(n, np.nan), Zs=z, p_norm=2.0 * ndtr(-np.abs(z)))
 
 
 def gi_bins(z: np.ndarray, p_adjusted: np.ndarray) -> np.ndarray:

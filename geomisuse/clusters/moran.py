@@ -7,6 +7,8 @@ Notation (as in the papers): ``y`` the values, ``n`` the number of wards, ``z = 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import sparse
 
@@ -17,8 +19,70 @@ from .inference import conditional_sum_counts, two_sided_p
 _CHUNK = 2000
 
 
+@dataclass(frozen=True)
+class Moran:
+    """Global Moran's I of one map, with esda's attribute names (``esda.Moran``).
+
+    Attributes
+    ----------
+    I
+        Moran's I.
+    EI
+        Its expectation under no spatial pattern, ``-1 / (n - 1)``.
+    VI_rand
+        Its variance under the randomisation assumption (Cliff & Ord 1981, eq. 1.38).
+    z_rand
+        ``(I - EI) / sqrt(VI_rand)``.
+    p_sim
+        Two-sided permutation pseudo p-value (see :mod:`geomisuse.clusters.inference`;
+        esda's ``p_sim`` is the folded one-sided value, about half); NaN without permutations.
+    z_sim
+        ``(I - mean) / sd`` of the permuted values (GeoDa's "z-value"); NaN without permutations.
+    permutations
+        Number of permutations (0: none).
+    """
+
+    I: float  # noqa: E741 (esda's name)
+    EI: float
+    VI_rand: float
+    z_rand: float
+    p_sim: float
+    z_sim: float
+    permutations: int
+
+
+@dataclass(frozen=True)
+class MoranLocal:
+    """Local Moran's I (LISA) of every ward, with esda's attribute names (``esda.Moran_Local``).
+
+    Every attribute is an ``(n,)`` array in the order of the values.
+
+    Attributes
+    ----------
+    Is
+        Local I, GeoDa's value (esda's ``Is`` is ``(n - 1) / n`` times it).
+    EI, VI
+        Expectation and variance of local I under total randomisation (Anselin 1995, eq. 13).
+    z_rand
+        ``(Is - EI) / sqrt(VI)``, the analytical z (``M_lisa_z``).
+    q
+        Moran-scatterplot quadrant: 1 High-High, 2 Low-High, 3 Low-Low, 4 High-Low
+        (:data:`geomisuse.vocabulary.QUADRANT_LABELS`).
+    p_sim
+        Two-sided conditional-permutation pseudo p-value (twice esda's folded value); NaN
+        when no permutation test was run.
+    """
+
+    Is: np.ndarray
+    EI: np.ndarray
+    VI: np.ndarray
+    z_rand: np.ndarray
+    q: np.ndarray
+    p_sim: np.ndarray
+
+
 def global_moran(y: np.ndarray, weights: sparse.csr_array, permutations: int,
-                 rng: np.random.Generator) -> dict:
+                 rng: np.random.Generator) -> Moran:
     """Global Moran's I with its randomisation moments and a permutation test.
 
     ``I = (n / S0) * sum_ij w_ij z_i z_j / sum_i z_i**2``, ``E[I] = -1 / (n - 1)``.
@@ -43,10 +107,7 @@ def global_moran(y: np.ndarray, weights: sparse.csr_array, permutations: int,
 
     Returns
     -------
-    dict
-        ``moran_i``, ``expected_i``, ``variance_i`` (randomisation), ``z`` (randomisation),
-        ``p_sim`` (two-sided, see :mod:`geomisuse.clusters.inference`), ``z_sim``
-        (``(I - mean) / sd`` of the permuted values, GeoDa's "z-value"), ``permutations``.
+    Moran
     """
     y = np.asarray(y, dtype=float)
     n = y.size
@@ -61,16 +122,15 @@ def global_moran(y: np.ndarray, weights: sparse.csr_array, permutations: int,
     numerator = (n * ((n * n - 3 * n + 3) * s1 - n * s2 + 3 * s0 * s0)
                  - b2 * ((n * n - n) * s1 - 2 * n * s2 + 6 * s0 * s0))
     variance = numerator / ((n - 1) * (n - 2) * (n - 3) * s0 * s0) - expected ** 2
-    result = {"moran_i": moran_i, "expected_i": expected, "variance_i": variance,
-              "z": (moran_i - expected) / np.sqrt(variance), "p_sim": np.nan, "z_sim": np.nan,
-              "permutations": int(permutations)}
+    p_sim = z_sim = np.nan
     if permutations:
         simulated = _permuted_moran(z, weights, s0, permutations, rng)
         at_least = int((simulated >= moran_i - 1e-12).sum())
         at_most = int((simulated <= moran_i + 1e-12).sum())
-        result["p_sim"] = float(two_sided_p(np.array(at_least), np.array(at_most), permutations))
-        result["z_sim"] = float((moran_i - simulated.mean()) / simulated.std())
-    return result
+        p_sim = float(two_sided_p(np.array(at_least), np.array(at_most), permutations))
+        z_sim = float((moran_i - simulated.mean()) / simulated.std())
+    return Moran(I=moran_i, EI=expected, VI_rand=variance, z_rand=(moran_i - expected) / np.sqrt(variance),
+                 p_sim=p_sim, z_sim=z_sim, permutations=int(permutations))
 
 
 def empirical_bayes_standardise(counts: np.ndarray, population: np.ndarray) -> np.ndarray:
@@ -110,7 +170,7 @@ def empirical_bayes_standardise(counts: np.ndarray, population: np.ndarray) -> n
     return (rate - b) / np.sqrt(v)
 
 
-def local_moran(y: np.ndarray, adjacency: sparse.csr_array, orderings: np.ndarray | None) -> dict:
+def local_moran(y: np.ndarray, adjacency: sparse.csr_array, orderings: np.ndarray | None) -> MoranLocal:
     """Local Moran's I (Anselin 1995) with analytical moments and conditional-permutation p.
 
     With row-standardised binary weights ``w_ij = 1 / k_i`` for the ``k_i`` neighbours::
@@ -136,11 +196,9 @@ def local_moran(y: np.ndarray, adjacency: sparse.csr_array, orderings: np.ndarra
 
     Returns
     -------
-    dict of ``(n,)`` arrays
-        ``i``, ``expected``, ``variance``, ``z`` (analytical), ``quadrant`` (1 High-High,
-        2 Low-High, 3 Low-Low, 4 High-Low: ward above/below the mean, neighbours' mean
-        above/below the mean), ``p`` (two-sided conditional-permutation pseudo p-value:
-        ward's value fixed, its ``k_i`` neighbours drawn at random from the other wards).
+    MoranLocal
+        ``q``: ward above/below the mean, neighbours' mean above/below the mean; ``p_sim``:
+        ward's value fixed, its ``k_i`` neighbours drawn at random from the other wards.
     """
     y = np.asarray(y, dtype=float)
     n = y.size
@@ -168,8 +226,8 @@ def local_moran(y: np.ndarray, adjacency: sparse.csr_array, orderings: np.ndarra
         p = two_sided_p(at_least, at_most, orderings.shape[0])
         # A ward exactly at the mean has I_i = 0 under every permutation: nothing to test.
         p[np.abs(z) <= 1e-12 * scale] = 1.0
-    return {"i": local_i, "expected": expected, "variance": variance,
-            "z": (local_i - expected) / np.sqrt(variance), "quadrant": quadrant, "p": p}
+    return MoranLocal(Is=local_i, EI=expected, VI=variance, z_rand=(local_i - expected) / np.sqrt(variance),
+                      q=quadrant, p_sim=p)
 
 
 def lisa_labels(quadrant: np.ndarray, significant: np.ndarray) -> np.ndarray:

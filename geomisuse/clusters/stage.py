@@ -10,6 +10,10 @@ For each analysed measure (a rate per 1,000 residents):
    pseudo p, and the label after the multiple-testing correction;
 4. Getis-Ord Gi* on the rates with binary weights including the ward itself: z, two-sided
    normal p, ArcGIS bin -3..3 after the same correction (:mod:`.getisord`).
+5. the change on the previous period of equal length, with the exact conditional test
+   (:mod:`.change`: ``M_change``, ``M_change_p``, ``M_change_significant``);
+6. with the monthly counts, emerging hot spots (:mod:`.emerging`: ``M_ehsa_category``,
+   ``M_ehsa_trend_z``, ``M_ehsa_trend_p`` and the space-time bins of ``emerging_hotspots.csv``).
 
 Column meanings (``M`` = measure) — see also the output contract in DESIGN.md:
 
@@ -49,6 +53,8 @@ from ..errors import InputError
 from ..config import DEFAULT_SEED, MEASURES, ClusterSettings
 from ..vocabulary import HIGH_HIGH, LOW_LOW
 from ..wardtable import with_columns
+from .change import significant_change
+from .emerging import find_emerging_hotspots
 from .getisord import gi_bins, gi_star
 from .inference import (adjust_p, default_permutations, draw_orderings,
                         permutation_warning)
@@ -81,8 +87,16 @@ class ClusterResult:
         Messages for the user, one line each.
     summary_lines
         Short console summary, one line per measure.
+    emerging_bins
+        Space-time Gi* per ward and step (``emerging_hotspots.csv``; see
+        :class:`.emerging.EmergingResult`), or ``None`` without monthly counts.
     wards
         The ward table given with ``columns`` added (a new table).
+    neighbours
+        Each ward's neighbours under the weights the statistics used (sorted ward positions in
+        the ward table's order, islands' links included, symmetrised: see
+        :meth:`~geomisuse.clusters.weights.Neighbours.lists`), so that publishing groups
+        clusters with the statistics' own neighbours without importing this package.
     """
 
     columns: pd.DataFrame
@@ -90,7 +104,9 @@ class ClusterResult:
     manifest: dict
     warnings: list[str] = field(default_factory=list)
     summary_lines: list[str] = field(default_factory=list)
+    emerging_bins: pd.DataFrame | None = None
     wards: gpd.GeoDataFrame | None = None
+    neighbours: list[list[int]] = field(default_factory=list)
 
 
 GLOBAL_MORAN_COLUMNS = ["measure", "moran_i", "expected_i", "z", "p_sim", "permutations",
@@ -98,8 +114,10 @@ GLOBAL_MORAN_COLUMNS = ["measure", "moran_i", "expected_i", "z", "p_sim", "permu
 
 
 def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings | Mapping[str, Any] | None = None,
-                  seed: int = DEFAULT_SEED) -> ClusterResult:
-    """Global Moran's I, LISA and Gi* for every analysed measure of the ward table.
+                  seed: int = DEFAULT_SEED, family: np.ndarray | None = None, monthly: pd.DataFrame | None = None,
+                  months: list[str] | None = None) -> ClusterResult:
+    """Global Moran's I, LISA and Gi*, and with monthly counts emerging hot spots and the
+    test of change, for every analysed measure of the ward table.
 
     Parameters
     ----------
@@ -111,6 +129,16 @@ def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings | Mapping[s
         its keys (checked as the study file's table is); default all defaults.
     seed
         Seed of every permutation; same inputs and seed give identical numbers.
+    family
+        Which wards are the study's (boolean, one per row; default all). The others are
+        context wards: they enter the weights, spatial lags, Gi* sums and global Moran's I,
+        but not the multiple-testing family, the permutation count or the lists of findings
+        (nor the test of change; in emerging hot spots they enter the neighbourhoods only).
+    monthly
+        ``ward_code``, ``month``, ``M_count`` (the run's monthly table), for the emerging hot
+        spot analysis (:mod:`.emerging`); ``None`` skips it.
+    months
+        The period's months in order (with ``monthly``).
 
     Returns
     -------
@@ -141,8 +169,9 @@ def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings | Mapping[s
     columns = pd.DataFrame(index=wards.index)
     global_rows, per_measure, summary_lines = [], {}, []
     orderings_cache: dict[tuple[int, int, int], np.ndarray] = {}
+    family = np.ones(len(wards), dtype=bool) if family is None else np.asarray(family, bool)
     for measure in measures:
-        outcome = _analyse_measure(wards, measure, neighbours, settings, seed, orderings_cache, warnings)
+        outcome = _analyse_measure(wards, measure, neighbours, settings, seed, orderings_cache, warnings, family)
         if outcome is None:
             continue
         measure_columns, global_row, record = outcome
@@ -151,6 +180,18 @@ def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings | Mapping[s
         per_measure[measure] = record
         summary_lines.append(_summary_line(measure, global_row, record, settings))
     global_table = pd.DataFrame(global_rows, columns=GLOBAL_MORAN_COLUMNS)
+    analysed = list(per_measure)
+    change_columns, change_manifest, change_warnings = significant_change(wards, analysed, settings.correction,
+                                                                          settings.alpha, family)
+    columns = columns.join(change_columns)
+    warnings.extend(change_warnings)
+    emerging = None
+    if monthly is not None and months:
+        emerging = find_emerging_hotspots(wards, monthly, months, analysed, neighbours.adjacency, settings.time_step,
+                                          settings.time_k, settings.correction, settings.alpha, family)
+        columns = columns.join(emerging.columns)
+        warnings.extend(emerging.warnings)
+        summary_lines.extend(emerging.summary_lines)
     manifest = {
         "weights": neighbours.summary(),
         "measures": list(per_measure),
@@ -170,14 +211,19 @@ def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings | Mapping[s
         },
         "high_high": {m: r["high_high"] for m, r in per_measure.items()},
         "by_measure": per_measure,
+        "change": change_manifest,
     }
+    if emerging is not None:
+        manifest["emerging"] = emerging.manifest
     return ClusterResult(columns=columns, global_moran=global_table, manifest=manifest,
-                         warnings=warnings, summary_lines=summary_lines, wards=with_columns(wards, columns))
+                         warnings=warnings, summary_lines=summary_lines, wards=with_columns(wards, columns),
+                         neighbours=neighbours.lists(),
+                         emerging_bins=None if emerging is None else emerging.bins)
 
 
 def _analyse_measure(wards: gpd.GeoDataFrame, measure: str, neighbours: Neighbours,
                      settings: ClusterSettings, seed: int, orderings_cache: dict,
-                     warnings: list[str]) -> tuple[pd.DataFrame, dict, dict] | None:
+                     warnings: list[str], family: np.ndarray) -> tuple[pd.DataFrame, dict, dict] | None:
     """All statistics of one measure; ``None`` (with a warning) when it cannot be analysed."""
     rate = pd.to_numeric(wards[f"{measure}_rate_per_1000"], errors="coerce").to_numpy(dtype=float)
     keep = np.isfinite(rate)
@@ -200,9 +246,11 @@ def _analyse_measure(wards: gpd.GeoDataFrame, measure: str, neighbours: Neighbou
                         f"linked to its nearest ward with one, {island['linked_to_code']} {island['linked_to_name']}")
     adjacency = local.adjacency
 
-    permutations = settings.permutations or default_permutations(n, settings.alpha, settings.correction)
+    tested = family[keep]  # the multiple-testing family: the study's wards with a rate
+    n_tests = int(tested.sum())
+    permutations = settings.permutations or default_permutations(n_tests, settings.alpha, settings.correction)
     if settings.permutations is not None:
-        message = permutation_warning(permutations, n, settings.alpha, settings.correction, measure)
+        message = permutation_warning(permutations, n_tests, settings.alpha, settings.correction, measure)
         if message:
             warnings.append(message)
 
@@ -211,9 +259,9 @@ def _analyse_measure(wards: gpd.GeoDataFrame, measure: str, neighbours: Neighbou
     global_permutations = settings.global_permutations
     glob = global_moran(values, row_standardised(adjacency), global_permutations,
                         np.random.default_rng([seed, 1]))
-    global_row = {"measure": measure, "moran_i": glob["moran_i"], "expected_i": glob["expected_i"],
-                  "z": glob["z"], "p_sim": glob["p_sim"], "permutations": global_permutations,
-                  "rate_adjustment": adjustment, "z_sim": glob["z_sim"], "n_wards": n}
+    global_row = {"measure": measure, "moran_i": glob.I, "expected_i": glob.EI, "z": glob.z_rand,
+                  "p_sim": glob.p_sim, "permutations": global_permutations, "rate_adjustment": adjustment,
+                  "z_sim": glob.z_sim, "n_wards": n}
 
     # LISA: shared random orderings, reused by every measure with the same wards and seed.
     length = int(np.diff(adjacency.indptr).max()) + 1
@@ -221,29 +269,29 @@ def _analyse_measure(wards: gpd.GeoDataFrame, measure: str, neighbours: Neighbou
     if key not in orderings_cache:
         orderings_cache[key] = draw_orderings(n, length, permutations, np.random.default_rng([seed, 2]))
     lisa = local_moran(y, adjacency, orderings_cache[key])
-    lisa_p_adjusted = adjust_p(lisa["p"], settings.correction)
-    labels = lisa_labels(lisa["quadrant"], lisa_p_adjusted <= settings.alpha)
+    lisa_p_adjusted = _adjust_within(lisa.p_sim, tested, settings.correction)
+    labels = lisa_labels(lisa.q, lisa_p_adjusted <= settings.alpha)
 
     gi = gi_star(y, with_self(adjacency))
-    gi_p_adjusted = adjust_p(gi["p"], settings.correction)
-    bins = gi_bins(gi["z"], gi_p_adjusted)
+    gi_p_adjusted = _adjust_within(gi.p_norm, tested, settings.correction)
+    bins = gi_bins(gi.Zs, gi_p_adjusted)
 
     index = kept_wards.index
     out = pd.DataFrame({
-        f"{measure}_lisa_i": pd.Series(lisa["i"], index=index),
-        f"{measure}_lisa_p": pd.Series(lisa["p"], index=index),
+        f"{measure}_lisa_i": pd.Series(lisa.Is, index=index),
+        f"{measure}_lisa_p": pd.Series(lisa.p_sim, index=index),
         f"{measure}_lisa_label": pd.Series(labels, index=index, dtype=object),
-        f"{measure}_gi_z": pd.Series(gi["z"], index=index),
-        f"{measure}_gi_p": pd.Series(gi["p"], index=index),
+        f"{measure}_gi_z": pd.Series(gi.Zs, index=index),
+        f"{measure}_gi_p": pd.Series(gi.p_norm, index=index),
         f"{measure}_gi_bin": pd.Series(bins, index=index).astype("Int64"),
-        f"{measure}_lisa_quadrant": pd.Series(lisa["quadrant"], index=index).astype("Int64"),
-        f"{measure}_lisa_z": pd.Series(lisa["z"], index=index),
+        f"{measure}_lisa_quadrant": pd.Series(lisa.q, index=index).astype("Int64"),
+        f"{measure}_lisa_z": pd.Series(lisa.z_rand, index=index),
         f"{measure}_lisa_p_adjusted": pd.Series(lisa_p_adjusted, index=index),
         f"{measure}_gi_p_adjusted": pd.Series(gi_p_adjusted, index=index),
     }).reindex(wards.index)
 
     def listed(mask) -> list[dict]:
-        rows = kept_wards.loc[np.asarray(mask, dtype=bool)]
+        rows = kept_wards.loc[np.asarray(mask, dtype=bool) & tested]
         return [{"ward_code": str(c), "ward_name": str(nm)} for c, nm in zip(rows["ward_code"], rows["ward_name"])]
 
     record = {
@@ -257,12 +305,20 @@ def _analyse_measure(wards: gpd.GeoDataFrame, measure: str, neighbours: Neighbou
         "low_low": listed(labels == LOW_LOW),
         "gi_hot_spots": listed(bins > 0),
         "gi_cold_spots": listed(bins < 0),
-        "lisa_label_counts": {str(k): int(v) for k, v in pd.Series(labels).value_counts().items()},
-        "gi_bin_counts": {str(k): int(v) for k, v in sorted(pd.Series(bins).value_counts().items())},
+        "lisa_label_counts": {str(k): int(v) for k, v in pd.Series(labels[tested]).value_counts().items()},
+        "gi_bin_counts": {str(k): int(v) for k, v in sorted(pd.Series(bins[tested]).value_counts().items())},
     }
     if local.islands:
         record["islands"] = local.islands
     return out, global_row, record
+
+
+def _adjust_within(p: np.ndarray, family: np.ndarray, correction: str) -> np.ndarray:
+    """p-values adjusted over the ``family`` only; wards outside it (context) keep NaN, so no
+    label or bin of theirs is significant."""
+    adjusted = np.full(p.shape, np.nan)
+    adjusted[family] = adjust_p(p[family], correction)
+    return adjusted
 
 
 def _choose_measures(wards: gpd.GeoDataFrame, settings: ClusterSettings, warnings: list[str]) -> list[str]:

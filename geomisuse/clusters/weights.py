@@ -56,6 +56,19 @@ class Neighbours:
     islands: list[dict] = field(default_factory=list)
     parameters: dict = field(default_factory=dict)
 
+    def lists(self) -> list[list[int]]:
+        """Each ward's neighbours as sorted ward positions, symmetrised (``j`` is a neighbour of
+        ``i`` when either row names the other), for readers that walk connected groups of wards.
+
+        Returns
+        -------
+        list[list[int]]
+            One list per ward, in ward-table order; island links included.
+        """
+        both = sparse.csr_array(self.adjacency + self.adjacency.T)
+        both.sort_indices()
+        return [both.indices[both.indptr[i]:both.indptr[i + 1]].tolist() for i in range(both.shape[0])]
+
     @property
     def cardinality(self) -> np.ndarray:
         """Number of neighbours of each ward (integer array)."""

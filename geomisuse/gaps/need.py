@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..config import MEASURE_LABELS
-from ..publish.text import gi_bin_text, share_words
+from ..publish.text import gi_bin_text, per_1000_text, share_words
 from ..vocabulary import HIGH_HIGH
 from .settings import GapSettings, NEED_CRITERIA, NEED_MEASURE_FALLBACK
 
@@ -148,7 +148,7 @@ def assess_need(wards: pd.DataFrame, measure: str, settings: GapSettings,
             # A rate of zero is never "high", even when most wards have none.
             met["top_rate"] = assessed & (rate >= cut) & (rate > 0)
         top_share = share_words(settings.top_rate_share)
-        words["top_rate"] = [f"{label} rate in the {top_share} ({r:.1f} per 1,000)"
+        words["top_rate"] = [f"{label} rate in the {top_share} ({per_1000_text(r)})"
                              if np.isfinite(r) else "" for r in rate]
     high = np.zeros(n, dtype=bool)
     reasons: list[list[str]] = [[] for _ in range(n)]

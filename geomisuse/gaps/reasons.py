@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import MEASURE_LABELS
-from ..publish.text import distance_text, share_percent
+from ..publish.text import distance_text, per_1000_text, share_percent
 from .settings import GapSettings
 from .walking import KINDS
 
@@ -88,8 +88,8 @@ def gap_reason(i: int, need: NeedAssessment, poor: dict[str, bool], is_gap: bool
         shares = [f"{share_percent(kind_values[k][2])} of a {KINDS[k]}" for k in KINDS]
         return (f"not a gap: {need_text}, but residents are within a {threshold:g}-minute walk "
                 f"of services ({' and '.join(shares)})")
-    rate_text = (f"{MEASURE_LABELS[measure]} rate {need.rate[i]:.1f} per 1,000 is not high "
-                 f"(higher than {100 * need.percentile[i]:.0f} % of wards")
+    rate_text = (f"{MEASURE_LABELS[measure]} rate {per_1000_text(need.rate[i])} is not high "
+                 f"(higher than {share_percent(need.percentile[i])} of wards")
     rate_text += ", no cluster or hot spot)" if {"lisa", "gi"} & set(need.criteria_used) else ")"
     if kinds_poor:
         return f"not a gap: {rate_text}, though access is poor: {access_text}"
@@ -128,13 +128,14 @@ def summary_lines(wards: pd.DataFrame, columns: pd.DataFrame, sites: pd.DataFram
     if len(sites):
         optimal = sat_manifest.get("optimal_need_covered")
         greedy = sat_manifest.get("greedy_need_covered")
-        share = sites["cumulative_share_of_gap_need"].iloc[-1]
+        share = sites["cumulative_share_of_unmet_need"].iloc[-1]
         lines.append(f"Satellite sites: {len(sites)} chosen, covering "
-                     + (f"{100 * share:.0f} % of the gaps' unmet need" if pd.notna(share)
-                        else "unmet need")
+                     + (f"{share_percent(share)} of the unmet need" if pd.notna(share) else "unmet need")
                      + f" (optimum {optimal}, greedy {greedy})")
         for _, row in sites.iterrows():
-            lines.append(f"  {row['rank']}. {row['name']} ({row['ward_name']})")
+            adds = row["share_of_unmet_need_covered"]
+            lines.append(f"  {row['rank']}. {row['name']} ({row['ward_name']})"
+                         + (f": adds {share_percent(adds)}" if pd.notna(adds) else ""))
     elif "skipped" in sat_manifest:
         lines.append(f"Satellite sites: none ({sat_manifest['skipped']})")
     return lines

@@ -14,7 +14,8 @@ import pandas as pd
 
 from ..errors import InputError
 from ..config import LayerSpec
-from .base import LayerResult, LoadContext, apply_where, find_columns, read_table, study_ward_codes, to_number
+from .base import (LayerResult, LoadContext, apply_where, check_ward_vintage, drop_duplicate_rows,
+                   find_columns, read_table, record_coverage, reject_bad_numbers, study_ward_codes)
 
 #: Normalised minor category -> measure.
 MEASURE_OF_MINOR = {
@@ -65,17 +66,20 @@ def load_mps_ward(spec: LayerSpec, context: LoadContext) -> LayerResult:
         raise InputError(f"no month column falls in the study period (file has {_as_month(month_columns[0])} "
                          f"to {_as_month(month_columns[-1])}); change [study] period", path)
     table = layer.table
+    check_ward_vintage(table, columns["ward_code"], columns["ward_name"], context, "MPS ward-level", path,
+                       f"its months are {_as_month(month_columns[0])} to {_as_month(month_columns[-1])}")
+    record_coverage(layer, table, columns["ward_code"], columns["ward_name"], context,
+                    borough_column=next((c for c in table.columns if c.lower() == "lookup_boroughname"), None))
     major = table[columns["major"]].astype(str).str.strip().str.lower()
     minor = table[columns["minor"]].astype(str).str.strip().str.lower()
     layer.exclude(table[major != DRUG_MAJOR], "crime category not analysed")
 
     codes = study_ward_codes(layer.table, columns["ward_code"], columns["ward_name"], context)
     layer.exclude(layer.table[codes.isna()], "ward not in the study area")
+    drop_duplicate_rows(layer, month_columns, path)
     table = layer.table
-    counts = table[wanted].apply(to_number)
-    bad = counts.isna().any(axis=1) | (counts < 0).any(axis=1)
-    layer.reject(table[bad], "unparseable count")
-    table, counts = layer.table, counts[~bad]
+    counts = reject_bad_numbers(layer, table[wanted], "count", integer=True)
+    table = layer.table
 
     counts.columns = [_as_month(c) for c in counts.columns]
     long = counts.assign(ward_code=codes[table.index], measure=minor[table.index].map(MEASURE_OF_MINOR))

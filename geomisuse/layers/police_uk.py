@@ -21,7 +21,7 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -31,8 +31,9 @@ import pyarrow.compute as pc
 from ..config import LayerSpec
 from ..errors import InputError
 from ..progress import progress
-from .base import (REJECT_COLUMNS, LayerResult, LoadContext, find_columns, month_column_error, month_of_values,
-                   points_from_table, read_csv_columns, require_file)
+from .base import (REJECT_COLUMNS, LayerResult, LoadContext, content_digest, find_columns, month_column_error,
+                   month_of_values, normalise_name, points_from_table, read_csv_columns, refuse_overlapping_files,
+                   require_file)
 
 #: Normalised crime type -> ward-table measure.
 MEASURE_OF_CRIME_TYPE = {"drugs": "drug_offences", "anti social behaviour": "asb"}
@@ -68,14 +69,27 @@ def load_police_uk(spec: LayerSpec, context: LoadContext) -> LayerResult:
         (Arrow strings) and ``source_row``; ``months``: every month with a row at all.
     """
     tally = Tally()
-    parts, paths = [], []
+    parts, paths, seen, duplicates = [], [], {}, []
     for name, raw, source in progress(csv_sources(spec.paths), "reading police.uk files"):
+        raw = raw if raw is not None else source.read_bytes()
+        digest = content_digest(raw)
+        if digest in seen:  # the same download twice (a folder and its zip): read once
+            duplicates.append(f"{name} is a copy of {seen[digest]}, read once")
+            continue
+        seen[digest] = name
         parts.append(read_police_file(source, spec, context, tally, raw=raw, name=name))
         paths.append(source)
     if not parts:
         raise InputError("no CSV files found; point police_uk at a CSV, a folder of CSVs or a zip",
                          spec.paths[0])
-    return finish_layer(spec, tally, parts, sorted(set(paths)))
+    if tally.force_months:
+        refuse_overlapping_files(pd.concat(tally.force_months, ignore_index=True), ("Reported by", "Month"),
+                                 spec.paths[0], "the force and month")
+    layer = finish_layer(spec, tally, parts, sorted(set(paths)))
+    layer.warnings.extend(duplicates)
+    forces = pd.DataFrame({"Falls within": sorted(tally.forces)}) if tally.forces else pd.DataFrame()
+    layer.covers_borough = force_area(forces, spec.options.get("covers"))
+    return layer
 
 
 @dataclass
@@ -96,6 +110,10 @@ class Tally:
     month_column: str = "Month"
     #: The coordinate columns as the files name them (messages quote them).
     coordinate_columns: tuple[str, str] = ("Longitude", "Latitude")
+    #: Each file's distinct (Reported by, Month, source_file): two files of one force-month are refused.
+    force_months: list[pd.DataFrame] = field(default_factory=list)
+    #: Forces named in ``Falls within`` (which boroughs the files cover).
+    forces: set[str] = field(default_factory=set)
 
 
 def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: Tally,
@@ -137,7 +155,8 @@ def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: T
                 raise InputError(f"no {role} column (expected '{role.title()}'); map it in the study file",
                                  spec.paths[0], column=role)
             roles[role] = column
-        return [c for c in roles.values() if c] + list(where)
+        extra = [c for c in ("Reported by", "Month", "Falls within") if c in header.columns]
+        return [c for c in roles.values() if c] + list(where) + extra
 
     table = read_csv_columns(path, "police_uk", choose, raw=raw, name=label)
     rows = table.num_rows
@@ -146,6 +165,11 @@ def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: T
     tally.coordinate_columns = (roles["longitude"], roles["latitude"])
     source_row = np.arange(2, rows + 2, dtype="int64")
     remaining = np.ones(rows, dtype=bool)
+    if "Reported by" in table.column_names and "Month" in table.column_names:
+        pairs = table.select(["Reported by", "Month"]).group_by(["Reported by", "Month"]).aggregate([]).to_pandas()
+        tally.force_months.append(pairs.assign(source_file=label))
+    if "Falls within" in table.column_names:
+        tally.forces.update(f for f in pc.unique(table["Falls within"]).to_pylist() if f.strip())
 
     for column, wanted in (spec.options.get("where") or {}).items():
         values = {str(v) for v in (wanted if isinstance(wanted, list) else [wanted])}
@@ -239,6 +263,32 @@ def finish_layer(spec: LayerSpec, tally: Tally, parts: list[pd.DataFrame], paths
     return layer
 
 
+#: London's police force areas by borough: the City of London Police polices the City, the
+#: Metropolitan Police Service the 32 other boroughs. A force's file says nothing about wards
+#: outside its area (its few crimes recorded there are the other force's to count).
+_CITY = "city of london"
+FORCE_AREAS: dict[str, Callable[[str], bool]] = {
+    "city of london police": lambda borough: borough == _CITY,
+    "metropolitan police service": lambda borough: borough != _CITY,
+}
+
+
+def force_area(table: pd.DataFrame, covers: list[str] | str | None) -> Callable[[str], bool] | None:
+    """Which boroughs a police.uk source covers, from the study's ``covers`` option (borough
+    names) or from the forces in its ``Falls within`` column; ``None`` when every study ward is
+    covered (an unknown force, or no force column)."""
+    if covers is not None:
+        wanted = {normalise_name(b) for b in (covers if isinstance(covers, list) else [covers])}
+        return lambda borough: borough in wanted
+    column = "Falls within"
+    if column not in table.columns:
+        return None
+    forces = {normalise_name(f) for f in table[column].astype(str).unique() if f.strip()}
+    if not forces or not forces <= set(FORCE_AREAS):
+        return None
+    return lambda borough: any(FORCE_AREAS[force](borough) for force in forces)
+
+
 def _encoded(column: pa.ChunkedArray) -> tuple[np.ndarray, pd.Series]:
     """Dictionary-encode a text column: the code of each row and the distinct values (object)."""
     encoded = column.combine_chunks().dictionary_encode() if column.num_chunks else pa.array([], pa.string()) \
@@ -270,8 +320,12 @@ def csv_files(paths: list[Path]) -> Iterator[tuple[str, Path, str | None]]:
             yield from csv_files(members)
         elif path.suffix.lower() == ".zip":
             require_file(path, "police_uk")
-            with zipfile.ZipFile(path) as archive:
-                names = sorted(archive.namelist())
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    names = sorted(archive.namelist())
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError) as err:
+                raise InputError(f"cannot read the zip ({err}); download it again or unzip it into a folder",
+                                 path) from None
             for member in names:
                 if member.lower().endswith(".csv") and not member.startswith("__MACOSX"):
                     yield f"{path}:{member}", path, member

@@ -105,15 +105,9 @@ class WardLocator:
 
     def _exact(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Exact point-in-polygon; ties on shared edges go to the smallest ward position."""
-        result = np.full(x.shape, OUTSIDE, dtype=np.int32)
         if not x.size:
-            return result
-        point_index, ward_index = self.tree.query(shapely.points(x, y), predicate="intersects")
-        first = np.full(x.size, np.iinfo(np.int32).max, dtype=np.int64)
-        np.minimum.at(first, point_index, ward_index)
-        found = first != np.iinfo(np.int32).max
-        result[found] = first[found]
-        return result
+            return np.full(x.shape, OUTSIDE, dtype=np.int32)
+        return first_ward_containing(self.tree, shapely.points(x, y))
 
     def locate(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Ward position (0-based, ward-code order) of each point, or :data:`OUTSIDE`.
@@ -140,6 +134,38 @@ class WardLocator:
             xy, inverse = np.unique(np.column_stack([x[exact], y[exact]]), axis=0, return_inverse=True)
             result[exact] = self._exact(xy[:, 0], xy[:, 1])[inverse.ravel()]
         return result
+
+
+def first_ward_containing(tree: STRtree, points: np.ndarray) -> np.ndarray:
+    """The point-in-ward rule itself: the first ward (in ward-code order) each point touches.
+
+    A point inside a ward, on its boundary, or on a vertex it shares with other wards
+    belongs to the ward with the smallest position among those it intersects, so a point on a
+    shared edge counts exactly once and always in the same ward. :class:`WardLocator` applies
+    it to the points its grid cannot answer; the gap stage to resident and site points.
+
+    Parameters
+    ----------
+    tree
+        STRtree over the ward polygons in ward-code order.
+    points
+        Shapely point geometries (missing or empty ones are outside).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``int32`` ward positions, :data:`OUTSIDE` for points in no ward.
+    """
+    points = np.asarray(points, dtype=object)
+    result = np.full(points.shape, OUTSIDE, dtype=np.int32)
+    if not points.size:
+        return result
+    point_index, ward_index = tree.query(points, predicate="intersects")
+    first = np.full(points.size, np.iinfo(np.int32).max, dtype=np.int64)
+    np.minimum.at(first, point_index, ward_index)
+    found = first != np.iinfo(np.int32).max
+    result[found] = first[found]
+    return result
 
 
 def assign_wards(x: np.ndarray, y: np.ndarray, locator: WardLocator) -> np.ndarray:

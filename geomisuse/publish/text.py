@@ -15,6 +15,9 @@ function here, not a second function elsewhere.
 from __future__ import annotations
 
 import math
+import os
+from datetime import date, datetime, timezone
+from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
@@ -93,6 +96,17 @@ def rate_text(value: Any, decimals: int = 1) -> str:
     except (TypeError, ValueError):
         return ""
     return "" if not math.isfinite(v) else f"{v:,.{decimals}f}"
+
+
+def per_1000_text(rate: float) -> str:
+    """A rate in a sentence: ``12.3 per 1,000`` (one decimal)."""
+    return f"{rate:.1f} per 1,000"
+
+
+#: Finds a rate worded by :func:`per_1000_text` in a sentence, with the ``rate `` before it or
+#: the brackets around it ("rate 0.5 per 1,000", "(10.2 per 1,000)"): published gap reasons
+#: replace it where the rate's count is hidden.
+PER_1000_PATTERN = r"(rate )?\(?\d[\d,]*(\.\d+)? per 1,000\)?"
 
 
 def signed_count(value: float) -> str:
@@ -239,3 +253,87 @@ def gi_bin_text(gi_bin: int, style: str = "legend") -> str:
     if style == "reason":
         return f"{kind} spot (Gi* {confidence} %)"
     raise ValueError(f"unknown Gi* wording style {style!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# when a page was made and from what
+
+
+def production_date() -> str:
+    """Today's date as "1 December 2026", or the date of ``SOURCE_DATE_EPOCH`` when it is set
+    (reproducible builds: the same inputs then give byte-identical pages)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    day = (datetime.fromtimestamp(int(epoch), tz=timezone.utc).date() if epoch and epoch.isdigit()
+           else date.today())
+    return f"{day.day} {day:%B %Y}"
+
+
+def vintage_text(run) -> str:
+    """When a page was made and what data it shows: the production date, the period and the
+    boundary file, e.g. ``Produced 1 December 2026 · data Jan 2025 – Dec 2025 (12 months) ·
+    ward boundaries: wards.gpkg``. Plain text: escape it for HTML."""
+    parts = [f"Produced {production_date()}"]
+    if run.months:
+        parts.append(f"data {period_text(run.months)}")
+    boundaries = run.layers.get("boundaries")
+    if boundaries is not None and boundaries.paths:
+        parts.append(f"ward boundaries: {Path(boundaries.paths[0]).name}")
+    return " · ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# emerging hot spot categories in words (the categories are geomisuse.vocabulary's)
+
+
+def step_text(step: str) -> str:
+    """A time step label in words: ``2025-12`` -> ``December 2025``; ``2025-Q4``, ``2025`` as they are."""
+    if len(step) == 7 and step[4] == "-" and step[5:].isdigit():
+        return month_name(step)
+    return step.replace("-Q", " Q")
+
+
+def ehsa_words(category: str, time_step: str, last_step: str, run_length: int | None = None) -> str:
+    """An emerging hot spot category in plain words, for a ward page.
+
+    Parameters
+    ----------
+    category
+        ``M_ehsa_category``, e.g. ``new hot spot``.
+    time_step
+        ``month``, ``quarter`` or ``year``.
+    last_step
+        The final step's label (``2025-12``).
+    run_length
+        For a consecutive hot or cold spot: the length of its final run of significant steps.
+
+    Returns
+    -------
+    str
+        E.g. ``a new hot spot: significant only in the last month (December 2025)``; ``""``
+        for no pattern or an unknown category.
+    """
+    parts = category.split()
+    if len(parts) != 3 or parts[1] not in ("hot", "cold"):
+        return ""
+    pattern, kind = parts[0], parts[1]
+    last = f"the last {time_step} ({step_text(last_step)})"
+    most = f"at least 90 % of {time_step}s"
+    strength = "high values" if kind == "hot" else "low values"
+    words = {
+        "new": f"significant only in {last}, never before",
+        "consecutive": (f"significant in each of the last {run_length} {time_step}s and never before"
+                        if run_length else f"significant in an unbroken run up to {last}, never before"),
+        "intensifying": f"significant in {most} including {last}, and the cluster of {strength} is getting "
+                        "stronger",
+        "persistent": f"significant in {most} including {last}, with no clear trend",
+        "diminishing": f"significant in {most} including {last}, but the cluster of {strength} is getting weaker",
+        "sporadic": f"significant in {last} and on and off before, never a {'cold' if kind == 'hot' else 'hot'} "
+                    "spot",
+        "oscillating": f"significant in {last}, and a {'cold' if kind == 'hot' else 'hot'} spot in an earlier "
+                       f"{time_step}",
+        "historical": f"significant in {most}, but not in {last}",
+    }
+    if pattern not in words:
+        return ""
+    article = "an" if pattern[0] in "aeiou" else "a"
+    return f"{article} {category}: {words[pattern]}"

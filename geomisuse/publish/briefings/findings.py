@@ -214,9 +214,9 @@ def key_findings(data: dict) -> list[str]:
         if not gaps:
             other_lines.append("No ward is flagged as an outreach gap.")
         for site in data["satellites"][:3]:
-            share = (f", covering {site['share']} of the need in gap wards" if site["share"] else
-                     f", bringing about {site['residents']} more residents within walking reach"
-                     if site.get("residents") else "")
+            share = (f", adding {site['share']} of the unmet need within walking reach" if site["share"] else "")
+            if site.get("residents"):
+                share += f" (about {site['residents']} more residents within a walk)"
             where = f" ({site['ward_name']} ward)" if site["ward_name"] else ""
             site_lines.append(f"Suggested satellite site {site['rank']}: {site['name']}{where}{share}.")
     else:

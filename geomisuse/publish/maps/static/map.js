@@ -11,7 +11,7 @@
  */
 (function () {
   "use strict";
-  var G = {specs: {}, layers: {}, order: [], visible: {}};
+  var G = {specs: {}, layers: {}, order: [], visible: {}, built: {}};
   window.geomisuse = G;
 
   var PANES = [["gm-fill", 350], ["gm-catchments", 420], ["gm-estates", 430], ["gm-outline", 440],
@@ -67,18 +67,22 @@
     var W = G.data.ward;
     var html = '<div class="gm-tip"><div class="gm-tip-head"><b>' + W.name[i] + "</b> " +
       '<span class="gm-code">' + W.code[i] + "</span></div>";
+    if (W.borough) { html += "<div>Borough: " + W.borough[i] + "</div>"; }
     if (W.pop) { html += "<div>Residents: " + W.pop[i] + "</div>"; }
     if (W.measures.length) {
       var hasLisa = W.measures.some(function (m) { return m.lisa; });
       var hasGi = W.measures.some(function (m) { return m.gi; });
+      var hasEhsa = W.measures.some(function (m) { return m.ehsa; });
       html += '<table class="gm-table"><tr><th></th><th>Count</th><th>Rate per 1,000</th>' +
-        (hasLisa ? "<th>Cluster (LISA)</th>" : "") + (hasGi ? "<th>Gi*</th>" : "") + "</tr>";
+        (hasLisa ? "<th>Cluster (LISA)</th>" : "") + (hasGi ? "<th>Gi*</th>" : "") +
+        (hasEhsa ? "<th>Emerging</th>" : "") + "</tr>";
       W.measures.forEach(function (m) {
         html += "<tr" + (m.key === measure ? ' class="gm-active"' : "") + '><td>' + m.label + "</td>" +
           '<td class="gm-num" data-field="' + m.key + '_count">' + m.count[i] + "</td>" +
           '<td class="gm-num" data-field="' + m.key + '_rate">' + m.rate[i] + "</td>" +
           (hasLisa ? "<td>" + (m.lisa ? m.lisa[i] : "") + "</td>" : "") +
-          (hasGi ? "<td>" + (m.gi ? m.gi[i] : "") + "</td>" : "") + "</tr>";
+          (hasGi ? "<td>" + (m.gi ? m.gi[i] : "") + "</td>" : "") +
+          (hasEhsa ? "<td>" + (m.ehsa ? m.ehsa[i] : "") + "</td>" : "") + "</tr>";
       });
       html += "</table>";
     }
@@ -132,8 +136,11 @@
       pane: "gm-fill",
       style: function (f) {
         var c = spec.cls[f.properties.i];
-        return {fillColor: c < 0 ? spec.missing : spec.colours[c], fillOpacity: spec.opacity || 0.75,
-                color: "#555", weight: 0.6, opacity: 0.9};
+        // With a borough chosen in the filter, the other boroughs' wards fade.
+        var faded = G.boroughWards && !G.boroughWards[f.properties.i];
+        return {fillColor: c < 0 ? spec.missing : spec.colours[c],
+                fillOpacity: faded ? 0.12 : (spec.opacity || 0.75),
+                color: "#555", weight: 0.6, opacity: faded ? 0.3 : 0.9};
       },
       onEachFeature: function (f, layer) { bindWard(layer, f.properties.i, spec.measure); }
     });
@@ -168,6 +175,7 @@
     spec.items.forEach(function (p) {
       var m = L.marker([p[0], p[1]], {icon: icons[p[2]], riseOnHover: true, keyboard: false});
       m.bindTooltip(p[3], {className: "gm-tooltip", direction: "top"});
+      if (p[4]) { m.bindPopup(p[4], {className: "gm-tooltip"}); }
       group.addLayer(m);
     });
     return group;
@@ -181,6 +189,17 @@
                               fillOpacity: 0.06}).addTo(group);
     });
     return group;
+  }
+
+  /* Network isochrones: where a walk of the threshold reaches, drawn under the markers. */
+  function areas(spec) {
+    return L.geoJSON(spec.geojson, {
+      pane: "gm-catchments", interactive: false,
+      style: function () {
+        return {color: spec.colour, weight: 1.5, dashArray: "4 3", fillColor: spec.colour,
+                fillOpacity: 0.06};
+      }
+    });
   }
 
   function polygons(spec) {
@@ -207,8 +226,55 @@
                              maxZoom: spec.maxZoom});
   }
 
+  function context(spec) {
+    return L.geoJSON(spec.geojson, {
+      pane: "gm-fill",
+      style: function () {
+        return {color: "#777", weight: 0.6, fillColor: spec.colour, fillOpacity: 0.35, opacity: 0.8};
+      },
+      onEachFeature: function (f, layer) {
+        layer.bindTooltip(f.properties.t, {className: "gm-tooltip", sticky: true});
+      }
+    });
+  }
+
   var BUILDERS = {fill: wardFill, outline: wardOutline, markers: markers, circles: circles,
-                  polygons: polygons, heat: heat};
+                  areas: areas, polygons: polygons, heat: heat, context: context};
+
+  /* ---- borough filter (studies of many boroughs) ------------------------------------------- */
+
+  G.boroughControl = function () {
+    var boroughs = G.data.boroughs || [];
+    if (!boroughs.length) { return; }
+    var control = L.control({position: "topleft"});
+    control.onAdd = function () {
+      var box = L.DomUtil.create("div", "gm-borough leaflet-bar");
+      var select = L.DomUtil.create("select", "", box);
+      select.setAttribute("aria-label", "Borough");
+      var html = '<option value="">All boroughs</option>';
+      boroughs.forEach(function (b, k) { html += '<option value="' + k + '">' + b.name + "</option>"; });
+      select.innerHTML = html;
+      L.DomEvent.disableClickPropagation(box);
+      L.DomEvent.on(select, "change", function () { G.chooseBorough(select.value); });
+      return box;
+    };
+    control.addTo(G.map);
+  };
+
+  G.chooseBorough = function (value) {
+    var b = value === "" ? null : G.data.boroughs[Number(value)];
+    G.boroughWards = null;
+    if (b) {
+      G.boroughWards = {};
+      b.wards.forEach(function (i) { G.boroughWards[i] = true; });
+      G.map.fitBounds(b.bounds, {animate: false});
+    } else if (G.data.bounds) {
+      G.map.fitBounds(G.data.bounds, {animate: false});
+    }
+    Object.keys(G.built).forEach(function (id) {
+      if (G.specs[id].kind === "fill") { G.built[id].setStyle(G.built[id].options.style); }
+    });
+  };
 
   /* A layer for the layer control; its contents are built the first time it is shown. */
   G.layer = function (id) {
@@ -219,7 +285,7 @@
     var group = L.layerGroup();
     var built = false;
     group.on("add", function () {
-      if (!built) { built = true; group.addLayer(BUILDERS[spec.kind](spec)); }
+      if (!built) { built = true; G.built[id] = BUILDERS[spec.kind](spec); group.addLayer(G.built[id]); }
       G.visible[id] = true;
       G.updateLegend();
     });
@@ -542,6 +608,7 @@
   };
 
   G.ready = function () {
+    G.boroughControl();
     G.legendOpen = !(window.innerWidth < 700);
     G.buildControls();
     G.buildSearch();
