@@ -69,3 +69,17 @@ PLAIN_WORDS: dict[str, str] = {
     "cold spot": "the ward and its neighbours together have far less than the borough's usual rate",
     "p": "p-value: how often chance alone would give a pattern this strong (p = 0.01: once in 100)",
 }
+
+
+#: Emerging hot spot categories (``M_ehsa_category``; Esri's names in lower case), in the order
+#: the overview and the map legend list them: new and intensifying hot spots first, then the
+#: other hot spots, the cold spots, and no pattern.
+EHSA_CATEGORIES = (
+    "new hot spot", "intensifying hot spot", "consecutive hot spot", "persistent hot spot",
+    "sporadic hot spot", "oscillating hot spot", "diminishing hot spot", "historical hot spot",
+    "new cold spot", "intensifying cold spot", "consecutive cold spot", "persistent cold spot",
+    "sporadic cold spot", "oscillating cold spot", "diminishing cold spot", "historical cold spot",
+    "no pattern",
+)
+#: The category of a ward with none of the patterns.
+EHSA_NO_PATTERN = "no pattern"

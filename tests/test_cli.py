@@ -29,7 +29,7 @@ CONTRACT_COLUMNS = ["ward_code", "ward_name", "borough_name", "population", "are
 
 def test_demo_writes_the_output_contract(demo_out):
     for name in ("map.html", "wards.gpkg", "wards.csv", "wards_monthly.csv", "global_moran.csv", "satellites.csv",
-                 "unmatched.csv", "manifest.json", "briefings/index.html"):
+                 "emerging_hotspots.csv", "unmatched.csv", "manifest.json", "briefings/index.html"):
         assert (demo_out / name).is_file(), name
     wards = pd.read_csv(demo_out / "wards.csv", dtype=str)
     assert [c for c in CONTRACT_COLUMNS if c not in wards.columns] == []
@@ -210,6 +210,7 @@ def test_clusters_and_gaps_commands_print_the_planted_findings():
 def test_map_command_replaces_only_the_map(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
+    (out / ".geomisuse-output").write_text("an earlier run's folder\n")
     (out / "wards.csv").write_text("kept\n")
     result = run_cli("map", str(ROOT / "data" / "demo" / "study.toml"), "--out", str(out), "--tiles", "none",
                      "--offline")

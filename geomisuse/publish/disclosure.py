@@ -167,6 +167,39 @@ def protect_table(frame: pd.DataFrame, count_columns: list[str], threshold: int,
     return grid.publish(hidden, primary, threshold)
 
 
+def blank_derived(published: pd.DataFrame, hidden: pd.DataFrame, derived: dict[str, list[str]]) -> pd.DataFrame:
+    """Empty every figure computed from a hidden count (a change, its percentage, its p-value).
+
+    A change ``a - b`` next to a published ``b`` gives ``a`` back, and so does the p-value of a
+    test of ``a`` against ``b``; such figures are shown only where every count they use is.
+
+    Parameters
+    ----------
+    published
+        The table as it will be published (changed in a copy).
+    hidden
+        Boolean frame of hidden count cells (from :func:`protect_table`), same index.
+    derived
+        Derived column -> the count columns it is computed from.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with the derived cells emptied wherever one of their counts is hidden.
+    """
+    out = published.copy()
+    for column, sources in derived.items():
+        if column not in out:
+            continue
+        mask = np.zeros(len(out), dtype=bool)
+        for source in sources:
+            if source in hidden:
+                mask |= hidden[source].to_numpy(dtype=bool)
+        if mask.any():
+            out[column] = out[column].mask(mask)
+    return out
+
+
 def suppress_value(value: float | int | None, threshold: int) -> str:
     """One count as published text (primary suppression only; for single figures in prose)."""
     if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):

@@ -50,6 +50,7 @@ from ..places import ward_centres
 from ..published import published_monthly, study_protection
 from ..disclosure import StudyProtection, suppress_value
 from ...errors import InputError
+from .change import emerging_list, emerging_settings, increase_tables, ward_emerging
 from .findings import HEADLINE_FINDINGS, Change, change, cluster_words, key_findings, suggestions
 from ..text import count_text, distance_text, is_hidden, join_names, month_name, number, span, vintage_text
 from ...layers.base import normalise_name
@@ -294,9 +295,37 @@ def _print_pdf(executable: str, source: Path, target: Path, errors: list) -> Non
 # Assembling the figures
 # --------------------------------------------------------------------------------------------
 
-def page_name(code: str, position: int) -> str:
-    """The file stem of a ward's page: its code, unless the code is unusable as a file name."""
-    return code if _SAFE_PAGE.match(code) else f"ward-{position + 1:04d}"
+#: File stems a ward page must not take: the overview's and the PDF's, and the device names
+#: Windows reserves in any folder (``con.html`` cannot be opened there).
+RESERVED_PAGE_NAMES = frozenset({"index", "briefings", "book", "con", "prn", "aux", "nul", "clock$"}
+                                | {f"{d}{i}" for d in ("com", "lpt") for i in range(10)})
+
+
+def page_names(codes: list[str]) -> list[str]:
+    """The file stem of each ward's page, unique even on case-insensitive file systems.
+
+    A ward's page is named by its code when the code is a safe file name (letters, digits,
+    ``-`` and ``_``, at most 64 characters, not a reserved name in any case, not starting
+    ``borough-`` like the borough overviews, and not the same as an earlier ward's name
+    ignoring case); otherwise ``ward-NNNN`` by its position,
+    numbered past any code that already looks like that.
+    """
+    names: list[str] = []
+    taken: set[str] = set()
+    as_codes = {str(c).lower() for c in codes}
+    for position, code in enumerate(codes):
+        code = str(code)
+        safe = (_SAFE_PAGE.match(code) and code.lower() not in RESERVED_PAGE_NAMES
+                and not code.lower().startswith("borough-"))  # the borough overviews' names
+        name = code if safe else None
+        if name is None or name.lower() in taken:
+            number = position + 1
+            while f"ward-{number:04d}" in taken or f"ward-{number:04d}" in as_codes:
+                number += len(codes)
+            name = f"ward-{number:04d}"
+        taken.add(name.lower())
+        names.append(name)
+    return names
 
 
 def ordinal(n: int) -> str:
@@ -460,7 +489,7 @@ def _basis(run: StudyRun, published: pd.DataFrame, settings,
                  index=codes, columns=run.months)
              for m in measures if f"{m}_count" in monthly_pub}
     return _Basis(run=run, real=real, pub=pub, codes=codes, names=real["ward_name"].astype(str).tolist(),
-                  pages=[page_name(c, i) for i, c in enumerate(codes)], measures=measures, sources=sources,
+                  pages=page_names(list(codes)), measures=measures, sources=sources,
                   totals_of_parts=totals_of_parts, threshold=study_protection(run, settings).threshold,
                   unsuppressed=bool(settings.unsuppressed), population=real["population"].astype("float64"),
                   neighbours=run.ward_neighbours(), grids=grids,
@@ -605,6 +634,8 @@ def _overview(b: _Basis, context: _Context, ward_items: list[dict], findings: li
         "change_labels": "; ".join(dict.fromkeys(c["label"] or "no earlier data" for c in comparisons.values())),
         "wards": ward_items, "findings": findings, "clusters_ran": b.clusters_ran, "gaps_ran": b.gaps_ran,
         "gap_list": gap_list, "satellites": context.satellites, "police_uk": "police_uk" in run.layers,
+        "emerging": emerging_list(real, b.measures, b.pages), "emerging_settings": emerging_settings(run),
+        "increases": increase_tables(b.pub, b.measures, b.pages, b.totals_of_parts),
         "population_source": "population" in run.layers,
         # A many-borough study adds its boroughs (borough_overviews); a borough's page its parent.
         "borough_pages": [], "parent": None,
@@ -637,6 +668,7 @@ def _ward(b: _Basis, context: _Context, i: int) -> dict:
         "population_sort": "" if math.isnan(population) else f"{population:.0f}",
         "area": f"{float(row['area_km2']):.2f}" if number(row.get("area_km2")) is not None else "",
         "figures": figures, "clusters": cluster_items, "cluster_summary": _cluster_summary(cluster_items),
+        "emerging": ward_emerging(b.run, b.real, b.measures, i),
         "gap": gap, "provision": provision, "within_reach": within,
         "estates": estates, "satellites_here": here,
         "satellites_near": [dict(s, distance=f"{distance_text(s['point'].distance(centre))} from the ward centre")
@@ -838,7 +870,11 @@ def _satellites(run: StudyRun, codes: list[str], names: list[str]) -> list[dict]
         code = _text(row.get("ward_code"))
         ward_name = _text(row.get("ward_name")) or (names[codes.index(code)] if code in codes else "")
         residents = _int_or(row.get("residents_newly_within_walk"))
-        out.append({"rank": _int_or(row.get("rank")) or k + 1, "name": _text(row.get("name")) or "(unnamed site)",
+        # With a walking network and a postcode file a site also has a street and postcode.
+        location = _text(row.get("location"))
+        name = _text(row.get("name")) or "(unnamed site)"
+        out.append({"rank": _int_or(row.get("rank")) or k + 1,
+                    "name": f"{name} ({location})" if location and location not in name else name,
                     "ward_code": code, "ward_name": ward_name, "point": point,
                     # One metric throughout: the share of the unmet need each site adds.
                     "share": "" if share is None else f"{100 * share:.0f}%",
