@@ -177,15 +177,16 @@ def test_a_run_cannot_be_made_without_the_measure_sources_disclosure_reads():
     published in full) and which are protected (ASB warnings); a run must have them (they
     used to come from a manifest key that a hand-built run could silently lack)."""
     from geomisuse.pipeline import StudyRun
-    from geomisuse.publish.published import study_protection
+    from geomisuse.publish.disclosure import protect_study
 
     from conftest import demo_run_copy
 
     run = demo_run_copy()
     assert run.sources == {"possession": "mps_ward", "trafficking": "mps_ward", "drug_offences": "mps_ward",
                            "asb": "asb_warnings"}
-    protection = study_protection(run, gm.PublishSettings())
-    assert [m for m in run.sources if protection.protected(m)] == ["asb"]
+    protection = protect_study(run, 5, suppress="all")
+    hidden = [protection.ward_hidden[f"{m}_count"] for m in ("possession", "trafficking", "drug_offences")]
+    assert (sum(h.astype(int) for h in hidden) != 1).all()  # the relation never gives one away
     with pytest.raises(TypeError, match="sources"):
         StudyRun(study=run.study, wards=run.wards, monthly=run.monthly, months=run.months,
                  measures=run.measures, layers=run.layers)
