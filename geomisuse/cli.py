@@ -5,6 +5,7 @@ Exit codes: 0 success, 2 bad input or usage (one-line message, no traceback), 1 
 
 from __future__ import annotations
 
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -12,11 +13,21 @@ from pathlib import Path
 import click
 
 from .errors import InputError
+from .publish.escaping import terminal_text
 from .pipeline import analyse, prepare
-from .publish.tables import PublishSettings, write_outputs
+from .publish.tables import PublishSettings, check_out_folder, write_outputs
 from .pipeline import StudyRun
 from .config import DEFAULT_OUT
 from .config import Study, load_study
+
+
+#: Longest error message printed (one line; longer ones are cut with an ellipsis).
+MAX_ERROR_LENGTH = 400
+
+
+def echo(text: object = "", err: bool = False) -> None:
+    """Print a line with the control characters of data (escape sequences) removed."""
+    click.echo(terminal_text(text), err=err)
 
 
 def main() -> None:
@@ -43,20 +54,22 @@ def run_command(args: list[str] | None = None) -> int:
     try:
         cli.main([a for a in args if a != "--debug"], prog_name="geomisuse", standalone_mode=False)
     except InputError as err:
-        click.echo(f"error: {err}", err=True)
+        echo(terminal_text(f"error: {err}", MAX_ERROR_LENGTH), err=True)
         return 2
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+        echo("aborted", err=True)
         return 1
-    except click.ClickException as err:
-        err.show()
+    except click.ClickException as err:  # usage errors: one line too, naming the command's --help
+        hint = f" (see '{err.ctx.command_path} --help')" if getattr(err, "ctx", None) is not None else ""
+        echo(terminal_text(f"error: {err.format_message()}{hint}", MAX_ERROR_LENGTH), err=True)
         return 2
     except SystemExit as err:  # --help and --version exit through click
         return err.code if isinstance(err.code, int) else (0 if err.code is None else 1)
     except Exception as err:  # one line for users; --debug shows the traceback
         if debug:
             raise
-        click.echo(f"error: unexpected {type(err).__name__}: {err} (rerun with --debug for details)", err=True)
+        echo(terminal_text(f"error: unexpected {type(err).__name__}: {err}", MAX_ERROR_LENGTH - 40)
+             + " (rerun with --debug for details)", err=True)
         return 1
     return 0
 
@@ -86,7 +99,16 @@ def _publish_settings(study: Study, unsuppressed: bool = False, tiles: str | Non
 
 
 def _out_folder(study: Study, out: str | None) -> Path:
-    return Path(out) if out else Path(DEFAULT_OUT) / (study.path.stem if study.path else "study")
+    """The output folder, checked before any work so that a refused folder costs nothing."""
+    folder = Path(out) if out else Path(DEFAULT_OUT) / (study.path.stem if study.path else "study")
+    check_out_folder(folder)
+    return folder
+
+
+def _finite_non_negative(ctx, param, value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise click.BadParameter(f"must be a finite number of metres, 0 or more (got {value})")
+    return value
 
 
 def _report(run: StudyRun, summary: list[str], reasons: bool = False) -> None:
@@ -96,24 +118,24 @@ def _report(run: StudyRun, summary: list[str], reasons: bool = False) -> None:
         acc = layer.accounting()
         rejected = ", ".join(f"{k}: {v}" for k, v in acc["rows_rejected"].items()) or "none"
         excluded = sum(acc["rows_excluded"].values())
-        click.echo(f"  {layer.kind:<19} read {acc['rows_read']:>8,}  used {acc['rows_used']:>8,}  "
+        echo(f"  {layer.kind:<19} read {acc['rows_read']:>8,}  used {acc['rows_used']:>8,}  "
                    f"excluded {excluded:>7,}  rejected {sum(acc['rows_rejected'].values()):>6,} ({rejected})")
         if reasons:
             for reason, count in acc["rows_excluded"].items():
                 click.echo(f"      excluded {count:>8,}  {reason}")
     for line in summary:
-        click.echo(f"  {line}")
+        echo(f"  {line}")
     for warning in run.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        echo(f"warning: {warning}", err=True)
 
 
 _OUT = click.option("--out", "out", type=click.Path(file_okay=False), default=None,
                     help=f"Output folder (default: {DEFAULT_OUT}/<study file name>).")
-_SEED = click.option("--seed", type=int, default=None, help="Seed for permutation inference (default: the study's).")
+_SEED = click.option("--seed", type=click.IntRange(min=0, max=2**32 - 1), default=None, help="Seed for permutation inference (default: the study's).")
 _UNSUPPRESSED = click.option("--unsuppressed", is_flag=True, help="Publish real small counts (internal use only).")
 _TILES = click.option("--tiles", default=None, help="Basemap tiles: OpenStreetMap (default), another name, or none.")
 _OFFLINE = click.option("--offline", is_flag=True, help="Embed map assets so the page works with no network.")
-_SIMPLIFY = click.option("--simplify", type=float, default=None,
+_SIMPLIFY = click.option("--simplify", type=float, default=None, callback=_finite_non_negative,
                          help="Map ward outline simplification in metres (default 10; 0 keeps every vertex).")
 _PDF = click.option("--pdf", is_flag=True, help="Also print the briefings to briefings/briefings.pdf (needs chromium).")
 
@@ -135,16 +157,16 @@ def _run_and_write(study: Study, out: str | None, stages: tuple[str, ...], unsup
                    tiles: str | None = None, offline: bool = False, pdf: bool = False,
                    simplify: float | None = None, skip_unavailable: bool = False) -> Path:
     settings = _publish_settings(study, unsuppressed, tiles, offline, pdf, simplify)
-    run, summary = analyse(study, stages, skip_unavailable)
     folder = _out_folder(study, out)
+    run, summary = analyse(study, stages, skip_unavailable)
     write_outputs(run, folder, settings)
     period = f"{run.months[0]} to {run.months[-1]}" if run.months else "no dated records"
-    click.echo(f"{study.name}: {len(run.wards)} wards, {period}")
+    echo(f"{study.name}: {len(run.wards)} wards, {period}")
     _report(run, summary)
-    click.echo(f"map:    {folder / 'map.html'}")
-    click.echo(f"tables: {folder / 'wards.csv'} (and wards.gpkg, wards_monthly.csv, manifest.json)")
+    echo(f"map:    {folder / 'map.html'}")
+    echo(f"tables: {folder / 'wards.csv'} (and wards.gpkg, wards_monthly.csv, manifest.json)")
     if settings.briefings:
-        click.echo(f"briefings: {folder / 'briefings' / 'index.html'}")
+        echo(f"briefings: {folder / 'briefings' / 'index.html'}")
     return folder
 
 
@@ -163,10 +185,10 @@ def validate(study_file: str) -> None:
     """Check every input of a study and print the accounting; writes nothing."""
     study = load_study(study_file)
     run_ = prepare(study)
-    click.echo(f"{study.name}: {len(run_.wards)} wards, {len(run_.months)} months; measures: "
+    echo(f"{study.name}: {len(run_.wards)} wards, {len(run_.months)} months; measures: "
                f"{', '.join(run_.measures) or 'none'}")
     _report(run_, [], reasons=True)
-    click.echo("ok: every input read")
+    echo("ok: every input read")
 
 
 def _stage(study_file: str, stages: tuple[str, ...], out, seed, **publish) -> None:
@@ -201,11 +223,11 @@ def gaps(study_file: str, out, seed, **publish) -> None:
 def map_(study_file: str, out, seed, unsuppressed, tiles, offline, simplify) -> None:
     """Write only the interactive map (map.html) of a study into OUT."""
     study = _study(study_file, seed)
-    run_, summary = analyse(study, skip_unavailable=True)
     folder = _out_folder(study, out)
+    run_, summary = analyse(study, skip_unavailable=True)
     write_outputs(run_, folder, _publish_settings(study, unsuppressed, tiles, offline, simplify=simplify), part="map")
     _report(run_, summary)
-    click.echo(f"map: {folder / 'map.html'}")
+    echo(f"map: {folder / 'map.html'}")
 
 
 @cli.command()
@@ -217,12 +239,12 @@ def brief(study_file: str, ward_args, out, seed, unsuppressed, pdf) -> None:
     from .publish.briefings.pages import resolve_ward
 
     study = _study(study_file, seed)
+    folder = _out_folder(study, out)
     run_, summary = analyse(study, skip_unavailable=True)
     codes = [resolve_ward(run_, text) for text in ward_args] or None
-    folder = _out_folder(study, out)
     write_outputs(run_, folder, _publish_settings(study, unsuppressed, pdf=pdf), part="briefings", wards=codes)
     _report(run_, summary)
-    click.echo(f"briefings: {folder / 'briefings' / 'index.html'}")
+    echo(f"briefings: {folder / 'briefings' / 'index.html'}")
 
 
 @cli.command()
@@ -237,7 +259,7 @@ def demo(out: str, regenerate: bool, tiles, offline, pdf) -> None:
     root = Path(__file__).resolve().parents[1]
     if regenerate:
         changed = regenerate_files(root)
-        click.echo(f"demo files regenerated in {root} ({len(changed)} changed)")
+        echo(f"demo files regenerated in {root} ({len(changed)} changed)")
     study_file = root / DEMO_DIR / "study.toml"
     if not study_file.is_file():
         # Installed without the checkout's data folder: the generator makes the same files.

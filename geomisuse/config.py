@@ -398,9 +398,14 @@ class LayerSection(_InputSection):
     columns
         Canonical field -> source column, where detection does not find it (see each kind's
         ``...Columns`` model for the fields it can map).
+    public
+        Whether the layer's counts are already public at ward level: ``false`` protects them
+        (small counts suppressed, audited), ``true`` publishes them in full; default by source
+        (the MPS ward file and police.uk points are public, the other sources are not).
     """
 
     columns: BaseColumns = Field(default_factory=BaseColumns)
+    public: bool | None = None
 
 
 def _columns_model(name: str, doc: str, *fields: str, points: bool = True) -> type[BaseColumns]:
@@ -445,7 +450,7 @@ def _layer_model(kind: str, columns: type[BaseColumns]) -> type[LayerSection]:
     """The model of one ``[layers.KIND]`` table: :class:`LayerSection` with the kind's columns
     (and its extra keys, :data:`LAYER_KEYS`)."""
     name = "".join(part.title() for part in kind.split("_")) + "Layer"
-    bases = (LayerSection, LAYER_KEYS[kind]) if kind in LAYER_KEYS else LayerSection
+    bases = (LAYER_KEYS[kind], LayerSection) if kind in LAYER_KEYS else LayerSection
     model = create_model(name, __base__=bases, columns=(columns, Field(default_factory=columns)))
     model.SECTION = f"layers.{kind}"
     model.__doc__ = f"The ``[layers.{kind}]`` table (see :class:`LayerSection`)."
@@ -586,6 +591,16 @@ class GapSettings(Section):
         ``cbc`` (bundled with PuLP < 4) or ``highs`` (needs ``highspy``).
     solver_time_limit_s
         Time limit of the solver in seconds.
+    network
+        OSM extract (``.osm.pbf``, ``.osm``) or osmnx ``.graphml`` to walk over, relative to
+        the study file;
+        ``None`` (default): straight line times ``detour_factor`` (see README "Access").
+    network_max_snap_m
+        A resident point farther than this (metres) from any walkable way is reported; a ward
+        with most of its points so is outside the network (an error naming it).
+    postcodes
+        Postcode file (Code-Point Open CSV: ``Postcode``, ``Eastings``, ``Northings``), relative
+        to the study file, naming each satellite site's nearest postcode; ``None``: none.
     """
 
     SECTION: ClassVar[str] = "gaps"
@@ -607,6 +622,9 @@ class GapSettings(Section):
     candidate_grid: bool | None = None
     solver: Literal[SOLVERS] = "cbc"
     solver_time_limit_s: Number = Field(60.0, gt=0)
+    network: Text | None = None
+    network_max_snap_m: Number = Field(200.0, gt=0)
+    postcodes: Text | None = None
 
     @field_validator("need_rule", mode="before")
     @classmethod
@@ -621,6 +639,12 @@ class GapSettings(Section):
     def walk_minutes(self, distance_m: np.ndarray | float) -> np.ndarray | float:
         """Walking minutes for straight-line distance(s) in metres, at these settings."""
         return walk_minutes(distance_m, self.walk_speed_kmh, self.detour_factor)
+
+    @property
+    def walk_network_m(self) -> float:
+        """Walking distance (metres) the walk threshold reaches over a street network (no
+        detour factor: the route is walked as it is)."""
+        return walk_radius_m(self.walk_threshold_min, self.walk_speed_kmh, 1.0)
 
 
 class PublishSettings(Section):
@@ -647,6 +671,15 @@ class PublishSettings(Section):
     map_simplify_m
         Tolerance (metres, EPSG:27700) of the coverage simplification of ward polygons on the
         map; 0 keeps every vertex. The exports are never simplified.
+    suppress
+        ``"sources"`` (default): counts from sources whose publisher releases them at ward
+        level (the MPS ward file, police.uk points) are published in full, the others (ASB
+        warnings, any layer marked ``public = false``) are protected; ``"all"`` protects every
+        count. A layer's ``public = true`` publishes its counts in full.
+    rule
+        ``"threshold"`` (default): protected counts 1 to ``suppression_threshold - 1`` show as
+        ``<threshold``; ``"round5"`` (NHS style): protected counts 1-7 show as ``<8`` and the
+        others are rounded to the nearest 5.
     """
 
     SECTION: ClassVar[str] = "publish"
@@ -658,6 +691,8 @@ class PublishSettings(Section):
     briefings: bool = True
     pdf: bool = False
     map_simplify_m: Number = Field(10.0, ge=0)
+    suppress: Literal["sources", "all"] = "sources"
+    rule: Literal["threshold", "round5"] = "threshold"
 
 
 class StudyFile(Section):
@@ -929,9 +964,20 @@ def study_from_dict(data: Mapping[str, Any], base: Path, path: Path | None = Non
         boundaries=checked.boundaries.spec("boundaries", base),
         layers=layers,
         clusters=checked.clusters,
-        gaps=checked.gaps,
+        gaps=_resolve_gap_paths(checked.gaps, base),
         publish=checked.publish,
     )
+
+
+#: ``[gaps]`` settings that name files (resolved against the study file's folder).
+GAP_PATH_KEYS = ("network", "postcodes")
+
+
+def _resolve_gap_paths(gaps: GapSettings, base: Path) -> GapSettings:
+    """The ``[gaps]`` settings with their file paths made absolute (a new object)."""
+    changes = {k: str((base / getattr(gaps, k)).resolve()) for k in GAP_PATH_KEYS
+               if getattr(gaps, k) is not None}
+    return gaps.with_changes(**changes) if changes else gaps
 
 
 def months_between(first: str, last: str) -> list[str]:

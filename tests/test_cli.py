@@ -210,6 +210,7 @@ def test_clusters_and_gaps_commands_print_the_planted_findings():
 def test_map_command_replaces_only_the_map(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
+    (out / ".geomisuse-output").write_text("an earlier run's folder\n")
     (out / "wards.csv").write_text("kept\n")
     result = run_cli("map", str(ROOT / "data" / "demo" / "study.toml"), "--out", str(out), "--tiles", "none",
                      "--offline")

@@ -95,6 +95,8 @@ class LayerResult:
     covers_borough: Callable[[str], bool] | None = None
     #: The ward vintage (``"2022"``) where the source says it (boundary column ``WD22CD``).
     vintage: str | None = None
+    #: The parsed coordinates of a CSV point layer, kept for :func:`check_placement`.
+    coordinates: "ParsedCoordinates | None" = None
 
     @property
     def rows_used(self) -> int:
@@ -154,12 +156,37 @@ def require_file(path: Path, kind: str) -> Path:
     return path
 
 
-def decode_text(raw: bytes) -> str:
-    """Decode CSV bytes as UTF-8 (with or without BOM), else as Windows-1252 as Excel writes it."""
+def decode_text(raw: bytes, path: Path | str = "") -> str:
+    """Decode CSV bytes: UTF-8 (with or without BOM), UTF-16 with BOM, else Windows-1252.
+
+    Windows-1252 is what Excel writes as "CSV" on English Windows; it agrees with Latin-1 on
+    every printable character. Bytes that are not text in any of these (NUL bytes of UTF-16
+    without a BOM, bytes Windows-1252 does not define) are refused rather than guessed at.
+    """
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            raise InputError("file starts with a UTF-16 mark but is not UTF-16 text; save it as UTF-8 CSV",
+                             path) from None
+    if b"\x00" in raw:
+        raise InputError("file holds NUL bytes (UTF-16 without a byte-order mark, or not a text file); "
+                         "save it as UTF-8 CSV", path)
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return raw.decode("cp1252", errors="replace")
+        pass
+    try:
+        return raw.decode("cp1252")
+    except UnicodeDecodeError as err:
+        raise InputError(f"byte {raw[err.start]:#04x} at offset {err.start} is neither UTF-8 nor Windows-1252 "
+                         "text; save the file as UTF-8 CSV", path) from None
+
+
+def _separator(text: str) -> str:
+    """``;`` for files exported with semicolons (Excel in decimal-comma locales), else ``,``."""
+    header = text.lstrip("\ufeff").split("\n", 1)[0]
+    return ";" if header.count(";") > header.count(",") else ","
 
 
 def read_table(path: Path, kind: str, raw: bytes | None = None, name: str | None = None) -> pd.DataFrame:
@@ -181,12 +208,13 @@ def read_table(path: Path, kind: str, raw: bytes | None = None, name: str | None
     """
     if raw is None:
         raw = require_file(path, kind).read_bytes()
-    text = decode_text(raw)
+    text = decode_text(raw, name or path)
     if not text.strip():
         raise InputError(f"{kind} file is empty; export it again with a header row and data", name or path)
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
-    except pd.errors.ParserError as err:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True,
+                            sep=_separator(text))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise InputError(f"cannot read as CSV ({str(err).splitlines()[0]}); save it as comma-separated text",
                          name or path) from None
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -250,14 +278,147 @@ def _data_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c not in ("source_file", "source_row")]
 
 
-def to_number(values: pd.Series) -> pd.Series:
-    """Parse strings to floats (``"11,650"`` too); blanks and unparseable values become NaN."""
+#: "11,650" or "1,234,567.5": commas that group thousands.
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
+#: "51,5074": a comma that stands for the decimal point.
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
+
+
+def to_number(values: pd.Series, decimal_comma: bool = False) -> pd.Series:
+    """Parse strings to floats; blanks and unparseable values become NaN.
+
+    Commas are read as thousands separators only where they group digits in threes
+    (``"11,650"``); any other comma makes the value unparseable, never a silently different
+    number (``"1,5"`` is not 15). With ``decimal_comma`` a single comma between digits is the
+    decimal point (``"51,5074"`` is 51.5074), as in longitudes and latitudes written in
+    decimal-comma locales, where a thousands reading could not be right.
+    """
     number = pd.to_numeric(values, errors="coerce").astype("float64")
     missing = number.isna()
-    if missing.any():  # the slow path only for values with spaces or thousands separators
-        cleaned = values[missing].astype(str).str.strip().str.replace(",", "", regex=False)
+    if missing.any():  # the slow path only for values with spaces or separators
+        cleaned = values[missing].astype(str).str.strip()
+        if decimal_comma:
+            comma = cleaned.str.fullmatch(_DECIMAL_COMMA.pattern)
+            cleaned = cleaned.where(~comma, cleaned.str.replace(",", ".", regex=False))
+        grouped = cleaned.str.fullmatch(_THOUSANDS.pattern)
+        cleaned = cleaned.where(~grouped, cleaned.str.replace(",", "", regex=False))
         number[missing] = pd.to_numeric(cleaned, errors="coerce")
     return number
+
+
+def number_problems(raw: pd.DataFrame | pd.Series, what: str, integer: bool = False) -> tuple[pd.Series, pd.Series]:
+    """Parse a count-like column (or several, e.g. one per month) and say what is wrong per row.
+
+    Parameters
+    ----------
+    raw
+        Cells as read (strings).
+    what
+        The quantity, for the reasons (``"count"``, ``"population"``).
+    integer
+        Whether values must be whole numbers (counts).
+
+    Returns
+    -------
+    (values, reason)
+        ``values``: the parsed numbers (same shape as ``raw``); ``reason``: per row ``None``
+        when every cell is a finite, non-negative (whole) number, else the first problem of
+        ``no {what}`` (blank), ``unparseable {what}``, ``non-finite {what}`` (inf, NaN),
+        ``negative {what}``, ``non-integer {what}``.
+    """
+    frame = raw.to_frame() if isinstance(raw, pd.Series) else raw
+    values = frame.apply(to_number).astype("float64")  # float even with no rows
+    text = frame.apply(lambda c: c.astype(str).str.strip()).astype(str)
+    blank = text.eq("").astype(bool)
+    nonfinite_text = text.apply(lambda c: c.str.lower().str.lstrip("+-").isin(["inf", "infinity", "nan"])
+                                ).astype(bool)
+    checks = [
+        (f"no {what}", blank),
+        (f"non-finite {what}", nonfinite_text | np.isinf(values)),
+        (f"unparseable {what}", values.isna() & ~blank),
+        (f"negative {what}", values < 0),
+    ]
+    if integer:
+        checks.append((f"non-integer {what}", np.isfinite(values) & (values % 1 != 0)))
+    reason = pd.Series(None, index=frame.index, dtype=object)
+    for label, bad in checks:
+        row_bad = bad.any(axis=1) & reason.isna()
+        reason[row_bad] = label
+    reason = reason.astype(object).where(reason.notna(), None)
+    return (values.iloc[:, 0] if isinstance(raw, pd.Series) else values), reason
+
+
+def reject_bad_numbers(layer: LayerResult, raw: pd.DataFrame | pd.Series, what: str,
+                       integer: bool = False) -> pd.DataFrame | pd.Series:
+    """Reject the rows of ``layer.table`` whose ``raw`` numbers are not usable
+    (:func:`number_problems`); return the parsed values of the rows kept."""
+    values, reason = number_problems(raw, what, integer)
+    bad = reason.notna()
+    layer.reject(layer.table.loc[bad[bad].index], reason[bad])
+    return values.loc[layer.table.index]
+
+
+def drop_duplicate_rows(layer: LayerResult, value_columns: Sequence[str], path: Path | str) -> None:
+    """De-duplicate a ward-level table so that no row is counted twice.
+
+    Rows that agree in every column but ``value_columns`` describe the same thing (a ward,
+    category and month). When their values agree too they are copies: all but the first are
+    excluded as ``duplicate row`` with a warning. When their values differ the file says two
+    things about one cell and is refused.
+
+    Raises
+    ------
+    InputError
+        Naming the file, both rows and what to do.
+    """
+    table = layer.table
+    if table.empty:
+        return
+    keys = [c for c in _data_columns(table) if c not in set(value_columns)]
+    normalised = table[keys + list(value_columns)].apply(lambda c: c.astype(str).str.strip())
+    same_key = normalised.duplicated(subset=keys, keep=False)
+    if not same_key.any():
+        return
+    copies = normalised.duplicated(keep="first")
+    conflicting = same_key & ~normalised.duplicated(keep=False)
+    if conflicting.any():
+        first = normalised[conflicting].iloc[0]
+        group = table.loc[(normalised[keys] == first[keys]).all(axis=1), "source_row"].tolist()
+        raise InputError(f"rows {group[0]} and {group[1]} describe the same {', '.join(first[keys].head(4))} with "
+                         "different values; keep one of them", path)
+    rows = table.loc[copies, "source_row"].tolist()
+    layer.exclude(table[copies], "duplicate row")
+    layer.warnings.append(f"{path}: {len(rows)} duplicate row(s) (row {rows[0]} repeats an earlier row) counted "
+                          "once")
+
+
+def refuse_overlapping_files(frame: pd.DataFrame, key_columns: Sequence[str], path: Path | str,
+                             what: str) -> None:
+    """Refuse files that cover the same ``key_columns`` value (e.g. the same force and month):
+    reading both would count each record twice."""
+    if frame.empty or any(c not in frame for c in key_columns):
+        return
+    # Distinct (key, file) rows first, found on integer codes: a force-month file has one,
+    # however many rows it has.
+    combined = np.zeros(len(frame), dtype="int64")
+    for column in list(key_columns) + ["source_file"]:
+        codes, uniques = pd.factorize(frame[column], use_na_sentinel=False)
+        combined = combined * (len(uniques) + 1) + codes
+    distinct = frame.iloc[np.flatnonzero(~pd.Series(combined).duplicated().to_numpy())]
+    parts = [distinct[c].fillna("").astype(str).str.strip() for c in key_columns]
+    keys = parts[0].str.cat(parts[1:], sep=" ") if len(parts) > 1 else parts[0]
+    files = pd.DataFrame({"key": keys, "file": distinct["source_file"]}).drop_duplicates()
+    shared = files[files["key"].duplicated(keep=False)]
+    if len(shared):
+        key = shared["key"].iloc[0]
+        names = shared.loc[shared["key"] == key, "file"].tolist()
+        raise InputError(f"{names[0]} and {names[1]} both hold {what} {key}; give each once (remove the copy)",
+                         path)
+
+
+def content_digest(raw: bytes) -> str:
+    """Hex SHA-256 of some bytes (to recognise the same file given twice)."""
+    return hashlib.sha256(raw).hexdigest()
 
 
 def by_unique(values: pd.Series, parse) -> pd.Series:
@@ -291,12 +452,15 @@ def points_from_table(layer: LayerResult, x_column: str, y_column: str, lonlat: 
     first_file = table["source_file"].iloc[0] if len(table) else ""
     raw_x = by_unique(table[x_column].astype(str), lambda u: u.str.strip())
     raw_y = by_unique(table[y_column].astype(str), lambda u: u.str.strip())
-    x, y = to_number(raw_x), to_number(raw_y)
+    # A comma in a longitude or latitude is a decimal comma (none has thousands); in an easting
+    # it groups thousands ("665,415"), and any other comma there makes the value unparseable.
+    x, y = to_number(raw_x, decimal_comma=lonlat), to_number(raw_y, decimal_comma=lonlat)
     blank = (raw_x == "") | (raw_y == "")
     layer.reject(table[blank], "no coordinates")
     bad = ~blank & (x.isna() | y.isna() | ~np.isfinite(x) | ~np.isfinite(y))
     layer.reject(table[bad], "unparseable coordinates")
     x, y = x[layer.table.index], y[layer.table.index]
+    layer.coordinates = ParsedCoordinates(x.to_numpy(), y.to_numpy(), lonlat, x_column, y_column, str(first_file))
 
     if lonlat:
         in_gb = x.between(*_GB_LON) & y.between(*_GB_LAT)
@@ -321,6 +485,153 @@ def points_from_table(layer: LayerResult, x_column: str, y_column: str, lonlat: 
     layer.table = gpd.GeoDataFrame(layer.table, geometry=shapely.points(ex, ny), crs=ANALYSIS_CRS)
 
 
+
+
+@dataclass
+class ParsedCoordinates:
+    """The coordinates of a CSV point layer as parsed, before any is judged outside.
+
+    Attributes
+    ----------
+    x, y
+        Finite parsed values of the two columns (one per row that had both).
+    lonlat
+        Whether the columns were read as longitude/latitude (else easting/northing).
+    x_column, y_column
+        The column names, for messages.
+    file
+        The first file of the layer, for messages.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    lonlat: bool
+    x_column: str
+    y_column: str
+    file: str
+
+
+#: How far (metres) beyond the study wards' bounding box a point still counts as "near" the
+#: study area when judging which reading of a layer's coordinates is right.
+PLACEMENT_MARGIN_M = 2_000.0
+#: Share of a layer's rows that, rejected for problems in the data (anything but lying
+#: outside the study wards), makes the whole layer an error: the cause is then the file or
+#: its column mapping, not a few bad rows.
+MOSTLY_REJECTED_SHARE = 0.5
+
+
+def _near(ex: np.ndarray, ny: np.ndarray, bounds: Sequence[float]) -> int:
+    minx, miny, maxx, maxy = bounds
+    m = PLACEMENT_MARGIN_M
+    with np.errstate(invalid="ignore"):
+        return int(np.count_nonzero((ex >= minx - m) & (ex <= maxx + m) & (ny >= miny - m) & (ny <= maxy + m)))
+
+
+def _lonlat_to_grid(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    plausible = (lon >= -180) & (lon <= 180) & (lat >= -90) & (lat <= 90)
+    ex, ny = _TO_BNG.transform(np.where(plausible, lon, np.nan), np.where(plausible, lat, np.nan))
+    return np.asarray(ex, dtype=float), np.asarray(ny, dtype=float)
+
+
+def check_placement(layer: LayerResult, study_bounds: Sequence[float]) -> None:
+    """Refuse a point layer whose coordinates, as read, cannot be right for the study area.
+
+    Each of four readings of the two coordinate columns is tried: as declared, the columns
+    swapped, and the other coordinate system (lon/lat read as easting/northing and the
+    reverse) each way round. When the declared reading puts fewer than half of the rows
+    within :data:`PLACEMENT_MARGIN_M` of the study wards and another reading puts more
+    than half there *and* twice as many as the declared one, the layer is refused naming
+    that cause. When no row at all lies near the study wards under any reading, the layer
+    is refused as belonging to another area (or another CRS). Otherwise points outside the
+    wards are listed row by row: police.uk files cover a whole force, most of whose points
+    are outside any one borough.
+
+    Parameters
+    ----------
+    layer
+        A layer read by :func:`points_from_table` (others are left alone).
+    study_bounds
+        ``(minx, miny, maxx, maxy)`` of the study wards in EPSG:27700.
+
+    Raises
+    ------
+    InputError
+        Naming the file, the columns and the likely cause.
+    """
+    parsed = layer.coordinates
+    if parsed is None or not len(parsed.x):
+        return
+    x, y, n = parsed.x, parsed.y, len(parsed.x)
+    readings = {
+        ("lonlat", False): _lonlat_to_grid(x, y),
+        ("lonlat", True): _lonlat_to_grid(y, x),
+        ("grid", False): (x, y),
+        ("grid", True): (y, x),
+    }
+    near = {key: _near(ex, ny, study_bounds) for key, (ex, ny) in readings.items()}
+    declared = ("lonlat" if parsed.lonlat else "grid", False)
+    best = max(near, key=lambda k: (near[k], k == declared))
+    columns = f"'{parsed.x_column}'/'{parsed.y_column}'"
+    if best != declared and near[declared] < n / 2 and near[best] > n / 2 and near[best] > 2 * near[declared]:
+        evidence = f"{near[best]} of {n} rows fall in the study area that way, {near[declared]} as read"
+        if best[0] == declared[0]:
+            what = "longitude and latitude look swapped" if parsed.lonlat else "easting and northing look swapped"
+            fix = "swap the columns or map them in the study file"
+        elif parsed.lonlat:
+            what = f"{columns} hold easting/northing (British National Grid metres), not longitude/latitude"
+            fix = "name them easting/northing or map them in the study file"
+        else:
+            what = f"{columns} hold longitude/latitude, not easting/northing"
+            fix = "name them longitude/latitude or map them in the study file"
+        if best[1] and best[0] != declared[0]:
+            what += ", the other way round"
+        raise InputError(f"{what} ({evidence}); {fix}", parsed.file, column=parsed.x_column)
+    if near[best] == 0:
+        system = "longitude/latitude" if parsed.lonlat else "easting/northing (EPSG:27700)"
+        raise InputError(
+            f"none of the {n} rows with coordinates lies within {PLACEMENT_MARGIN_M / 1000:g} km of the study "
+            f"wards, read as {system} or any other way; is the file for another area, are the boundaries "
+            f"another borough's, or are {columns} in another CRS?", parsed.file, column=parsed.x_column)
+
+
+#: Reasons of rows that are not a problem of the file (a force-wide file has many).
+_AREA_REASONS = frozenset({"outside the study area"})
+
+
+def check_mostly_rejected(layer: LayerResult) -> None:
+    """Refuse a layer of which most rows are rejected for problems in the data.
+
+    More than :data:`MOSTLY_REJECTED_SHARE` of the rows a layer did not exclude on purpose,
+    rejected for reasons other than lying outside the study wards, means the file or its
+    column mapping is wrong (decimal commas, text in a count column, a mislabelled
+    coordinate column): analysing the remainder would be silently wrong. So is a ward-level
+    table none of whose rows names a study ward (another area, or the wrong column).
+
+    Raises
+    ------
+    InputError
+        Naming the file, the commonest reason, its first row and what to check.
+    """
+    elsewhere = layer.excluded.get("ward not in the study area", 0)
+    if elsewhere and layer.rows_used == 0 and not len(layer.rejected):
+        raise InputError(f"none of the {layer.rows_read} rows names a ward of the study ({elsewhere} name other "
+                         "wards); is the file for another area, or is the ward code column mapped wrongly?",
+                         layer.paths[0] if layer.paths else None)
+    rejected = layer.rejected
+    if not len(rejected):
+        return
+    considered = layer.rows_read - sum(layer.excluded.values())
+    problems = rejected[~rejected["reason"].isin(_AREA_REASONS)]
+    if len(problems) < 2 or len(problems) <= MOSTLY_REJECTED_SHARE * considered:
+        return
+    reason = problems["reason"].value_counts().index[0]
+    first = problems[problems["reason"] == reason].iloc[0]
+    if "coordinates" in reason or "swapped" in reason or "Great Britain" in reason:
+        check = "the coordinate columns, their mapping in the study file and the CRS"
+    else:
+        check = "that column (decimal commas, text or the wrong column mapped?) and export the file again"
+    raise InputError(f"{len(problems)} of {considered} {layer.kind} rows rejected (commonest: {reason}, first at "
+                     f"row {int(first['row'])}); check {check}", first["file"])
 
 
 @dataclass
@@ -511,10 +822,22 @@ def read_vector(path: Path, kind: str, layer_name: str | None = None) -> gpd.Geo
         raise InputError(f"{kind} file has no features", path)
     if frame.crs is None:
         frame = frame.set_crs(guess_crs(frame.total_bounds, path))
+    elif frame.crs.to_epsg() == 4326 and not _fits_lonlat(frame.total_bounds):
+        # GeoJSON readers assume lon/lat; a GeoJSON saved in metres without a "crs" member
+        # then holds coordinates no longitude can have.
+        frame = frame.set_crs(guess_crs(frame.total_bounds, path), allow_override=True)
     frame = frame.to_crs(ANALYSIS_CRS)
+    if not np.isfinite(frame.total_bounds).all():
+        raise InputError("coordinates do not convert to British National Grid (wrong CRS in the file?); "
+                         "save it with its true CRS", path)
     frame["source_file"] = str(path)
     frame["source_row"] = np.arange(1, len(frame) + 1, dtype="int64")
     return frame
+
+
+def _fits_lonlat(bounds: Sequence[float]) -> bool:
+    minx, miny, maxx, maxy = bounds
+    return -180 <= minx and maxx <= 180 and -90 <= miny and maxy <= 90
 
 
 def guess_crs(bounds: Sequence[float], path: Path | str) -> str:

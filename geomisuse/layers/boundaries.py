@@ -11,7 +11,7 @@ import shapely
 
 from ..errors import InputError
 from ..config import LayerSpec
-from .base import LayerResult, apply_where, read_vector
+from .base import LayerResult, apply_where, is_vector_file, read_vector
 
 #: Ward code / name / borough column patterns across ONS, GLA and council vintages.
 CODE_PATTERNS = [r"wd\d\dcd", r"gss_code", r"ward\d\d_code", r"wardcode", r"ward_code", r"wd_code", r"code"]
@@ -41,6 +41,9 @@ def load_boundaries(spec: LayerSpec) -> LayerResult:
         Unreadable file, no code or name column, duplicate or empty ward codes, empty geometry.
     """
     path = spec.paths[0]
+    if not is_vector_file(path):
+        raise InputError("ward boundaries must be a GeoJSON, GeoPackage or Shapefile (a CSV has no shapes); "
+                         "export them from QGIS or download them from the ONS Open Geography Portal", path)
     frame = read_vector(path, "boundaries", spec.options.get("layer"))
     layer = LayerResult("boundaries", [path], frame, rows_read=len(frame))
     apply_where(layer, spec.options.get("where"), path)
@@ -73,6 +76,12 @@ def load_boundaries(spec: LayerSpec) -> LayerResult:
         row = int(frame.loc[geometry.isna() | geometry.is_empty, "source_row"].iloc[0])
         raise InputError("ward has no geometry", path, row=row)
 
+    polygonal = geometry.geom_type.isin(["Polygon", "MultiPolygon"])
+    if not polygonal.all():
+        row = int(frame.loc[~polygonal, "source_row"].iloc[0])
+        raise InputError(f"ward is a {geometry[~polygonal].iloc[0].geom_type}, not a polygon; ward boundaries must "
+                         "be polygons (check that this is the boundary file)", path, row=row)
+
     invalid = ~geometry.is_valid
     if invalid.any():
         names = ", ".join(frame.loc[invalid, name].astype(str).head(5))
@@ -88,6 +97,7 @@ def load_boundaries(spec: LayerSpec) -> LayerResult:
     wards["area_km2"] = wards.geometry.area / 1e6
     if context_index is not None:
         wards["is_context"] = frame.index.isin(context_index)
+    _check_areas(wards, frame["source_row"].to_numpy(), path, layer.warnings)
     layer.table = wards.sort_values("ward_code", kind="stable").reset_index(drop=True)
     year = re.search(r"(?:wd|ward)(\d\d)", str(code).lower())
     layer.vintage = f"20{year.group(1)}" if year else None
@@ -130,6 +140,39 @@ def _context_wards(everything: gpd.GeoDataFrame, layer: LayerResult, options: di
     layer.warnings.append(f"{path}: {len(near)} context ward(s) {described}: the statistics see them, the outputs "
                           "are the study's wards only")
     return near
+#: Wards smaller than this (km²) are warned about as slivers: no real ward is, a digitising
+#: or clipping artefact can be.
+SLIVER_KM2 = 0.001
+#: Two wards sharing more than this share of the smaller one's area overlap (the tolerance
+#: allows for boundaries digitised at different scales).
+OVERLAP_SHARE = 0.01
+
+
+def _check_areas(wards: gpd.GeoDataFrame, rows, path, warnings: list[str]) -> None:
+    """Refuse wards without area; warn about slivers and overlapping wards (a point in an
+    overlap is counted once, in the ward whose code sorts first)."""
+    empty = wards["area_km2"] <= 0
+    if empty.any():
+        i = int(np.flatnonzero(empty.to_numpy())[0])
+        raise InputError(f"ward {wards['ward_code'].iloc[i]} has no area (a line or a point drawn as a polygon); "
+                         "fix its boundary", path, row=int(rows[i]))
+    slivers = wards[wards["area_km2"] < SLIVER_KM2]
+    if len(slivers):
+        warnings.append(f"{path}: {len(slivers)} ward(s) smaller than {SLIVER_KM2 * 1e6:,.0f} m² (slivers?): "
+                        + ", ".join(f"{c} {n}" for c, n in zip(slivers["ward_code"].head(5), slivers["ward_name"])))
+    geoms = wards.geometry.to_numpy()
+    left, right = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    pairs = left < right
+    left, right = left[pairs], right[pairs]
+    if len(left):
+        shared = shapely.area(shapely.intersection(geoms[left], geoms[right]))
+        smaller = np.minimum(shapely.area(geoms[left]), shapely.area(geoms[right]))
+        overlapping = shared > OVERLAP_SHARE * smaller
+        if overlapping.any():
+            codes = wards["ward_code"].to_numpy()
+            named = [f"{codes[a]}/{codes[b]}" for a, b in zip(left[overlapping][:5], right[overlapping][:5])]
+            warnings.append(f"{path}: {int(overlapping.sum())} pair(s) of wards overlap ({', '.join(named)}); a "
+                            "point in an overlap is counted once, in the ward whose code sorts first")
 
 
 def _match(columns, patterns: list[str]) -> str | None:

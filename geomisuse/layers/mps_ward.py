@@ -14,8 +14,8 @@ import pandas as pd
 
 from ..errors import InputError
 from ..config import LayerSpec
-from .base import (LayerResult, LoadContext, apply_where, check_ward_vintage, find_columns, read_table,
-                   record_coverage, study_ward_codes, to_number)
+from .base import (LayerResult, LoadContext, apply_where, check_ward_vintage, drop_duplicate_rows,
+                   find_columns, read_table, record_coverage, reject_bad_numbers, study_ward_codes)
 
 #: Normalised minor category -> measure.
 MEASURE_OF_MINOR = {
@@ -76,11 +76,10 @@ def load_mps_ward(spec: LayerSpec, context: LoadContext) -> LayerResult:
 
     codes = study_ward_codes(layer.table, columns["ward_code"], columns["ward_name"], context)
     layer.exclude(layer.table[codes.isna()], "ward not in the study area")
+    drop_duplicate_rows(layer, month_columns, path)
     table = layer.table
-    counts = table[wanted].apply(to_number)
-    bad = counts.isna().any(axis=1) | (counts < 0).any(axis=1)
-    layer.reject(table[bad], "unparseable count")
-    table, counts = layer.table, counts[~bad]
+    counts = reject_bad_numbers(layer, table[wanted], "count", integer=True)
+    table = layer.table
 
     counts.columns = [_as_month(c) for c in counts.columns]
     long = counts.assign(ward_code=codes[table.index], measure=minor[table.index].map(MEASURE_OF_MINOR))

@@ -16,8 +16,9 @@ import pandas as pd
 from ..errors import InputError
 from ..progress import progress
 from ..config import LayerSpec
-from .base import (LayerResult, LoadContext, apply_where, by_unique, find_columns, normalise_name, parse_months,
-                   points_from_table, read_table, require_file)
+from .base import (LayerResult, LoadContext, apply_where, by_unique, content_digest, find_columns,
+                   normalise_name, parse_months, points_from_table, read_table, refuse_overlapping_files,
+                   require_file)
 
 #: Normalised crime type -> ward-table measure.
 MEASURE_OF_CRIME_TYPE = {"drugs": "drug_offences", "anti social behaviour": "asb"}
@@ -48,15 +49,22 @@ def load_police_uk(spec: LayerSpec, context: LoadContext) -> LayerResult:
         ``table``: GeoDataFrame (EPSG:27700) with ``month``, ``measure`` (``drug_offences`` or
         ``asb``), ``crime_type``, ``crime_id``, ``location``, ``source_file``, ``source_row``.
     """
-    frames, paths = [], []
+    frames, paths, seen, duplicates = [], [], {}, []
     for name, raw, source in progress(_csv_sources(spec.paths), "reading police.uk files"):
+        raw = raw if raw is not None else source.read_bytes()
+        digest = content_digest(raw)
+        if digest in seen:  # the same download twice (a folder and its zip): read once
+            duplicates.append(f"{name} is a copy of {seen[digest]}, read once")
+            continue
+        seen[digest] = name
         frames.append(read_table(source, "police_uk", raw=raw, name=name))
         paths.append(source)
     if not frames:
         raise InputError("no CSV files found; point police_uk at a CSV, a folder of CSVs or a zip",
                          spec.paths[0])
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    layer = LayerResult("police_uk", sorted(set(paths)), frame, rows_read=len(frame))
+    refuse_overlapping_files(frame, ("Reported by", "Month"), spec.paths[0], "the force and month")
+    layer = LayerResult("police_uk", sorted(set(paths)), frame, rows_read=len(frame), warnings=duplicates)
     apply_where(layer, spec.options.get("where"), spec.paths[0])
     columns = find_columns(frame, spec.paths[0], "police_uk", COLUMNS, spec.columns,
                            optional=("crime_id", "location", "lsoa_code"))
@@ -133,10 +141,15 @@ def _csv_sources(paths: list[Path]):
             yield from _csv_sources(members)
         elif path.suffix.lower() == ".zip":
             require_file(path, "police_uk")
-            with zipfile.ZipFile(path) as archive:
-                for member in sorted(archive.namelist()):
-                    if member.lower().endswith(".csv") and not member.startswith("__MACOSX"):
-                        yield f"{path}:{member}", archive.read(member), path
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    members = [(m, archive.read(m)) for m in sorted(archive.namelist())
+                               if m.lower().endswith(".csv") and not m.startswith("__MACOSX")]
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError) as err:
+                raise InputError(f"cannot read the zip ({err}); download it again or unzip it into a folder",
+                                 path) from None
+            for member, raw in members:
+                yield f"{path}:{member}", raw, path
         else:
             require_file(path, "police_uk")
             yield str(path), None, path

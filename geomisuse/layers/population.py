@@ -11,7 +11,7 @@ from ..config import LayerSpec
 from .small_areas import aggregate_areas, small_area_column
 from .base import (LayerResult, LoadContext, apply_where, coordinate_columns, find_columns,
                    is_vector_file, points_from_table, read_table, read_vector, study_ward_codes,
-                   to_number)
+                   reject_bad_numbers)
 
 WARD_COLUMNS = {
     "ward_code": ["ward_code", "WD22CD", "WD23CD", "WD24CD", "WD25CD", "GSS_CODE", "GEOGRAPHY_CODE", "Code",
@@ -62,9 +62,7 @@ def load_population(spec: LayerSpec, context: LoadContext) -> LayerResult:
         # Codes of another ward vintage match nothing: fall back to names for the whole file.
         codes = study_ward_codes(table, None, columns["ward_name"], context)
     layer.exclude(table[codes.isna()], "ward not in the study area")
-    value = to_number(layer.table[columns["population"]])
-    bad = value.isna() | (value < 0)
-    layer.reject(layer.table[bad], "unparseable population")
+    value = reject_bad_numbers(layer, layer.table[columns["population"]], "population")
     codes = codes[layer.table.index]
     duplicated = codes[codes.duplicated()]
     if len(duplicated):
@@ -79,8 +77,7 @@ def load_population(spec: LayerSpec, context: LoadContext) -> LayerResult:
 def _population_by_small_area(layer: LayerResult, area_column: str, value_column: str, spec: LayerSpec,
                               context: LoadContext) -> LayerResult:
     """Ward populations summed from a small-area table (several rows per area, e.g. age bands, summed)."""
-    value = to_number(layer.table[value_column])
-    layer.reject(layer.table[value.isna() | (value < 0)], "unparseable population")
+    value = reject_bad_numbers(layer, layer.table[value_column], "population")
     layer.table = layer.table.assign(population=value[layer.table.index])
     summed, mapping = aggregate_areas(layer, area_column, ["population"], spec.options, context)
     layer.paths = [*layer.paths, *mapping.paths]
@@ -113,8 +110,7 @@ def load_residents(spec: LayerSpec, context: LoadContext | None = None) -> Layer
         x_column, y_column, lonlat = coordinate_columns(layer.table, path, "residents", spec.columns)
         points_from_table(layer, x_column, y_column, lonlat)
     column = find_columns(layer.table, path, "residents", {"residents": RESIDENT_COLUMNS}, spec.columns)["residents"]
-    value = to_number(layer.table[column])
-    layer.reject(layer.table[value.isna() | (value < 0)], "unparseable resident count")
+    value = reject_bad_numbers(layer, layer.table[column], "resident count")
     table = layer.table
     layer.table = gpd.GeoDataFrame({"residents": value[table.index], "source_file": table["source_file"],
                                     "source_row": table["source_row"]},

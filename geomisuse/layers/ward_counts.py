@@ -7,9 +7,8 @@ import pandas as pd
 
 from ..errors import InputError
 from ..config import LayerSpec
-from .base import (LayerResult, LoadContext, check_ward_vintage, find_columns, parse_months, record_names,
-                   study_ward_codes,
-                   to_number)
+from .base import (LayerResult, LoadContext, check_ward_vintage, drop_duplicate_rows, find_columns,
+                   parse_months, record_names, reject_bad_numbers, study_ward_codes)
 
 COLUMNS = {
     "ward_code": ["ward_code", "WardCode", "Ward Code", "WD22CD", "WD23CD", "WD24CD", "GSS_CODE", "code"],
@@ -38,9 +37,8 @@ def ward_counts_from_table(layer: LayerResult, spec: LayerSpec, context: LoadCon
     # A council's table lists the wards with warnings: an unlisted ward had none (no coverage limit).
     record_names(layer, layer.table, codes, columns["ward_name"])
     layer.exclude(layer.table[codes.isna()], "ward not in the study area")
-    count = to_number(layer.table[columns["count"]])
-    bad = count.isna() | (count < 0) | (count % 1 != 0)
-    layer.reject(layer.table[bad], "unparseable count")
+    drop_duplicate_rows(layer, [columns["count"]], path)
+    count = reject_bad_numbers(layer, layer.table[columns["count"]], "count", integer=True)
     index = layer.table.index
     result = pd.DataFrame({"ward_code": codes[index], "month": month[index], "measure": measure,
                            "count": count[index].astype("int64")})

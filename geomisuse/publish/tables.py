@@ -20,16 +20,19 @@ import numpy as np
 import pandas as pd
 
 from ..version import __version__
+from .disclosure import STATISTIC_SUFFIXES
 from .exports import csv_table, gpkg_table
-from .published import published_monthly, published_wards
-from ..config import PublishSettings
+from .published import published_emerging, published_monthly, published_wards, study_protection
+from ..config import MEASURES, PublishSettings
+from .escaping import neutralise_csv
+from ..errors import InputError
 
 if TYPE_CHECKING:  # publishing reads a run's results; it never drives the pipeline
     from ..pipeline import StudyRun
 
 #: Packages whose versions are recorded in the manifest.
 RECORDED_PACKAGES = ("geopandas", "shapely", "pyogrio", "pyproj", "pandas", "numpy", "libpysal", "esda",
-                     "spopt", "pulp", "folium", "scipy")
+                     "spopt", "pulp", "folium", "scipy", "osmium")
 
 
 def unmatched_rows(run: StudyRun) -> pd.DataFrame:
@@ -63,12 +66,7 @@ def manifest(run: StudyRun, settings: PublishSettings, outputs: list[str]) -> di
                   "borough": study.borough, "demo": study.demo, "sources": study.sources,
                   "period": [run.months[0], run.months[-1]] if run.months else None, "months": len(run.months)},
         "seed": study.seed,
-        "suppression": {"threshold": int(settings.suppression_threshold), "unsuppressed": bool(settings.unsuppressed),
-                        "note": ("UNSUPPRESSED: real small counts, for internal analysis only; do not publish"
-                                 if settings.unsuppressed else
-                                 f"counts 1-{int(settings.suppression_threshold) - 1} shown as "
-                                 f"<{int(settings.suppression_threshold)}; 'c' marks a count hidden to "
-                                 "protect another")},
+        "suppression": _suppression_entry(run, settings),
         "inputs": inputs,
         "wards": int(len(run.wards)),
         "measures": dict(run.sources),
@@ -79,8 +77,78 @@ def manifest(run: StudyRun, settings: PublishSettings, outputs: list[str]) -> di
     }
 
 
+def _suppression_entry(run: StudyRun, settings: PublishSettings) -> dict:
+    """The manifest's account of disclosure control: threshold, rule, which rule applied to
+    which measure and why, and the audit's figures."""
+    protection = study_protection(run, settings)
+    threshold = protection.threshold
+    if settings.unsuppressed:
+        note = "UNSUPPRESSED: real small counts, for internal analysis only; do not publish"
+    elif settings.rule == "round5":
+        note = (f"protected counts 1-{threshold - 1} shown as <{threshold}, the others rounded to the nearest 5; "
+                "'c' marks a count hidden to protect another (any value, zero included)")
+    else:
+        note = (f"protected counts 1-{threshold - 1} shown as <{threshold}; 'c' marks a count hidden to "
+                "protect another (any value, zero included)")
+    return {"threshold": threshold, "unsuppressed": bool(settings.unsuppressed), "rule": settings.rule,
+            "suppress": settings.suppress, "note": note,
+            "policy": {m: {"source": p.source, "protected": p.protected, "reason": p.reason}
+                       for m, p in protection.policies.items()},
+            "withheld_statistics": [f"{m}{s}" for m in MEASURES if protection.protected(m)
+                                    for s in STATISTIC_SUFFIXES if f"{m}{s}" in run.wards],
+            "audit": protection.audit}
+
+
 #: What a run can write: everything, or only the map or only the briefings.
 PARTS = ("all", "map", "briefings")
+
+
+#: The file that marks a folder as geomisuse's output folder (safe to replace).
+OUTPUT_MARKER = ".geomisuse-output"
+#: Everything geomisuse writes at the top of an output folder.
+OUTPUT_NAMES = frozenset({OUTPUT_MARKER, "map.html", "wards.gpkg", "wards.csv", "wards_monthly.csv",
+                          "global_moran.csv", "satellites.csv", "unmatched.csv", "manifest.json", "briefings"})
+
+
+def check_out_folder(out: Path) -> str:
+    """Say whether geomisuse may write into ``out``, before any work is done.
+
+    Returns
+    -------
+    str
+        ``"new"`` (does not exist), ``"empty"`` (an empty folder: outputs are moved into it)
+        or ``"ours"`` (carries :data:`OUTPUT_MARKER`, or is an earlier run's folder with its
+        ``manifest.json``, and holds nothing else than geomisuse's outputs: replaced whole).
+
+    Raises
+    ------
+    InputError
+        ``out`` is a file, or a folder that holds anything geomisuse did not write.
+    """
+    out = Path(out)
+    if not out.exists() and not out.is_symlink():
+        return "new"
+    if not out.is_dir() or out.is_symlink():
+        raise InputError("--out must be a folder geomisuse can replace, and this is a file or a link; "
+                         "give a new or empty folder", out)
+    entries = sorted(p.name for p in out.iterdir())
+    if not entries:
+        return "empty"
+    foreign = [name for name in entries if name not in OUTPUT_NAMES]
+    if not (OUTPUT_MARKER in entries or _earlier_manifest(out)) or foreign:
+        example = (foreign or entries)[0]
+        raise InputError(f"output folder holds files geomisuse did not write (e.g. '{example}'); geomisuse "
+                         "replaces its output folder, so give a new or empty folder, or move those files away",
+                         out)
+    return "ours"
+
+
+def _earlier_manifest(out: Path) -> bool:
+    """Whether ``out`` holds the manifest of a run from before the marker file existed."""
+    try:
+        return "geomisuse_version" in json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def write_outputs(run: StudyRun, out: Path, settings: PublishSettings, part: str = "all",
@@ -89,7 +157,9 @@ def write_outputs(run: StudyRun, out: Path, settings: PublishSettings, part: str
 
     Everything is written into a staging folder beside ``out`` first. ``part="all"`` then
     replaces ``out`` as a whole; ``"map"`` and ``"briefings"`` replace only ``map.html`` or
-    the ``briefings`` folder in it. A failure leaves ``out`` as it was.
+    the ``briefings`` folder in it. ``out`` must be new, empty or geomisuse's own
+    (:func:`check_out_folder`); nothing geomisuse did not write is deleted. A failure,
+    including of the final move, leaves ``out`` as it was and no staging folder behind.
 
     Parameters
     ----------
@@ -108,14 +178,29 @@ def write_outputs(run: StudyRun, out: Path, settings: PublishSettings, part: str
     -------
     list of Path
         The files written, inside ``out``.
+
+    Raises
+    ------
+    InputError
+        ``out`` is not geomisuse's to write, or cannot be written (permissions, disk space).
     """
-    out = Path(out).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    out = Path(out).absolute()
+    state = check_out_folder(out)
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as err:
+        raise InputError(f"cannot create the output folder ({err.strerror}); choose a folder you can write to",
+                         out) from None
+    try:
+        (staging / OUTPUT_MARKER).write_text("Written by geomisuse; the whole folder is replaced on the next run.\n",
+                                             encoding="utf-8")
         if part == "all":
             written = _write_all(run, staging, settings)
-            _swap_in(staging, out)
+            if state == "empty":
+                _move_entries(staging, out)
+            else:
+                _swap_in(staging, out)
         else:
             published = published_wards(run, settings)
             target = "map.html" if part == "map" else "briefings"
@@ -135,23 +220,48 @@ def write_outputs(run: StudyRun, out: Path, settings: PublishSettings, part: str
                                         map_link=(out / "map.html").exists())
                 written = [str(p.relative_to(staging)) for p in files]
             out.mkdir(exist_ok=True)
+            if not (out / OUTPUT_MARKER).exists():
+                os.replace(staging / OUTPUT_MARKER, out / OUTPUT_MARKER)
             _swap_in(staging / target, out / target)
-            shutil.rmtree(staging, ignore_errors=True)
-    except BaseException:
+    except OSError as err:
+        raise InputError(f"cannot write the outputs ({err.strerror or err}); check that the folder is writable "
+                         "and the disk has space; nothing was changed", out) from None
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
     return [out / name for name in written]
 
 
+def _move_entries(staging: Path, out: Path) -> None:
+    """Move every entry of ``staging`` into the empty folder ``out``; on failure take them out again."""
+    moved = []
+    try:
+        for entry in sorted(staging.iterdir()):
+            os.replace(entry, out / entry.name)
+            moved.append(out / entry.name)
+    except BaseException:
+        for path in moved:  # only what this run put there
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        raise
+
+
 def _swap_in(new: Path, target: Path) -> None:
-    """Put ``new`` where ``target`` is, replacing it (file or folder) only once ``new`` is complete."""
-    if target.exists():
-        retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-        os.replace(target, retired / target.name)
+    """Put ``new`` where ``target`` is, replacing it (file or folder) only once ``new`` is complete.
+
+    When the final move fails the old ``target`` is put back before the error propagates.
+    """
+    if not target.exists():
         os.replace(new, target)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
+        return
+    retired_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+    retired = retired_dir / target.name
+    os.replace(target, retired)
+    try:
         os.replace(new, target)
+    except BaseException:
+        os.replace(retired, target)
+        shutil.rmtree(retired_dir, ignore_errors=True)
+        raise
+    shutil.rmtree(retired_dir, ignore_errors=True)
 
 
 def _write_all(run: StudyRun, folder: Path, settings: PublishSettings) -> list[str]:
@@ -161,19 +271,22 @@ def _write_all(run: StudyRun, folder: Path, settings: PublishSettings) -> list[s
     names: list[str] = []
     wards = published_wards(run, settings)
     gpkg_table(wards).to_file(folder / "wards.gpkg", layer="wards", driver="GPKG")
-    csv_table(wards).to_csv(folder / "wards.csv", index=False)
-    published_monthly(run, settings).to_csv(folder / "wards_monthly.csv", index=False)
+    write_csv(csv_table(wards), folder / "wards.csv")
+    write_csv(published_monthly(run, settings), folder / "wards_monthly.csv")
     names += ["wards.gpkg", "wards.csv", "wards_monthly.csv"]
     if run.global_moran is not None:
-        run.global_moran.to_csv(folder / "global_moran.csv", index=False)
+        write_csv(run.global_moran, folder / "global_moran.csv")
         names.append("global_moran.csv")
     if run.emerging_bins is not None:
-        run.emerging_bins.to_csv(folder / "emerging_hotspots.csv", index=False)
+        write_csv(published_emerging(run, settings), folder / "emerging_hotspots.csv")
         names.append("emerging_hotspots.csv")
     if run.satellites is not None:
-        run.satellites.to_csv(folder / "satellites.csv", index=False)
+        write_csv(run.satellites, folder / "satellites.csv")
         names.append("satellites.csv")
-    unmatched_rows(run).to_csv(folder / "unmatched.csv", index=False)
+    if getattr(run, "satellite_coverage", None) is not None:
+        write_csv(run.satellite_coverage, folder / "satellite_coverage.csv")
+        names.append("satellite_coverage.csv")
+    write_csv(unmatched_rows(run), folder / "unmatched.csv")
     names.append("unmatched.csv")
     write_map(run, wards, folder / "map.html", settings)
     names.append("map.html")
@@ -184,6 +297,11 @@ def _write_all(run: StudyRun, folder: Path, settings: PublishSettings) -> list[s
     (folder / "manifest.json").write_text(json.dumps(manifest(run, settings, names), indent=2, default=_json_default)
                                           + "\n", encoding="utf-8")
     return names
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write a published CSV (UTF-8, no index) with formula-starting text cells neutralised."""
+    neutralise_csv(frame).to_csv(path, index=False)
 
 
 def _display_path(path, run: StudyRun) -> str:

@@ -44,9 +44,10 @@ from branca.element import Element, MacroElement
 from folium.template import Template
 
 from ...errors import InputError
-from ..briefings.pages import page_name
+from ..briefings.pages import page_names
 from ..escaping import safe_text, script_json
 from ..places import ward_centres
+from ..published import study_protection
 from ..text import count_text, distance_text, gi_bin_text, period_text, rate_text, share_percent, vintage_text
 from ...vocabulary import EHSA_CATEGORIES, EHSA_NO_PATTERN, GI_BINS, LISA_CLUSTERS, LISA_LABELS, NOT_SIGNIFICANT
 from ...config import ANALYSIS_CRS, MAP_CRS, MEASURE_LABELS, MEASURES
@@ -158,7 +159,7 @@ def build_map(run: StudyRun, published: pd.DataFrame, settings) -> folium.Map:
     _service_layers(layers, run, minutes, radius)
     _satellite_layer(layers, run.satellites)
     _estate_layer(layers, run.layer_table("estates"))
-    _heat_layers(layers, run.layer_table("police_uk"))
+    _heat_layers(layers, run, settings)
     _context_layer(layers, run, tolerance)
 
     minx, miny, maxx, maxy = lonlat.total_bounds
@@ -463,6 +464,17 @@ def walk_catchment(run: StudyRun) -> tuple[float, float]:
     return float(walking.walk_threshold_min), float(walking.walk_radius_m)
 
 
+def _site_popup(row: pd.Series) -> str:
+    """A satellite site's click popup: where it is and a link to it on OpenStreetMap (escaped),
+    or ``""`` when the site has no map link."""
+    url = row.get("map_url")
+    if not (isinstance(url, str) and url.startswith("https://")):
+        return ""
+    where = safe_text(row.get("location") or row.get("name") or "")
+    return (f"<b>{where}</b><br><a href=\"{safe_text(url)}\" target=\"_blank\" rel=\"noopener\">"
+            "Open on OpenStreetMap</a>")
+
+
 def _first_char(text: str) -> str:
     match = re.search(r"[A-Za-z0-9]", text)
     return match.group(0).upper() if match else "?"
@@ -510,13 +522,8 @@ def _service_layers(layers: list[dict], run: StudyRun, minutes: float, radius: f
             "legend": {"title": "Treatment services",
                        "items": [[t["colour"], safe_text(k), "icon", t] for t, k in zip(types, kinds)]},
         })
-        layers.append({
-            "kind": "circles", "name": safe_text(f"Treatment services: {minutes:g}-min walk"),
-            "items": [[p[0], p[1]] for p in items], "radius": round(radius, 1),
-            "colour": CATCHMENT_COLOURS["treatment"],
-            "legend": {"title": "Treatment service catchment",
-                       "items": [[CATCHMENT_COLOURS["treatment"], safe_text(walk), "circle"]]},
-        })
+        layers.append(_catchment_layer(run, "treatment", "Treatment services", minutes, walk,
+                                       [[p[0], p[1]] for p in items], radius))
     nsp = run.needle_exchanges()
     if nsp is not None and len(nsp):
         xy = _lonlat_points(nsp)
@@ -534,13 +541,31 @@ def _service_layers(layers: list[dict], run: StudyRun, minutes: float, radius: f
                        "items": [[NEEDLE_EXCHANGE_COLOUR, "needle exchange (pharmacy or service)", "icon",
                                   nx_type]]},
         })
-        layers.append({
-            "kind": "circles", "name": safe_text(f"Needle exchanges: {minutes:g}-min walk"),
-            "items": [[p[0], p[1]] for p in items], "radius": round(radius, 1),
-            "colour": CATCHMENT_COLOURS["needle_exchange"],
-            "legend": {"title": "Needle exchange catchment",
-                       "items": [[CATCHMENT_COLOURS["needle_exchange"], safe_text(walk), "circle"]]},
-        })
+        layers.append(_catchment_layer(run, "needle_exchange", "Needle exchanges", minutes, walk,
+                                       [[p[0], p[1]] for p in items], radius))
+
+
+def _catchment_layer(run: StudyRun, kind: str, what: str, minutes: float, walk: str,
+                     centres: list[list[float]], radius: float) -> dict:
+    """The walk catchments of one service kind: the gap stage's network isochrones when it
+    walked over a street network (``run.catchments``), else straight-line circles."""
+    colour = CATCHMENT_COLOURS[kind]
+    title = "Treatment service catchment" if kind == "treatment" else "Needle exchange catchment"
+    catchments = getattr(run, "catchments", None)
+    if catchments is not None and len(catchments):
+        mine = catchments[(catchments["kind"] == kind) & (catchments["method"] == "network isochrone")]
+        if len(mine):
+            geoms = mine.to_crs(MAP_CRS).geometry.to_numpy()
+            geoms = shapely.transform(geoms, lambda xy: np.round(xy, COORD_DECIMALS))
+            features = [{"type": "Feature", "geometry": _geometry(g), "properties": {}}
+                        for g in geoms if g is not None and not g.is_empty]
+            return {"kind": "areas", "name": safe_text(f"{what}: {minutes:g}-min walk"),
+                    "geojson": {"type": "FeatureCollection", "features": features}, "colour": colour,
+                    "legend": {"title": title, "items": [[colour, safe_text(
+                        f"{minutes:g}-min walk over the streets (© OpenStreetMap contributors)"), "circle"]]}}
+    return {"kind": "circles", "name": safe_text(f"{what}: {minutes:g}-min walk"),
+            "items": centres, "radius": round(radius, 1), "colour": colour,
+            "legend": {"title": title, "items": [[colour, safe_text(walk), "circle"]]}}
 
 
 def _satellite_layer(layers: list[dict], satellites: pd.DataFrame | None) -> None:
@@ -561,8 +586,11 @@ def _satellite_layer(layers: list[dict], satellites: pd.DataFrame | None) -> Non
         items.append([round(float(lat), COORD_DECIMALS), round(float(lon), COORD_DECIMALS), len(types) - 1,
                       _tip(("", f"Suggested satellite site {_count_text(rank)}: {row.get('name', '')}"),
                            ("Site type", row.get("site_type")), ("Ward", row.get("ward_name")),
+                           ("Near", row.get("location")),
                            ("", share_text),
-                           ("Residents newly within a walk", _count_text(newly) if newly is not None else None))])
+                           ("Residents newly within a walk", _count_text(newly) if newly is not None else None),
+                           ("", "click for a map link" if _site_popup(row) else "")),
+                      _site_popup(row)])
     if not items:
         return
     layers.append({
@@ -626,12 +654,20 @@ def heat_points(points: gpd.GeoSeries, max_points: int = HEAT_MAX_POINTS,
     return np.column_stack([ll, counts]), cell_m
 
 
-def _heat_layers(layers: list[dict], police: gpd.GeoDataFrame | None) -> None:
+def _heat_layers(layers: list[dict], run: StudyRun, settings) -> None:
+    """Heat maps of the police.uk points of the study period (never the previous period the
+    layer also holds). Where police.uk counts are protected, a heat cell is a count an
+    attacker could subtract from published ward counts, so the heat map is not drawn."""
+    police = run.layer_table("police_uk")
     if police is None or len(police) == 0 or "measure" not in police:
         return
-    for measure, title in (("drug_offences", "drug offences"), ("asb", "anti-social behaviour")):
+    protection = None if getattr(settings, "unsuppressed", False) else study_protection(run, settings)
+    if "month" in police and run.months:
+        police = police[police["month"].isin(set(run.months))]
+    for measure, title, column in (("drug_offences", "drug offences", "police_uk_drugs_count"),
+                                   ("asb", "anti-social behaviour", "police_uk_asb_count")):
         subset = police[police["measure"] == measure]
-        if len(subset) == 0:
+        if len(subset) == 0 or (protection is not None and protection.protected(column)):
             continue
         cells, cell = heat_points(subset.geometry)
         weights = cells[:, 2]
@@ -684,7 +720,7 @@ def _ward_info(run: StudyRun, wards: gpd.GeoDataFrame, measures: list[str], sett
         "borough": ([safe_text(b) for b in _column(wards, "borough_name")]
                     if _column(wards, "borough_name").nunique() > 1 else None),
         # Relative links from map.html to each ward's briefing page (when briefings are written).
-        "page": ([f"briefings/{page_name(str(c), i)}.html" for i, c in enumerate(wards["ward_code"])]
+        "page": ([f"briefings/{name}.html" for name in page_names([str(c) for c in wards["ward_code"]])]
                  if getattr(settings, "briefings", False) else None),
         "measures": [], "nearest": [], "gap": None,
     }
@@ -733,10 +769,11 @@ def _ward_info(run: StudyRun, wards: gpd.GeoDataFrame, measures: list[str], sett
             else:
                 texts.append(reason)
         info["gap"] = {"flag": [int(f) for f in flags], "text": texts}
-    threshold = int(getattr(settings, "suppression_threshold", 5))
+    protection = study_protection(run, settings)
+    threshold = protection.threshold
     info["note"] = ("UNSUPPRESSED figures: internal use only" if getattr(settings, "unsuppressed", False)
                     else safe_text(f"<{threshold}: count from 1 to {threshold - 1}; c: hidden to protect "
-                                   "another count"))
+                                   "another count. " + "; ".join(protection.rules_text())))
     return info
 
 
@@ -784,9 +821,11 @@ def _title_html(run: StudyRun, settings) -> str:
                      "use only: real small counts, do not publish</div>")
     parts += ['<div class="gm-details" id="gm-details">', f'<div class="gm-sub">{sub}</div>']
     if not getattr(settings, "unsuppressed", False):
-        threshold = int(getattr(settings, "suppression_threshold", 5))
-        parts.append(f'<div class="gm-sources">{safe_text(f"Counts from 1 to {threshold - 1} show as <{threshold}")};'
-                     " c = hidden to protect another count; no rate is shown for a hidden count.</div>")
+        protection = study_protection(run, settings)
+        threshold = protection.threshold
+        parts.append(f'<div class="gm-sources">{safe_text(f"Protected counts from 1 to {threshold - 1} show as <{threshold}")};'
+                     " c = hidden to protect another count; no rate is shown for a hidden count."
+                     f' {safe_text("; ".join(protection.rules_text()))}</div>')
     sources = [safe_text(s) for s in (study.sources or [])]
     if sources:
         parts.append(f'<div class="gm-sources">Sources: {"; ".join(sources)}</div>')
@@ -794,6 +833,8 @@ def _title_html(run: StudyRun, settings) -> str:
     if getattr(settings, "briefings", False):
         parts.append('<div class="gm-sources"><a href="briefings/index.html">Ward briefings and borough '
                      "overview</a></div>")
+    parts.append('<div class="gm-sources">Download the ward table: <a href="wards.csv" download>CSV</a> · '
+                 '<a href="wards.gpkg" download>GeoPackage</a></div>')
     parts.append('<div class="gm-sources gm-tiles-note" id="gm-tiles-note" hidden>The basemap could not be '
                  "loaded (no network?): every data layer is complete without it.</div>")
     parts.append("</div></div>")

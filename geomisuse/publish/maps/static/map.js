@@ -175,6 +175,7 @@
     spec.items.forEach(function (p) {
       var m = L.marker([p[0], p[1]], {icon: icons[p[2]], riseOnHover: true, keyboard: false});
       m.bindTooltip(p[3], {className: "gm-tooltip", direction: "top"});
+      if (p[4]) { m.bindPopup(p[4], {className: "gm-tooltip"}); }
       group.addLayer(m);
     });
     return group;
@@ -188,6 +189,17 @@
                               fillOpacity: 0.06}).addTo(group);
     });
     return group;
+  }
+
+  /* Network isochrones: where a walk of the threshold reaches, drawn under the markers. */
+  function areas(spec) {
+    return L.geoJSON(spec.geojson, {
+      pane: "gm-catchments", interactive: false,
+      style: function () {
+        return {color: spec.colour, weight: 1.5, dashArray: "4 3", fillColor: spec.colour,
+                fillOpacity: 0.06};
+      }
+    });
   }
 
   function polygons(spec) {
@@ -227,7 +239,7 @@
   }
 
   var BUILDERS = {fill: wardFill, outline: wardOutline, markers: markers, circles: circles,
-                  polygons: polygons, heat: heat, context: context};
+                  areas: areas, polygons: polygons, heat: heat, context: context};
 
   /* ---- borough filter (studies of many boroughs) ------------------------------------------- */
 
