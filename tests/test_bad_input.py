@@ -147,7 +147,7 @@ def test_validate_refuses_a_typo_inside_a_layer_table(tiny):
     (tiny / "pop.csv").write_text("ward_code,population\nE05000001,100\n")
     add_layer(tiny, '[layers.population]\npath = "pop.csv"\nwher = {ward_code = "E05000001"}')
     assert_validate_refuses(tiny, "[layers.population] unknown key 'wher'; did you mean 'where'? "
-                                  "keys are path, paths, where, columns, lookup, areas")
+                                  "keys are path, paths, where, columns, public, lookup, areas")
 
 
 def test_validate_refuses_a_typo_inside_a_layer_column_mapping(tiny):
@@ -693,7 +693,7 @@ def test_a_ward_table_naming_no_study_ward_is_an_error(tiny):
     # Columns swapped by mistake: the "ward code" column holds counts.
     (tiny / "asb.csv").write_text("warnings,month,ward_code\nE05000001,2025-01,3\nE05000002,2025-01,2\n")
     add_layer(tiny, '[layers.asb_warnings]\npath = "asb.csv"')
-    assert_input_error(tiny, "asb.csv", "none of the 2 rows names a ward of the study")
+    assert_input_error(tiny, "asb.csv", "ward codes match 0 of the study's 6 wards")
 
 
 def test_number_checks_cope_with_no_rows_left():

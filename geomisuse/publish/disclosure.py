@@ -778,7 +778,7 @@ class StudyProtection:
         ``[first, second]`` and ``borough`` ``[first, second]`` (measures without a previous
         period, when the study has at least two months).
     audit
-        Summary for the manifest: cells, hidden, rounds, LPs, seconds, narrowest interval.
+        Summary for the manifest: cells, hidden, rounds, LPs, narrowest interval.
     """
 
     threshold: int
@@ -880,8 +880,6 @@ def protect_study(run: "StudyRun", threshold: int, rule: str = "threshold", supp
     -------
     StudyProtection
     """
-    import time
-
     from ..config import MEASURES
 
     if rule == "round5":
@@ -971,7 +969,6 @@ def protect_study(run: "StudyRun", threshold: int, rule: str = "threshold", supp
             for w in range(len(codes)):
                 cells.relate(pos_c[w], [positions[measure]["period"][w]])
 
-    started = time.perf_counter()
     values = cells.values()
     protection = protect_cells(values, cells.relations, threshold, rule, cells.cost(), seed) if values.size else None
     texts = published_text(values, protection, threshold, rule) if values.size else np.empty(0, object)
@@ -981,7 +978,6 @@ def protect_study(run: "StudyRun", threshold: int, rule: str = "threshold", supp
         "hidden": int(hidden.sum()),
         "shown_as_small": int(protection.marked_small.sum()) if protection else 0,
         "rounds": protection.rounds if protection else 0, "linear_programs": protection.lps if protection else 0,
-        "seconds": round(time.perf_counter() - started, 2),
         "narrowest_interval": (None if protection is None or not np.isfinite(protection.narrowest)
                                else round(protection.narrowest, 3)),
         "required_interval": required_width(threshold),

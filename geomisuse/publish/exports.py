@@ -92,9 +92,8 @@ def gpkg_table(wards: pd.DataFrame) -> pd.DataFrame:
     for column in [c for c in table.columns if _COUNT.search(c)]:
         values = table[column]
         numeric = pd.to_numeric(values, errors="coerce")
-        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-            table[column] = numeric.round().astype("Int64")
-            continue
+        # A count published in full (a public source) is numeric already; it still gets its
+        # status column, so that every study's GeoPackage has the same fields.
         text = values.astype(object).where(values.notna(), None)
         status = np.where(numeric.notna(), PUBLISHED,
                           np.where(pd.isna(text), NO_DATA, text.astype(str).str.strip()))

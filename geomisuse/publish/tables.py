@@ -217,7 +217,8 @@ def write_outputs(run: StudyRun, out: Path, settings: PublishSettings, part: str
                     # Some wards only: the other wards' pages stay as they are.
                     shutil.copytree(existing, staging / target)
                 files = write_briefings(run, published, staging / target, settings, wards,
-                                        map_link=(out / "map.html").exists())
+                                        map_link=(out / "map.html").exists(),
+                                        tables_link=(out / "wards.csv").exists())
                 written = [str(p.relative_to(staging)) for p in files]
             out.mkdir(exist_ok=True)
             if not (out / OUTPUT_MARKER).exists():

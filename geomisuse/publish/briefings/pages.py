@@ -84,7 +84,8 @@ _ENV: jinja2.Environment | None = None
 # --------------------------------------------------------------------------------------------
 
 def write_briefings(run: StudyRun, published: pd.DataFrame, folder: Path, settings,
-                    wards: list[str] | None = None, *, map_link: bool | None = None) -> list[Path]:
+                    wards: list[str] | None = None, *, map_link: bool | None = None,
+                    tables_link: bool | None = None) -> list[Path]:
     """Write the borough overview and one page per ward into ``folder``.
 
     Parameters
@@ -104,6 +105,9 @@ def write_briefings(run: StudyRun, published: pd.DataFrame, folder: Path, settin
     map_link
         Link each page to ``../map.html#ward=CODE``. Default: when ``folder/../map.html``
         exists (write the map first).
+    tables_link
+        Offer ``../wards.csv`` and ``../wards.gpkg`` for download on the overview. Default:
+        when ``folder/../wards.csv`` exists.
 
     Returns
     -------
@@ -121,18 +125,22 @@ def write_briefings(run: StudyRun, published: pd.DataFrame, folder: Path, settin
         raise InputError(f"no ward '{unknown[0]}' in this study")
     if map_link is None:
         map_link = (folder.parent / "map.html").exists()
+    if tables_link is None:
+        tables_link = (folder.parent / "wards.csv").exists()
     linked = {w["code"] for w in data["wards"] if w["code"] in selected or (folder / f"{w['page']}.html").exists()}
     env = _environment()
     written = []
     overviews = borough_overviews(run, published, settings, data)
     for overview in overviews:
         page = env.get_template("briefing_index.html").render(
-            **overview["data"], mode="page", linked=linked, map_link=map_link, selected=selected)
+            **overview["data"], mode="page", linked=linked, map_link=map_link, tables_link=tables_link,
+            selected=selected)
         path = folder / f"{overview['page']}.html"
         path.write_text(page, encoding="utf-8")
         written.append(path)
     page = env.get_template("briefing_index.html").render(
-        **data, mode="page", linked=linked, map_link=map_link, selected=selected)
+        **data, mode="page", linked=linked, map_link=map_link, tables_link=tables_link,
+            selected=selected)
     (folder / "index.html").write_text(page, encoding="utf-8")
     written.append(folder / "index.html")
     ward_template = env.get_template("briefing_ward.html")
@@ -258,7 +266,7 @@ def write_pdf(data: dict, selected: list[str], target: Path) -> Path | None:
         return None
     book = _environment().get_template("briefing_book.html").render(
         **data, mode="book", linked={w["code"] for w in data["wards"] if w["code"] in selected},
-        map_link=False, selected=selected)
+        map_link=False, tables_link=False, selected=selected)
     with tempfile.TemporaryDirectory(prefix="geomisuse-pdf-") as tmp:
         source = Path(tmp) / "book.html"
         source.write_text(book, encoding="utf-8")
