@@ -392,9 +392,10 @@ def test_demo_briefings_say_the_category_in_words_with_a_chart(demo_outputs):
     page = BeautifulSoup((out / "briefings" / "E05999023.html").read_text(encoding="utf-8"), "html.parser")
     item = page.select_one('ul.emerging li[data-measure="possession"]')
     assert "a new hot spot: significant only in the last month (December 2025), never before" in item.get_text()
-    circles = item.select("svg.gi-series circle")
+    circles = page.select('figure.gi-series-box[data-measure="possession"] svg.gi-series circle')
     assert len(circles) == 12
     assert [c["fill"] for c in circles].count("#d62f27") == 1 and circles[-1]["fill"] == "#d62f27"
+    assert "No emerging pattern: drug trafficking, anti-social behaviour." in page.select_one("ul.emerging").get_text()
     lanternhill = BeautifulSoup((out / "briefings" / "E05999003.html").read_text(encoding="utf-8"), "html.parser")
     assert "a diminishing hot spot" in lanternhill.select_one('ul.emerging li[data-measure="trafficking"]').get_text()
     overview = BeautifulSoup((out / "briefings" / "index.html").read_text(encoding="utf-8"), "html.parser")
