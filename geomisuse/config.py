@@ -396,9 +396,14 @@ class LayerSection(_InputSection):
     columns
         Canonical field -> source column, where detection does not find it (see each kind's
         ``...Columns`` model for the fields it can map).
+    public
+        Whether the layer's counts are already public at ward level: ``false`` protects them
+        (small counts suppressed, audited), ``true`` publishes them in full; default by source
+        (the MPS ward file and police.uk points are public, the other sources are not).
     """
 
     columns: BaseColumns = Field(default_factory=BaseColumns)
+    public: bool | None = None
 
 
 def _columns_model(name: str, doc: str, *fields: str, points: bool = True) -> type[BaseColumns]:
@@ -636,6 +641,15 @@ class PublishSettings(Section):
     map_simplify_m
         Tolerance (metres, EPSG:27700) of the coverage simplification of ward polygons on the
         map; 0 keeps every vertex. The exports are never simplified.
+    suppress
+        ``"sources"`` (default): counts from sources whose publisher releases them at ward
+        level (the MPS ward file, police.uk points) are published in full, the others (ASB
+        warnings, any layer marked ``public = false``) are protected; ``"all"`` protects every
+        count. A layer's ``public = true`` publishes its counts in full.
+    rule
+        ``"threshold"`` (default): protected counts 1 to ``suppression_threshold - 1`` show as
+        ``<threshold``; ``"round5"`` (NHS style): protected counts 1-7 show as ``<8`` and the
+        others are rounded to the nearest 5.
     """
 
     SECTION: ClassVar[str] = "publish"
@@ -647,6 +661,8 @@ class PublishSettings(Section):
     briefings: bool = True
     pdf: bool = False
     map_simplify_m: Number = Field(10.0, ge=0)
+    suppress: Literal["sources", "all"] = "sources"
+    rule: Literal["threshold", "round5"] = "threshold"
 
 
 class StudyFile(Section):

@@ -107,7 +107,7 @@ def written(planted, tmp_path_factory):
     """The demo briefings written beside a (placeholder) map, as a run lays them out."""
     out = tmp_path_factory.mktemp("demo-out")
     (out / "map.html").write_text("<!DOCTYPE html><title>map</title>")
-    settings = PublishSettings()
+    settings = PublishSettings(suppress="all")  # every measure protected: the pages' suppression is exercised
     published = published_wards(planted, settings)
     paths = write_briefings(planted, published, out / "briefings", settings)
     return out / "briefings", paths, published
@@ -178,7 +178,8 @@ def test_suppressed_counts_show_as_under_five_and_have_no_rate(written, planted)
             count_cell = row.select_one("td.count").get_text(strip=True)
             if 1 <= value <= 4:
                 small += 1
-                assert count_cell == "<5"
+                # "<5", or "c" where the audit found that its "<5" would pin another count
+                assert count_cell in ("<5", "c")
             if is_hidden(pub.loc[code, f"{measure}_count"]):
                 hidden_other += count_cell == "c"
                 assert row.select_one("td.rate").get_text(strip=True) == "–"
@@ -190,7 +191,7 @@ def test_suppressed_counts_show_as_under_five_and_have_no_rate(written, planted)
 
 def test_monthly_charts_never_draw_a_suppressed_month(written, planted):
     folder, _, _ = written
-    monthly = published_monthly(planted, PublishSettings())
+    monthly = published_monthly(planted, PublishSettings(suppress="all"))
     for code in PLANTED:
         page = soup(folder / f"{code}.html")
         for figure in page.select("figure.chart-box"):
@@ -345,35 +346,28 @@ def without_previous_period(run):
 
 def test_half_period_changes_cannot_reveal_a_suppressed_month(planted):
     """Without an earlier period, halves are compared, protected against months and totals."""
-    settings = PublishSettings()
+    settings = PublishSettings(suppress="all")
     assert build_data(planted, published_wards(planted, settings), settings)["comparisons"]["possession"]["mode"] == "previous"
     planted = without_previous_period(planted)
     published = published_wards(planted, settings)
     data = build_data(planted, published, settings)
-    monthly = published_monthly(planted, settings)
     months = planted.months
     first, second = months[:6], months[6:]
     exact = 0
     for measure in planted.measures:
         comparison = data["comparisons"][measure]
         assert comparison["mode"] == "halves"
-        grid = monthly.pivot(index="ward_code", columns="month", values=f"{measure}_count")
         real = planted.monthly.pivot(index="ward_code", columns="month", values=f"{measure}_count")
-        hidden_rows = 0
         for code, item in comparison["by_code"].items():
             shown = [item.before, item.after]
             numbers = [s for s in shown if re.fullmatch(r"[\d,]+", s)]
-            assert len(numbers) in (0, 2), (measure, code, shown)  # never one half alone
-            if numbers:
+            if len(numbers) == 2:
                 exact += 1
                 assert not is_hidden(published.set_index("ward_code").loc[code, f"{measure}_count"])
                 for part, value in zip((first, second), numbers):
                     assert int(value.replace(",", "")) == int(real.loc[code, part].sum())
-                    assert sum(is_hidden(v) for v in grid.loc[code, part]) != 1
-            else:
-                hidden_rows += 1
-        # Every column with a hidden half has at least two (the borough half totals are shown).
-        assert hidden_rows != 1
+        # What an attacker can do with the halves, months and totals together is checked by the
+        # LP attack in test_disclosure_audit.py.
     assert exact > 20
 
 

@@ -135,7 +135,7 @@ def write(run, path: Path, **options) -> str:
 def rich(tmp_path_factory):
     run = full_run()
     path = tmp_path_factory.mktemp("map") / "map.html"
-    return run, write(run, path)
+    return run, write(run, path, suppress="all")  # every measure protected: the page's suppression is exercised
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,7 +169,7 @@ def test_default_layers_are_need_and_services(rich):
 
 def test_only_published_values_reach_the_page(rich):
     run, page = rich
-    published = published_wards(run, PublishSettings())
+    published = published_wards(run, PublishSettings(suppress="all"))
     ward = data_block(page)["ward"]
     for entry in ward["measures"]:
         m = entry["key"]
@@ -190,7 +190,7 @@ def test_rate_classes_cover_published_rates_only(rich):
     run, page = rich
     data = data_block(page)
     layer = next(lay for lay in data["layers"] if lay["kind"] == "fill" and lay["measure"] == "possession")
-    published = published_wards(run, PublishSettings())
+    published = published_wards(run, PublishSettings(suppress="all"))
     rates = pd.to_numeric(published["possession_rate_per_1000"], errors="coerce")
     suppressed = layer["colours"].index(maps.SUPPRESSED_COLOUR)
     for cls, rate, count in zip(layer["cls"], rates, published["possession_count"]):

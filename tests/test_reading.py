@@ -165,3 +165,33 @@ def test_every_briefing_page_says_when_it_was_made_and_from_what(demo):
         text = page.read_text(encoding="utf-8")
         assert re.search(r"Produced \d{1,2} [A-Z][a-z]+ 20\d\d · data Jan 2025 – Dec 2025 \(12 months\) · "
                          r"ward boundaries: northmere_wards.geojson", text), page.name
+
+
+def test_map_and_overview_offer_the_ward_table(demo):
+    _, out = demo
+    page = (out / "map.html").read_text(encoding="utf-8")
+    overview = (out / "briefings" / "index.html").read_text(encoding="utf-8")
+    assert 'href="wards.csv" download' in page and 'href="wards.gpkg" download' in page
+    assert 'href="../wards.csv" download' in overview
+    assert (out / "wards.csv").is_file() and (out / "wards.gpkg").is_file()
+
+
+def test_heat_map_key_has_no_unlabelled_swatch():
+    from geomisuse.publish.maps.page import build_map
+    from test_map import full_run
+
+    run = full_run()
+    settings = PublishSettings(tiles="none")
+    fmap = build_map(run, published_wards(run, settings), settings)
+    page = fmap.get_root().render()
+    heat = [layer for layer in map_data_text(page)["layers"] if layer["kind"] == "heat"]
+    assert heat
+    for layer in heat:
+        for item in layer["legend"]["items"]:
+            assert item[1].strip(), item          # every swatch says what it means
+        assert any(len(item) > 2 and item[2] == "gradient" for item in layer["legend"]["items"])
+
+
+def map_data_text(page: str) -> dict:
+    block = re.search(r'<script type="application/json" id="geomisuse-data">(.*?)</script>', page, re.S).group(1)
+    return json.loads(block)

@@ -1,10 +1,12 @@
 """The ward and monthly tables as published: counts protected, rates of hidden counts blanked.
 
-:func:`published_wards` and :func:`published_monthly` apply :mod:`.disclosure` to a run's
-ward table and monthly counts with the additive relations between them (a ward's months add
-up to its period count, the wards to a borough total, MPS possession and trafficking to all
-drug offences). The exports (:mod:`.tables`), the map and the briefings all publish these
-tables, so this module sits below all three and imports none of them.
+:func:`study_protection` protects every published count of a run once
+(:func:`.disclosure.protect_study`: the policy per source, primary and secondary suppression
+and the LP audit over every relation between ward, monthly, half-period and borough figures);
+:func:`published_wards` and :func:`published_monthly` apply it to the run's ward table and
+monthly counts, and the map and briefings read borough totals and half-period counts from it.
+The exports (:mod:`.tables`), the map and the briefings all publish these tables, so this
+module sits below all three and imports none of them.
 """
 
 from __future__ import annotations
@@ -14,116 +16,95 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..config import MEASURES
+from ..config import MEASURES, SUPPRESSION_THRESHOLD
 from .text import PER_1000_PATTERN
-from .disclosure import TOTAL_COST_FACTOR, format_counts, link_suppression, primary_mask, protect_table
+from .disclosure import STATISTIC_SUFFIXES, StudyProtection, protect_study, rounded_counts
 
 if TYPE_CHECKING:  # publishing reads a run's results; it never drives the pipeline
     from ..pipeline import StudyRun
     from ..config import PublishSettings
 
 
-def _additive_groups(run: StudyRun, suffix: str) -> list[tuple[list[str], str]]:
-    """MPS possession and trafficking add up to all drug offences (in every ward and month)."""
-    sources = run.sources
-    parts = [m for m in ("possession", "trafficking") if sources.get(m) == "mps_ward"]
-    if parts and sources.get("drug_offences") == "mps_ward":
-        return [([f"{m}{suffix}" for m in parts], f"drug_offences{suffix}")]
-    return []
+#: The protection of the latest run published, so that tables, map and briefings share it.
+_LAST: dict = {}
 
 
-def _protected_ward_columns(run: StudyRun) -> list[str]:
-    wards = run.wards
-    columns = [f"{m}{suffix}" for suffix in ("_count", "_previous_count") for m in MEASURES
-               if m in run.measures and f"{m}{suffix}" in wards]
-    return columns + [c for c in ("police_uk_drugs_count", "police_uk_asb_count") if c in wards]
-
-
-def _protect_wards(run: StudyRun, threshold: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    columns = _protected_ward_columns(run)
-    additive = [(parts, total) for suffix in ("_count", "_previous_count")
-                for parts, total in _additive_groups(run, suffix) if total in columns]
-    return protect_table(run.wards, columns, threshold, additive=additive, column_totals=True)
+def study_protection(run: StudyRun, settings: PublishSettings) -> StudyProtection:
+    """Every published count of a run, protected once (:func:`geomisuse.publish.disclosure.protect_study`)
+    and shared by every output of the run."""
+    threshold = int(getattr(settings, "suppression_threshold", SUPPRESSION_THRESHOLD))
+    rule = getattr(settings, "rule", "threshold")
+    suppress = getattr(settings, "suppress", "sources")
+    unsuppressed = bool(getattr(settings, "unsuppressed", False))
+    key = (id(run), id(run.wards), id(run.monthly), threshold, rule, suppress, unsuppressed)
+    if _LAST.get("key") != key or _LAST.get("wards") is not run.wards:
+        protection = protect_study(run, threshold, rule, suppress, unsuppressed, seed=int(run.study.seed))
+        _LAST.clear()
+        _LAST.update(key=key, wards=run.wards, protection=protection)
+    return _LAST["protection"]
 
 
 def published_wards(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:
-    """The ward table as published: counts suppressed and rates blanked where a count is hidden.
+    """The ward table as published (:class:`geomisuse.publish.disclosure.StudyProtection`).
 
-    All count columns are protected together: each column against its borough total, and
-    MPS possession and trafficking against all drug offences. With ``settings.unsuppressed``
-    the real values are returned unchanged.
+    Counts of protected measures are replaced by their published text; rates are blanked
+    where the count is hidden (and computed from the rounded count under ``round5``); the
+    statistics that are functions of a protected measure's counts (LISA I, z and p, Gi* z
+    and p) are withheld (their labels and bins stay), and so are gap scores built on a
+    protected need measure, whose reasons lose the rate of a hidden count. Public measures
+    are published as they are. With ``settings.unsuppressed`` the real values are returned.
     """
     if settings.unsuppressed:
         return run.wards.copy()
-    published, hidden = _protect_wards(run, int(settings.suppression_threshold))
-    for column in hidden.columns:
+    protection = study_protection(run, settings)
+    published = run.wards.copy()
+    for column, text in protection.ward_text.items():
+        published[column] = text
         rate = column.replace("_count", "_rate_per_1000")
-        if rate != column and rate in published:
-            published[rate] = published[rate].where(~hidden[column])
-    if "gap_reason" in published and "gap_need_measure" in published:
-        # The reason quotes the need rate; with the population that would give a hidden count back.
-        need_hidden = [bool(hidden.at[i, f"{m}_count"]) if f"{m}_count" in hidden else False
-                       for i, m in zip(published.index, published["gap_need_measure"])]
-        published["gap_reason"] = published["gap_reason"].where(
-            ~pd.Series(need_hidden, index=published.index),
-            published["gap_reason"].astype(str).str.replace(PER_1000_PATTERN, "rate not shown (small count)", regex=True))
+        if rate == column or rate not in published:
+            continue
+        hidden = protection.ward_hidden[column]
+        if protection.rule == "round5":
+            counts = rounded_counts(run.wards[column].astype("float64").to_numpy())
+            population = pd.to_numeric(run.wards["population"], errors="coerce").to_numpy(dtype=float)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rates = np.where(population > 0, np.round(counts / population * 1000, 2), np.nan)
+            published[rate] = np.where(published[rate].notna(), rates, np.nan)
+        published[rate] = published[rate].where(~hidden)
+    for measure in [m for m in MEASURES if protection.protected(m)]:
+        for suffix in STATISTIC_SUFFIXES:
+            if f"{measure}{suffix}" in published:
+                published[f"{measure}{suffix}"] = np.nan
+    if "gap_need_measure" in published:
+        need_protected = published["gap_need_measure"].map(lambda m: protection.protected(str(m))).astype(bool)
+        if "gap_score" in published:
+            published["gap_score"] = published["gap_score"].where(~need_protected)
+        if "gap_reason" in published:
+            # The reason quotes the need rate; with the population that would give a hidden count back.
+            need_hidden = pd.Series([bool(protection.ward_hidden[f"{m}_count"][k])
+                                     if f"{m}_count" in protection.ward_hidden else False
+                                     for k, m in enumerate(published["gap_need_measure"])], index=published.index)
+            if protection.rule == "round5":
+                need_hidden |= need_protected
+            published["gap_reason"] = published["gap_reason"].where(
+                ~need_hidden,
+                published["gap_reason"].astype(str).str.replace(PER_1000_PATTERN, "rate not shown (small count)",
+                                                                regex=True))
     return published
 
 
-
-
 def published_monthly(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:
-    """Monthly counts as published.
-
-    Protected together with the published ward table: a ward's months add up to its period
-    count (as published, hidden or not), each month's wards add up to a borough total, and
-    MPS possession and trafficking add up to all drug offences in every ward-month.
-    """
+    """Monthly counts as published: protected measures from the study's protection (a
+    ward's months, its period count, its half-period counts and the borough totals are
+    protected together), public measures as they are."""
     monthly = run.monthly
-    if settings.unsuppressed:
+    if settings.unsuppressed or monthly.empty:
         return monthly.copy()
-    threshold = int(settings.suppression_threshold)
-    _, ward_hidden = _protect_wards(run, threshold)
-    columns = [c for c in monthly.columns if c.endswith("_count")]
-    if not columns or monthly.empty:
-        return monthly.copy()
+    protection = study_protection(run, settings)
     codes = run.wards["ward_code"].to_numpy()
-    months = list(run.months)
-    n_wards, n_months = len(codes), len(months)
-    size = n_wards * n_months
-    grids = [monthly.pivot(index="ward_code", columns="month", values=c).reindex(index=codes, columns=months)
-             for c in columns]
-    # Cells: each measure's wards x months grid, then the ward-table period counts, whose
-    # published or hidden state is already decided (fixed).
-    values = np.concatenate([g.to_numpy(dtype="float64").ravel() for g in grids]
-                            + [run.wards[c].astype("float64").to_numpy() for c in columns])
-    period_start = len(columns) * size
-    fixed = np.arange(values.size) >= period_start
-    primary = primary_mask(values, threshold) & ~fixed
-    hidden = primary.copy()
-    hidden[period_start:] = np.concatenate([ward_hidden[c].to_numpy() for c in columns])
-
-    def grid_cells(column: str) -> np.ndarray:
-        k = columns.index(column)
-        return np.arange(k * size, (k + 1) * size).reshape(n_wards, n_months)
-
-    relations: list[np.ndarray] = []
-    for k, column in enumerate(columns):
-        cells = grid_cells(column)
-        period = period_start + k * n_wards + np.arange(n_wards)
-        relations += [np.append(cells[w], period[w]) for w in range(n_wards)]
-        relations += list(cells.T)
-    factor = np.ones_like(values)
-    for parts, total in _additive_groups(run, "_count"):
-        if all(c in columns for c in parts + [total]):
-            relations += list(np.stack([grid_cells(c).ravel() for c in parts + [total]], axis=1))
-            factor[grid_cells(total).ravel()] = TOTAL_COST_FACTOR
-    hidden = link_suppression(values, hidden, relations, fixed, factor)
-    text = format_counts(values[:period_start], primary[:period_start], (hidden & ~primary)[:period_start],
-                         threshold)
     published = monthly.copy()
-    for k, column in enumerate(columns):
-        grid = pd.DataFrame(text[k * size:(k + 1) * size].reshape(n_wards, n_months), index=codes, columns=months)
-        long = grid.rename_axis(index="ward_code", columns="month").stack().rename(column).reset_index()
+    for column, grid in protection.monthly_text.items():
+        frame = pd.DataFrame(grid, index=codes, columns=list(run.months))
+        long = frame.rename_axis(index="ward_code", columns="month").stack().rename(column).reset_index()
         published = published.drop(columns=column).merge(long, on=["ward_code", "month"], how="left")
     return published[monthly.columns]

@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 
 from ..version import __version__
+from .disclosure import STATISTIC_SUFFIXES
 from .exports import csv_table, gpkg_table
-from .published import published_monthly, published_wards
-from ..config import PublishSettings
+from .published import published_monthly, published_wards, study_protection
+from ..config import MEASURES, PublishSettings
 from .escaping import neutralise_csv
 from ..errors import InputError
 
@@ -65,12 +66,7 @@ def manifest(run: StudyRun, settings: PublishSettings, outputs: list[str]) -> di
                   "borough": study.borough, "demo": study.demo, "sources": study.sources,
                   "period": [run.months[0], run.months[-1]] if run.months else None, "months": len(run.months)},
         "seed": study.seed,
-        "suppression": {"threshold": int(settings.suppression_threshold), "unsuppressed": bool(settings.unsuppressed),
-                        "note": ("UNSUPPRESSED: real small counts, for internal analysis only; do not publish"
-                                 if settings.unsuppressed else
-                                 f"counts 1-{int(settings.suppression_threshold) - 1} shown as "
-                                 f"<{int(settings.suppression_threshold)}; 'c' marks a count hidden to "
-                                 "protect another")},
+        "suppression": _suppression_entry(run, settings),
         "inputs": inputs,
         "wards": int(len(run.wards)),
         "measures": dict(run.sources),
@@ -79,6 +75,28 @@ def manifest(run: StudyRun, settings: PublishSettings, outputs: list[str]) -> di
         "packages": versions,
         "warnings": run.warnings,
     }
+
+
+def _suppression_entry(run: StudyRun, settings: PublishSettings) -> dict:
+    """The manifest's account of disclosure control: threshold, rule, which rule applied to
+    which measure and why, and the audit's figures."""
+    protection = study_protection(run, settings)
+    threshold = protection.threshold
+    if settings.unsuppressed:
+        note = "UNSUPPRESSED: real small counts, for internal analysis only; do not publish"
+    elif settings.rule == "round5":
+        note = (f"protected counts 1-{threshold - 1} shown as <{threshold}, the others rounded to the nearest 5; "
+                "'c' marks a count hidden to protect another (any value, zero included)")
+    else:
+        note = (f"protected counts 1-{threshold - 1} shown as <{threshold}; 'c' marks a count hidden to "
+                "protect another (any value, zero included)")
+    return {"threshold": threshold, "unsuppressed": bool(settings.unsuppressed), "rule": settings.rule,
+            "suppress": settings.suppress, "note": note,
+            "policy": {m: {"source": p.source, "protected": p.protected, "reason": p.reason}
+                       for m, p in protection.policies.items()},
+            "withheld_statistics": [f"{m}{s}" for m in MEASURES if protection.protected(m)
+                                    for s in STATISTIC_SUFFIXES if f"{m}{s}" in run.wards],
+            "audit": protection.audit}
 
 
 #: What a run can write: everything, or only the map or only the briefings.

@@ -8,18 +8,18 @@ outreach gap status, suggested satellite sites, a static map of the ward and its
 and a link to the interactive map. ``briefings/briefings.pdf`` (optional) holds the overview
 and every ward page, printed by headless Chromium.
 
-Disclosure control: every count on a page comes from the *published* tables
-(:func:`geomisuse.publish.published_wards`, :func:`geomisuse.publish.published_monthly`);
-real values are only used for borough totals, which the published tables protect (every
-column with a suppressed cell has at least two). Rates and ranks use published rates only, so
-a suppressed ward's position is not revealed by the others' ranks. Changes between periods
-are exact only when both counts are published numbers (:func:`geomisuse.findings.change`).
+Disclosure control: every count, rate, statistic, gap reason and borough total on a page
+comes from the run's one protection (:func:`geomisuse.publish.tables.study_protection`, built
+by :mod:`geomisuse.publish.disclosure`): the published ward and monthly tables, the protected
+borough totals and half-period counts. Rates and ranks use published rates only, so a
+suppressed ward's position is not revealed by the others' ranks. Changes between periods are
+exact only when both counts are published numbers (:func:`geomisuse.findings.change`). Every
+page says which rule applied to which measure.
 
 Comparison with the previous period: when the inputs cover the period of equal length just
 before the study period (``M_previous_count`` in the ward table), that is the comparison.
-Otherwise the second half of the period is compared with the first half, from published
-monthly counts, and only for wards whose months in both halves are all published numbers (a
-half total built from a suppressed month could reveal it); the pages say which rule applied.
+Otherwise the second half of the period is compared with the first half; the half-period
+counts are cells of the same protection problem as the months they add up from.
 
 Pages need no network: CSS, JavaScript and SVG (charts, maps) are inline. Every string from
 the input data is escaped by Jinja2's autoescape.
@@ -47,8 +47,8 @@ from markupsafe import Markup, escape
 
 from ... import config as defaults
 from ..places import ward_centres
-from ..published import published_monthly
-from ..disclosure import format_counts, primary_mask, secondary_mask, suppress_value
+from ..published import published_monthly, study_protection
+from ..disclosure import StudyProtection, suppress_value
 from ...errors import InputError
 from .findings import HEADLINE_FINDINGS, Change, change, cluster_words, key_findings, suggestions
 from ..text import count_text, distance_text, is_hidden, join_names, month_name, number, span, vintage_text
@@ -175,8 +175,6 @@ def borough_overviews(run: StudyRun, published: pd.DataFrame, settings, data: di
     A borough total is the real sum, shown only where it cannot reveal a hidden count (the
     borough has no hidden ward count of the measure, or at least two), like the study totals.
     """
-    from ..tables import published_monthly
-
     groups = borough_groups(run.wards)
     overviews = []
     monthly = published_monthly(run, settings) if groups and len(run.monthly) else run.monthly
@@ -191,7 +189,8 @@ def borough_overviews(run: StudyRun, published: pd.DataFrame, settings, data: di
         sub = dataclasses.replace(run, wards=run.wards[keep], satellites=satellites, warnings=[],
                                   monthly=run.monthly[run.monthly["ward_code"].isin(codes)])
         sub_data = build_data(sub, published[published["ward_code"].isin(codes)], settings, overview_only=True,
-                              monthly_published=monthly, study_halves=data["halves_by_code"])
+                              monthly_published=monthly, study_halves=data["halves_by_code"],
+                              protection=study_protection(run, settings))
         sub_data.update(title=name, borough=name, parent={"page": "index.html", "title": data["title"]})
         for code in codes:
             page_of[code] = page
@@ -334,7 +333,8 @@ def ordinal(n: int) -> str:
 
 
 def build_data(run: StudyRun, published: pd.DataFrame, settings, overview_only: bool = False,
-               monthly_published: pd.DataFrame | None = None, study_halves: dict | None = None) -> dict:
+               monthly_published: pd.DataFrame | None = None, study_halves: dict | None = None,
+               protection: StudyProtection | None = None) -> dict:
     """Everything the templates show, from published figures (see the module docstring).
 
     Borough-level figures come first (measure summaries, comparisons, clusters, gaps, sites),
@@ -342,17 +342,18 @@ def build_data(run: StudyRun, published: pd.DataFrame, settings, overview_only: 
     ``overview_only`` leaves out what only ward pages show (static maps, monthly charts);
     ``monthly_published`` and ``study_halves`` (the ``halves_by_code`` of the study's data)
     are the study's published months and half-period counts, for a borough of a larger study:
-    its pages show the study's protected figures, never a second, differently protected set.
+    its pages show the study's protected figures, never a second, differently protected set
+    (``protection``, the study's :class:`StudyProtection`; default: the run's own).
     """
-    b = _basis(run, published, settings, monthly_published)
+    b = _basis(run, published, settings, monthly_published, protection)
     if study_halves is not None:
         halves = _halves_of_part(b, study_halves)
     else:
-        halves = _protected_halves(b) if not all(_has_previous(b.real, m) for m in b.measures) else {}
+        halves = b.protection.halves
     measure_info = {m: _measure_summary(b, m) for m in b.measures}
     comparisons = {m: _comparison(b, m, halves.get(m)) for m in b.measures}
     clusters, component_of, hot_spots = _cluster_groups(b)
-    gap_list = _gap_list(b.real)
+    gap_list = _gap_list(b.pub)
     context = _Context(measure_info=measure_info, comparisons=comparisons, component_of=component_of,
                        walk=_walk(run), sites=_sites(run), satellites=_satellites(run, b.codes, b.names),
                        estates=run.layer_table("estates"), centres=list(ward_centres(b.real.geometry)),
@@ -403,6 +404,8 @@ class _Basis:
     population: pd.Series
     neighbours: list[list[int]]  # the run's: the cluster statistics' weights
     grids: dict[str, pd.DataFrame]  # measure -> published monthly counts, ward x month
+    protection: StudyProtection     # protected borough totals and half-period counts, rules per measure
+    part: bool = False              # the wards of one borough of a larger study (London)
 
     @property
     def clusters_ran(self) -> bool:
@@ -411,6 +414,19 @@ class _Basis:
     @property
     def gaps_ran(self) -> bool:
         return "is_outreach_gap" in self.real
+
+    def borough(self, measure: str, part: str) -> str:
+        """A measure's published borough total (``part``: ``period`` or ``previous``): the
+        study's protected total; for one borough of a larger study, the total of a protected
+        measure is shown only when none of the ward counts it adds up is hidden (the audit did
+        not see that total, so it must add nothing to what is published)."""
+        column = f"{measure}_count" if part == "period" else f"{measure}_previous_count"
+        if self.protection.protected(measure) and not self.unsuppressed:
+            if self.part:
+                hidden = column in self.pub and any(is_hidden(v) for v in self.pub[column])
+                return "c" if hidden else self.borough_total(self.real[column])
+            return count_text(self.protection.borough_text.get((measure, part), ""))
+        return self.borough_total(self.real[column])
 
     def borough_total(self, values) -> str:
         """A borough total of real counts, suppressed like a published count, and hidden
@@ -452,7 +468,7 @@ class _Context:
 
 
 def _basis(run: StudyRun, published: pd.DataFrame, settings,
-           monthly_published: pd.DataFrame | None = None) -> _Basis:
+           monthly_published: pd.DataFrame | None = None, protection: StudyProtection | None = None) -> _Basis:
     """Align the published table to the real one and gather the study's measures and grids."""
     real = run.wards.reset_index(drop=True)
     pub = pd.DataFrame(published).reset_index(drop=True)
@@ -473,9 +489,11 @@ def _basis(run: StudyRun, published: pd.DataFrame, settings,
              for m in measures if f"{m}_count" in monthly_pub}
     return _Basis(run=run, real=real, pub=pub, codes=codes, names=real["ward_name"].astype(str).tolist(),
                   pages=page_names(list(codes)), measures=measures, sources=sources,
-                  totals_of_parts=totals_of_parts, threshold=int(settings.suppression_threshold),
+                  totals_of_parts=totals_of_parts, threshold=study_protection(run, settings).threshold,
                   unsuppressed=bool(settings.unsuppressed), population=real["population"].astype("float64"),
-                  neighbours=run.ward_neighbours(), grids=grids)
+                  neighbours=run.ward_neighbours(), grids=grids,
+                  protection=protection if protection is not None else study_protection(run, settings),
+                  part=monthly_published is not None)
 
 
 def _walk(run: StudyRun) -> _Walk:
@@ -498,11 +516,15 @@ def _has_previous(real: pd.DataFrame, measure: str) -> bool:
 def _measure_summary(b: _Basis, m: str) -> dict:
     """One measure's label, source, borough count and rate, and the wards' published rates and ranks."""
     count_col = f"{m}_count"
-    total_text = b.borough_total(b.real[count_col])
+    total_text = b.borough(m, "period")
     with_pop = b.real[count_col].notna() & (b.population > 0)
     pop = b.population[with_pop].sum()
-    rate = (float(b.real.loc[with_pop, count_col].astype("float64").sum()) / pop * defaults.RATE_PER
-            if pop > 0 and number(total_text) is not None else None)
+    # From the published total: under round5 the real one would give the unrounded count back.
+    shown_total = number(total_text)
+    real_total = float(b.real[count_col].astype("float64").sum())
+    with_pop_total = float(b.real.loc[with_pop, count_col].astype("float64").sum())
+    rate = (shown_total * (with_pop_total / real_total if real_total > 0 else 1.0) / pop * defaults.RATE_PER
+            if pop > 0 and shown_total is not None else None)
     rates = pd.to_numeric(b.pub[f"{m}_rate_per_1000"], errors="coerce")
     return {
         "key": m, "label": MEASURE_LABELS[m], "source": SOURCE_LABELS.get(b.sources.get(m), b.sources.get(m, "")),
@@ -516,7 +538,7 @@ def _measure_summary(b: _Basis, m: str) -> dict:
 def _comparison(b: _Basis, measure: str, halves: dict | None) -> dict:
     """How each ward's count moved: against the previous period when the inputs cover it,
     else the second half of the period against the first (``halves``, from
-    :func:`_protected_halves`)."""
+    :attr:`StudyProtection.halves`)."""
     from ...config import previous_period
 
     count_col, prev_col = f"{measure}_count", f"{measure}_previous_count"
@@ -526,7 +548,7 @@ def _comparison(b: _Basis, measure: str, halves: dict | None) -> dict:
         label = f"{span(months)} against {span(before_months)}"
         by_code = {c: change(b.pub[prev_col].iloc[i], b.pub[count_col].iloc[i], b.threshold)
                    for i, c in enumerate(b.codes)}
-        borough = change(b.borough_total(b.real[prev_col]), b.borough_total(b.real[count_col]), b.threshold)
+        borough = change(b.borough(measure, "previous"), b.borough(measure, "period"), b.threshold)
         return {"mode": "previous", "label": label, "before": span(before_months), "after": span(months),
                 "by_code": by_code, "borough": borough, "note": ""}
     if halves is None:
@@ -541,74 +563,8 @@ def _comparison(b: _Basis, measure: str, halves: dict | None) -> dict:
     return {"mode": "halves", "label": label, "before": span(first), "after": span(second), "by_code": by_code,
             "borough": borough,
             "note": (f"No earlier period in the data: changes compare the second half of the period "
-                     f"({span(second)}) with the first ({span(first)}). Half-period counts are suppressed like "
-                     "every other count, and also wherever they could reveal a suppressed month.")}
-
-
-def _protected_halves(b: _Basis) -> dict[str, dict]:
-    """Half-period counts per ward and measure, with disclosure control.
-
-    Each ward's two half counts add up to its published period count, each half's counts
-    add up to a borough half total, and each half is a sum of published months. A half is
-    therefore hidden where it is small (primary), where it holds exactly one suppressed
-    month (it would reveal that month), where the ward's period count is hidden, and where
-    the measure is the total of other measures whose half is hidden; then secondary
-    suppression makes sure no row or column has a lone hidden cell. A borough half total is
-    left out if a column still has a lone hidden cell.
-    """
-    codes, threshold = b.codes, b.threshold
-    months = list(b.run.months)
-    half = len(months) // 2
-    if half == 0:
-        return {}
-    first, second = months[:half], months[-half:]
-    monthly = b.run.monthly.set_index(["ward_code", "month"])
-    out: dict[str, dict] = {}
-    order = ([m for m in b.measures if m not in b.totals_of_parts]
-             + [m for m in b.measures if m in b.totals_of_parts])
-    for m in order:
-        column = f"{m}_count"
-        if m not in b.grids or column not in monthly:
-            continue
-        values = np.full((len(codes), 2), np.nan)
-        hidden_months = np.zeros((len(codes), 2), dtype=int)
-        grid = b.grids[m]
-        for k, part in enumerate((first, second)):
-            table = monthly[column].astype("Float64").unstack("month").reindex(index=codes, columns=part)
-            values[:, k] = table.sum(axis=1, min_count=len(part)).astype("float64").to_numpy()
-            hidden_months[:, k] = np.array([[is_hidden(v) for v in row] for row in
-                                            grid[part].itertuples(index=False)]).sum(axis=1)
-        if b.unsuppressed:
-            texts = [[("" if np.isnan(v) else int(v)) for v in row] for row in values]
-            borough = [int(np.nansum(values[:, k])) if not np.isnan(values[:, k]).all() else "" for k in (0, 1)]
-            out[m] = {"months": (first, second), "texts": texts, "borough": borough}
-            continue
-        primary = primary_mask(values, threshold)
-        period_hidden = np.array([is_hidden(v) for v in b.pub[column]])
-        hidden = primary | (hidden_months == 1) | period_hidden[:, None]
-        if m in b.totals_of_parts:
-            for part_measure in ("possession", "trafficking"):
-                if part_measure in out:
-                    hidden |= out[part_measure]["hidden"].any(axis=1)[:, None]
-        hidden &= ~np.isnan(values)
-        while True:
-            before = hidden.copy()
-            hidden |= secondary_mask(values, hidden, row_totals=True, column_totals=True)
-            lone = hidden.sum(axis=1) == 1
-            hidden[lone] = ~np.isnan(values[lone])
-            if (hidden == before).all():
-                break
-        texts = format_counts(values, primary, hidden & ~primary, threshold).tolist()
-        lone_column = hidden.sum(axis=0) == 1
-        borough = []
-        for k in (0, 1):
-            total = values[:, k]
-            if lone_column[k] or np.isnan(total).all():
-                borough.append("")
-            else:
-                borough.append(suppress_value(float(np.nansum(total)), threshold))
-        out[m] = {"months": (first, second), "texts": texts, "borough": borough, "hidden": hidden}
-    return out
+                     f"({span(second)}) with the first ({span(first)}). Half-period counts are protected "
+                     "together with the months they add up from.")}
 
 
 def _cluster_groups(b: _Basis) -> tuple[dict[str, list[dict]], dict[tuple[str, int], list[int]], dict[str, list[str]]]:
@@ -667,6 +623,8 @@ def _overview(b: _Basis, context: _Context, ward_items: list[dict], findings: li
         "title": study.name, "borough": study.borough or (real["borough_name"].dropna().astype(str).iloc[0]
                                                          if real["borough_name"].notna().any() else ""),
         "demo": bool(study.demo), "unsuppressed": b.unsuppressed, "threshold": b.threshold,
+        "disclosure_rules": [rule[0].upper() + rule[1:] for rule in b.protection.rules_text()],
+        "rounded": b.protection.rule == "round5",
         "period": span(run.months, short=False) if run.months else "no months in the data",
         "months": len(run.months), "sources": list(study.sources), "vintage": vintage_text(run),
         "input_sources": [f"{MEASURE_LABELS[m].capitalize()}: {context.measure_info[m]['source']}" for m in b.measures],
@@ -692,7 +650,7 @@ def _ward(b: _Basis, context: _Context, i: int) -> dict:
     code, name, row = b.codes[i], b.names[i], b.real.iloc[i]
     figures, rises = _ward_figures(b, context, i)
     cluster_items = _ward_clusters(b, context.component_of, i)
-    gap = _ward_gap(row, context.walk) if b.gaps_ran else None
+    gap = _ward_gap(b.pub.iloc[i], context.walk) if b.gaps_ran else None
     centre, walk = context.centres[i], context.walk
     provision, within = _provision(context.sites, centre, walk.reach_m, walk.speed, walk.detour)
     here = [s for s in context.satellites if s["ward_code"] == code]
@@ -772,7 +730,7 @@ def _ward_chart(b: _Basis, m: str, i: int, j: int, shown) -> tuple[Markup | None
 
 def _ward_clusters(b: _Basis, component_of: dict[tuple[str, int], list[int]], i: int) -> list[dict]:
     """A ward's cluster status per measure: its LISA label and cluster partners, and Gi* bin."""
-    row, items = b.real.iloc[i], []
+    row, items = b.pub.iloc[i], []  # published: a protected measure's p-values are withheld
     for m in b.measures:
         gi_value = number(row.get(f"{m}_gi_bin"))
         gi = None if gi_value is None else int(gi_value)

@@ -46,6 +46,7 @@ from ...errors import InputError
 from ..briefings.pages import page_names
 from ..escaping import safe_text, script_json
 from ..places import ward_centres
+from ..published import study_protection
 from ..text import count_text, distance_text, gi_bin_text, period_text, rate_text, share_percent, vintage_text
 from ...vocabulary import GI_BINS, LISA_CLUSTERS, LISA_LABELS, NOT_SIGNIFICANT
 from ...config import ANALYSIS_CRS, MAP_CRS, MEASURE_LABELS, MEASURES
@@ -149,7 +150,7 @@ def build_map(run: StudyRun, published: pd.DataFrame, settings) -> folium.Map:
     _service_layers(layers, run, minutes, radius)
     _satellite_layer(layers, run.satellites)
     _estate_layer(layers, run.layer_table("estates"))
-    _heat_layers(layers, run.layer_table("police_uk"))
+    _heat_layers(layers, run, settings)
     _context_layer(layers, run, tolerance)
 
     minx, miny, maxx, maxy = lonlat.total_bounds
@@ -598,12 +599,20 @@ def heat_points(points: gpd.GeoSeries, max_points: int = HEAT_MAX_POINTS,
     return np.column_stack([ll, counts]), cell_m
 
 
-def _heat_layers(layers: list[dict], police: gpd.GeoDataFrame | None) -> None:
+def _heat_layers(layers: list[dict], run: StudyRun, settings) -> None:
+    """Heat maps of the police.uk points of the study period (never the previous period the
+    layer also holds). Where police.uk counts are protected, a heat cell is a count an
+    attacker could subtract from published ward counts, so the heat map is not drawn."""
+    police = run.layer_table("police_uk")
     if police is None or len(police) == 0 or "measure" not in police:
         return
-    for measure, title in (("drug_offences", "drug offences"), ("asb", "anti-social behaviour")):
+    protection = None if getattr(settings, "unsuppressed", False) else study_protection(run, settings)
+    if "month" in police and run.months:
+        police = police[police["month"].isin(set(run.months))]
+    for measure, title, column in (("drug_offences", "drug offences", "police_uk_drugs_count"),
+                                   ("asb", "anti-social behaviour", "police_uk_asb_count")):
         subset = police[police["measure"] == measure]
-        if len(subset) == 0:
+        if len(subset) == 0 or (protection is not None and protection.protected(column)):
             continue
         cells, cell = heat_points(subset.geometry)
         weights = cells[:, 2]
@@ -703,10 +712,11 @@ def _ward_info(run: StudyRun, wards: gpd.GeoDataFrame, measures: list[str], sett
             else:
                 texts.append(reason)
         info["gap"] = {"flag": [int(f) for f in flags], "text": texts}
-    threshold = int(getattr(settings, "suppression_threshold", 5))
+    protection = study_protection(run, settings)
+    threshold = protection.threshold
     info["note"] = ("UNSUPPRESSED figures: internal use only" if getattr(settings, "unsuppressed", False)
                     else safe_text(f"<{threshold}: count from 1 to {threshold - 1}; c: hidden to protect "
-                                   "another count"))
+                                   "another count. " + "; ".join(protection.rules_text())))
     return info
 
 
@@ -754,9 +764,11 @@ def _title_html(run: StudyRun, settings) -> str:
                      "use only: real small counts, do not publish</div>")
     parts += ['<div class="gm-details" id="gm-details">', f'<div class="gm-sub">{sub}</div>']
     if not getattr(settings, "unsuppressed", False):
-        threshold = int(getattr(settings, "suppression_threshold", 5))
-        parts.append(f'<div class="gm-sources">{safe_text(f"Counts from 1 to {threshold - 1} show as <{threshold}")};'
-                     " c = hidden to protect another count; no rate is shown for a hidden count.</div>")
+        protection = study_protection(run, settings)
+        threshold = protection.threshold
+        parts.append(f'<div class="gm-sources">{safe_text(f"Protected counts from 1 to {threshold - 1} show as <{threshold}")};'
+                     " c = hidden to protect another count; no rate is shown for a hidden count."
+                     f' {safe_text("; ".join(protection.rules_text()))}</div>')
     sources = [safe_text(s) for s in (study.sources or [])]
     if sources:
         parts.append(f'<div class="gm-sources">Sources: {"; ".join(sources)}</div>')
@@ -764,6 +776,8 @@ def _title_html(run: StudyRun, settings) -> str:
     if getattr(settings, "briefings", False):
         parts.append('<div class="gm-sources"><a href="briefings/index.html">Ward briefings and borough '
                      "overview</a></div>")
+    parts.append('<div class="gm-sources">Download the ward table: <a href="wards.csv" download>CSV</a> · '
+                 '<a href="wards.gpkg" download>GeoPackage</a></div>')
     parts.append('<div class="gm-sources gm-tiles-note" id="gm-tiles-note" hidden>The basemap could not be '
                  "loaded (no network?): every data layer is complete without it.</div>")
     parts.append("</div></div>")
