@@ -90,6 +90,8 @@ WEIGHTS_KINDS = ("queen", "knn", "distance")
 CORRECTIONS = ("none", "bonferroni", "fdr")
 #: Rate adjustments of global Moran's I (``[clusters] rate_adjustment``).
 RATE_ADJUSTMENTS = ("auto", "none", "empirical_bayes")
+#: Time steps of the emerging hot spot analysis (``[clusters] time_step``).
+TIME_STEPS = ("month", "quarter", "year")
 
 #: Walking access defaults (see geomisuse.gaps).
 WALK_SPEED_KMH = 4.8
@@ -448,7 +450,7 @@ def _layer_model(kind: str, columns: type[BaseColumns]) -> type[LayerSection]:
     """The model of one ``[layers.KIND]`` table: :class:`LayerSection` with the kind's columns
     (and its extra keys, :data:`LAYER_KEYS`)."""
     name = "".join(part.title() for part in kind.split("_")) + "Layer"
-    bases = (LayerSection, LAYER_KEYS[kind]) if kind in LAYER_KEYS else LayerSection
+    bases = (LAYER_KEYS[kind], LayerSection) if kind in LAYER_KEYS else LayerSection
     model = create_model(name, __base__=bases, columns=(columns, Field(default_factory=columns)))
     model.SECTION = f"layers.{kind}"
     model.__doc__ = f"The ``[layers.{kind}]`` table (see :class:`LayerSection`)."
@@ -515,11 +517,18 @@ class ClusterSettings(Section):
         ``"fdr"`` (Benjamini–Hochberg, default), ``"bonferroni"`` or ``"none"``; applied over
         the wards, separately for each measure and for LISA and Gi*.
     alpha
-        Significance level of the LISA labels (Gi* bins use ArcGIS's fixed 90/95/99 %).
+        Significance level of the LISA labels, of the emerging hot spot bins and trends and of
+        the test of change (Gi* bins use ArcGIS's fixed 90/95/99 %).
     rate_adjustment
         Global Moran's I on ``"empirical_bayes"`` standardised rates (Assunção & Reis 1999),
         on the raw rates (``"none"``), or ``"auto"``: empirical Bayes when the measure's counts
         and every population are there.
+    time_step
+        Time step of the emerging hot spot analysis (:mod:`geomisuse.clusters.emerging`):
+        ``"month"`` (default), ``"quarter"`` or ``"year"``.
+    time_k
+        Earlier time steps in each space-time neighbourhood (default 1; ArcGIS's
+        "neighborhood time step", sfdep's ``k``). Not ``k``, which is the k-nearest count.
     """
 
     SECTION: ClassVar[str] = "clusters"
@@ -533,6 +542,8 @@ class ClusterSettings(Section):
     correction: Literal[CORRECTIONS] = DEFAULT_CORRECTION
     alpha: Number = Field(DEFAULT_ALPHA, gt=0, lt=1)
     rate_adjustment: Literal[RATE_ADJUSTMENTS] = "auto"
+    time_step: Literal[TIME_STEPS] = "month"
+    time_k: int = Field(1, ge=0)
 
     @model_validator(mode="after")
     def _distance_band(self) -> "ClusterSettings":
@@ -580,6 +591,16 @@ class GapSettings(Section):
         ``cbc`` (bundled with PuLP < 4) or ``highs`` (needs ``highspy``).
     solver_time_limit_s
         Time limit of the solver in seconds.
+    network
+        OSM extract (``.osm.pbf``, ``.osm``) or osmnx ``.graphml`` to walk over, relative to
+        the study file;
+        ``None`` (default): straight line times ``detour_factor`` (see README "Access").
+    network_max_snap_m
+        A resident point farther than this (metres) from any walkable way is reported; a ward
+        with most of its points so is outside the network (an error naming it).
+    postcodes
+        Postcode file (Code-Point Open CSV: ``Postcode``, ``Eastings``, ``Northings``), relative
+        to the study file, naming each satellite site's nearest postcode; ``None``: none.
     """
 
     SECTION: ClassVar[str] = "gaps"
@@ -601,6 +622,9 @@ class GapSettings(Section):
     candidate_grid: bool | None = None
     solver: Literal[SOLVERS] = "cbc"
     solver_time_limit_s: Number = Field(60.0, gt=0)
+    network: Text | None = None
+    network_max_snap_m: Number = Field(200.0, gt=0)
+    postcodes: Text | None = None
 
     @field_validator("need_rule", mode="before")
     @classmethod
@@ -615,6 +639,12 @@ class GapSettings(Section):
     def walk_minutes(self, distance_m: np.ndarray | float) -> np.ndarray | float:
         """Walking minutes for straight-line distance(s) in metres, at these settings."""
         return walk_minutes(distance_m, self.walk_speed_kmh, self.detour_factor)
+
+    @property
+    def walk_network_m(self) -> float:
+        """Walking distance (metres) the walk threshold reaches over a street network (no
+        detour factor: the route is walked as it is)."""
+        return walk_radius_m(self.walk_threshold_min, self.walk_speed_kmh, 1.0)
 
 
 class PublishSettings(Section):
@@ -934,9 +964,20 @@ def study_from_dict(data: Mapping[str, Any], base: Path, path: Path | None = Non
         boundaries=checked.boundaries.spec("boundaries", base),
         layers=layers,
         clusters=checked.clusters,
-        gaps=checked.gaps,
+        gaps=_resolve_gap_paths(checked.gaps, base),
         publish=checked.publish,
     )
+
+
+#: ``[gaps]`` settings that name files (resolved against the study file's folder).
+GAP_PATH_KEYS = ("network", "postcodes")
+
+
+def _resolve_gap_paths(gaps: GapSettings, base: Path) -> GapSettings:
+    """The ``[gaps]`` settings with their file paths made absolute (a new object)."""
+    changes = {k: str((base / getattr(gaps, k)).resolve()) for k in GAP_PATH_KEYS
+               if getattr(gaps, k) is not None}
+    return gaps.with_changes(**changes) if changes else gaps
 
 
 def months_between(first: str, last: str) -> list[str]:

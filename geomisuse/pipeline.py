@@ -1,7 +1,8 @@
 """The stages of a study run, wired in order: load -> ward table -> clusters -> gaps.
 
-Each function is usable on its own from a notebook; :func:`analyse` runs them all and
-:func:`geomisuse.publish.write_outputs` writes the results.
+:func:`analyse` runs them all on a :class:`StudyRun` and :func:`geomisuse.publish.write_outputs`
+writes the results. From a notebook the stages are called one by one (``geomisuse``'s top-level
+functions) and :func:`publish` writes their results as a run would.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from .layers import LOADERS, LayerResult, LoadContext, load_boundaries
 from .layers.base import check_mostly_rejected, check_placement, normalise_name
 from .layers.sites import gap_inputs, needle_exchanges, other_pharmacies
 from .progress import progress
-from .config import PublishSettings, Study, months_between, previous_period
+from .config import GapSettings, PublishSettings, Study, months_between, previous_period
 from .wardtable import WardTable, build_ward_table, months_in_data, with_columns
 
 if TYPE_CHECKING:  # the stages are imported when they run: the demo and the CLI start faster
     from .clusters import ClusterResult
     from .gaps import GapResult
+
 
 @dataclass
 class StudyRun:
@@ -51,6 +53,13 @@ class StudyRun:
         One row per analysed measure (cluster stage), else ``None``.
     satellites
         Suggested satellite sites (gap stage), else ``None``.
+    emerging_bins
+        Space-time Gi* per ward and time step (cluster stage, ``emerging_hotspots.csv``), else ``None``.
+    satellite_coverage
+        Need covered by the best k satellite sites, k = 1..10 (gap stage), else ``None``.
+    catchments
+        Walk catchment polygon of each service (gap stage: network isochrones when the study
+        names a walking network, else straight-line circles), else ``None``.
     manifest
         Stage sections for ``manifest.json`` (``clusters``, ``gaps`` ...).
     warnings
@@ -72,6 +81,9 @@ class StudyRun:
     sources: dict[str, str]
     global_moran: pd.DataFrame | None = None
     satellites: pd.DataFrame | None = None
+    emerging_bins: pd.DataFrame | None = None
+    satellite_coverage: pd.DataFrame | None = None
+    catchments: gpd.GeoDataFrame | None = None
     manifest: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     neighbours: list[list[int]] | None = None
@@ -97,7 +109,7 @@ class StudyRun:
     context_wards: gpd.GeoDataFrame | None = None
 
     @property
-    def walking(self):
+    def walking(self) -> GapSettings:
         """The walking settings of the run (speed, detour factor, threshold, radius): the
         study's ``[gaps]`` settings, which the gap stage used; publishing reads them here."""
         return self.study.gaps
@@ -243,12 +255,12 @@ def add_clusters(run: StudyRun) -> list[str]:
     from .clusters import find_clusters
 
     if run.context_wards is None:
-        result = find_clusters(run.wards, run.study.clusters, run.study.seed)
+        result = find_clusters(run.wards, run.study.clusters, run.study.seed, monthly=run.monthly, months=run.months)
     else:
         # Context wards enter the weights, lags, Gi* and rates; the FDR family and outputs are the study's.
         together = pd.concat([run.wards, run.context_wards]).sort_index()
         result = find_clusters(together, run.study.clusters, run.study.seed,
-                               family=together.index.isin(run.wards.index))
+                               family=together.index.isin(run.wards.index), monthly=run.monthly, months=run.months)
         run.context_wards = with_columns(run.context_wards, result.columns.loc[run.context_wards.index])
         result.manifest["context_wards"] = int(len(run.context_wards))
         result = replace(result, columns=result.columns.loc[run.wards.index])
@@ -260,6 +272,7 @@ def record_clusters(run: StudyRun, result: ClusterResult) -> None:
     """Put the cluster stage's results into the run: columns, global Moran table, manifest, warnings."""
     run.wards = with_columns(run.wards, result.columns)
     run.global_moran = result.global_moran
+    run.emerging_bins = result.emerging_bins
     run.neighbours = result.neighbours
     run.manifest["clusters"] = result.manifest
     run.warnings.extend(result.warnings)
@@ -269,17 +282,46 @@ def add_gaps(run: StudyRun) -> list[str]:
     """Run the gap stage on ``run.wards`` and record its results; returns summary lines."""
     from .gaps import find_gaps
 
-    result = find_gaps(run.wards, **gap_inputs(run.layers), settings=run.study.gaps, seed=run.study.seed)
+    network, postcodes = network_inputs(run)
+    result = find_gaps(run.wards, **gap_inputs(run.layers), settings=run.study.gaps, seed=run.study.seed,
+                       network=network, postcodes=postcodes)
     record_gaps(run, result)
     return result.summary_lines
 
 
 def record_gaps(run: StudyRun, result: GapResult) -> None:
-    """Put the gap stage's results into the run: columns, satellite sites, manifest, warnings."""
+    """Put the gap stage's results into the run: columns, satellite sites, the coverage table,
+    catchments, manifest, warnings."""
     run.wards = with_columns(run.wards, result.columns)
     run.satellites = result.satellites
+    run.satellite_coverage = result.coverage_by_sites
+    run.catchments = result.catchments
     run.manifest["gaps"] = result.manifest
     run.warnings.extend(result.warnings)
+
+
+def network_inputs(run: StudyRun):
+    """The walking network (cached in :data:`geomisuse.gaps.network.CACHE_FOLDER` next to the
+    study file) and the postcodes that ``[gaps] network`` / ``postcodes`` name, each ``None``
+    when not named; the postcode file's accounting goes into the manifest.
+
+    Returns
+    -------
+    tuple
+        ``(WalkingNetwork or None, Postcodes or None)``.
+    """
+    from .gaps.network import CACHE_FOLDER, load_walking_network
+    from .layers.postcodes import read_postcodes
+
+    settings = run.study.gaps
+    network = postcodes = None
+    if settings.network:
+        cache = run.study.path.parent / CACHE_FOLDER if run.study.path is not None else None
+        network = load_walking_network(settings.network, cache)
+    if settings.postcodes:
+        postcodes = read_postcodes(settings.postcodes)
+        run.manifest["postcodes"] = postcodes.report
+    return network, postcodes
 
 
 def unavailable_stages(run: StudyRun) -> dict[str, str]:

@@ -56,6 +56,10 @@ def gi_kind(gi_bin: int) -> str:
     return "hot" if gi_bin > 0 else "cold" if gi_bin < 0 else ""
 
 
+#: "99 %, 95 % or 90 %": the Gi* confidence levels in words, strongest first.
+_CONFIDENCE_LEVELS = " or ".join([", ".join(f"{GI_CONFIDENCE[level]} %" for level, _ in GI_BIN_LEVELS[:-1]),
+                                  f"{GI_CONFIDENCE[GI_BIN_LEVELS[-1][0]]} %"])
+
 #: What the statistics' labels mean, in plain words for a board paper: the briefings' and the
 #: map's key puts these beside the technical labels.
 PLAIN_WORDS: dict[str, str] = {
@@ -65,7 +69,21 @@ PLAIN_WORDS: dict[str, str] = {
     LOW_HIGH: "an outlier: a low rate among neighbours with high rates",
     NOT_SIGNIFICANT: "no pattern stronger than chance alone would often give",
     "hot spot": "the ward and its neighbours together have far more than the borough's usual rate "
-                "(Getis-Ord Gi*; 99 %, 95 % or 90 % confidence)",
+                f"(Getis-Ord Gi*; {_CONFIDENCE_LEVELS} confidence)",
     "cold spot": "the ward and its neighbours together have far less than the borough's usual rate",
     "p": "p-value: how often chance alone would give a pattern this strong (p = 0.01: once in 100)",
 }
+
+
+#: Emerging hot spot categories (``M_ehsa_category``; Esri's names in lower case), in the order
+#: the overview and the map legend list them: new and intensifying hot spots first, then the
+#: other hot spots, the cold spots, and no pattern.
+EHSA_CATEGORIES = (
+    "new hot spot", "intensifying hot spot", "consecutive hot spot", "persistent hot spot",
+    "sporadic hot spot", "oscillating hot spot", "diminishing hot spot", "historical hot spot",
+    "new cold spot", "intensifying cold spot", "consecutive cold spot", "persistent cold spot",
+    "sporadic cold spot", "oscillating cold spot", "diminishing cold spot", "historical cold spot",
+    "no pattern",
+)
+#: The category of a ward with none of the patterns.
+EHSA_NO_PATTERN = "no pattern"

@@ -117,3 +117,21 @@ def run_cli_subprocess(*args: str, cwd: Path | None = None) -> subprocess.Comple
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], capture_output=True, text=True,
                           cwd=cwd or ROOT, env=env, timeout=600)
+
+
+def tower_hamlets_study(real: Path, folder: Path, period: tuple[str, str], mps_file: str) -> Path:
+    """A study of Tower Hamlets' 20 wards (full-resolution 2022 boundaries, Census 2021 residents,
+    the MPS ward file ``mps_file``) over ``period``; returns the study file written in ``folder``."""
+    path = folder / "study.toml"
+    path.write_text(f"""
+[study]
+name = "Tower Hamlets"
+period = ["{period[0]}", "{period[1]}"]
+[boundaries]
+path = "{real}/boundaries/ons_wards2022_tower_hamlets_bfc.gpkg"
+[layers.population]
+path = "{real}/population/census2021_ward2022_tower_hamlets_usual_residents.csv"
+[layers.mps_ward]
+path = "{real}/mps_ward/{mps_file}"
+""")
+    return path

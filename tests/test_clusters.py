@@ -557,7 +557,7 @@ def test_demo_possession_high_high_is_the_planted_cluster(demo_clusters):
     uncorrected = find_clusters(wards, ClusterSettings(correction="none"), seed=20261122).columns
     assert set(wards["ward_code"][uncorrected["possession_lisa_label"] == "High-High"]) == planted
     assert set(table.index[table["possession_gi_bin"] >= 2]) == planted
-    assert result.summary_lines[0].startswith("possession: Moran's I 0.6")
+    assert result.summary_lines[0].startswith("possession: Moran's I 0.7")
 
 
 def test_demo_planted_low_cluster_is_low_low(demo_clusters):

@@ -357,6 +357,24 @@ def test_mclp_optimum_equals_brute_force(trial):
     assert answer.gains == sorted(answer.gains, reverse=True)
 
 
+def test_coverage_by_number_of_sites_is_the_best_k_for_each_k():
+    rng = np.random.default_rng(7)
+    cover = rng.random((50, 8)) < 0.15
+    weights = rng.integers(1, 30, 50).astype(float)
+    names = gpd.GeoDataFrame({"name": [f"site {j}" for j in range(8)]},
+                             geometry=gpd.points_from_xy(range(8), range(8)), crs="EPSG:27700")
+    table = sat.coverage_by_site_count(cover, weights, names, float(weights.sum()), GapSettings(),
+                                       max_k=5)
+    assert table["sites"].tolist() == [1, 2, 3, 4, 5]
+    for k, row in zip(table["sites"], table.itertuples()):
+        assert row.need_covered == pytest.approx(brute_force(cover, weights, k), abs=0.01)
+        assert row.greedy_need_covered <= row.need_covered + 1e-9
+        assert len(row.sites_chosen.split("; ")) == k
+    assert table["added_by_last_site"].sum() == pytest.approx(table["need_covered"].iloc[-1])
+    assert table["share_of_unmet_need"].iloc[-1] == pytest.approx(
+        table["need_covered"].iloc[-1] / weights.sum(), abs=1e-4)
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_sparse_model_matches_spopts_own_build():
     import pulp

@@ -12,6 +12,7 @@ import pytest
 from scipy.stats import false_discovery_control
 
 from conftest import run_cli
+from test_real_data import mps_source_sums
 from geomisuse.config import load_study
 from geomisuse.errors import InputError
 from geomisuse.pipeline import analyse, prepare
@@ -49,16 +50,9 @@ lookup = "{real}/{LOOKUP}"
 """)
 
 
-def mps_sums(real: Path, months: list[str]) -> pd.DataFrame:
-    """Independent ward sums of the raw MPS file: possession, trafficking, all drug offences."""
-    raw = pd.read_csv(real / MPS_2025)
-    raw = raw[raw["MajorText"].str.lower() == "drug offences"]
-    raw["total"] = raw[[m.replace("-", "") for m in months]].sum(axis=1)
-    minor = raw["MinorText"].str.lower().map({"possession of drugs": "possession", "drug trafficking": "trafficking",
-                                              "trafficking of drugs": "trafficking"})
-    sums = raw.assign(measure=minor).pivot_table(index="WardCode", columns="measure", values="total", aggfunc="sum")
-    sums["drug_offences"] = raw.groupby("WardCode")["total"].sum()
-    return sums.fillna(0)
+def mps_sums(real: Path, months: list[str], codes) -> pd.DataFrame:
+    """Independent ward sums of the raw MPS file (possession, trafficking, all drug offences)."""
+    return mps_source_sums(real / MPS_2025, codes, months)
 
 
 def test_london_wide_study_city_wards_read_no_data(real, tmp_path):
@@ -73,7 +67,7 @@ def test_london_wide_study_city_wards_read_no_data(real, tmp_path):
         assert wards.loc[city, f"{measure}_count"].isna().all(), measure
         assert wards.loc[city, f"{measure}_rate_per_1000"].isna().all(), measure
         # ... and the 679 Met wards carry the file's own sums.
-        expected = mps_sums(real, run.months)[measure].reindex(met).fillna(0)
+        expected = mps_sums(real, run.months, met)[measure]
         assert (wards.loc[met, f"{measure}_count"].astype(int) == expected.astype(int)).all(), measure
     assert any("no data for 25 ward(s)" in w and "Aldersgate" in w for w in run.warnings)
     sources = run.manifest["measure_sources"]["drug_offences"]
@@ -104,7 +98,7 @@ path = "{real}/police_uk/city_of_london_street"
     assert wards.loc[city, "possession_count"].isna().all()  # police.uk does not split possession
     # Met wards: drug offences from the MPS file; ASB and the police.uk columns are no data, not 0.
     assert (wards.loc[met, "drug_offences_count"].astype(int)
-            == mps_sums(real, run.months)["drug_offences"].reindex(met).fillna(0).astype(int)).all()
+            == mps_sums(real, run.months, met)["drug_offences"]).all()
     assert wards.loc[met, "asb_count"].isna().all()
     assert wards.loc[met, "police_uk_drugs_count"].isna().all()
     assert wards.loc[city, "asb_count"].notna().all()
@@ -271,8 +265,8 @@ where = {{Status_Code = "A"}}
     assert all(code in camden for code in camden_codes)
     assert "E05009317" not in camden  # a Tower Hamlets ward
     # The borough total on its page is the real sum of its wards (from the raw file).
-    total = int(mps_sums(real, [str(p) for p in pd.period_range("2024-04", "2025-03", freq="M")])["possession"]
-                .reindex(camden_codes).fillna(0).sum())
+    total = int(mps_sums(real, [str(p) for p in pd.period_range("2024-04", "2025-03", freq="M")],
+                         camden_codes)["possession"].sum())
     assert f"{total:,}" in camden
     ward_page = (briefings / f"{camden_codes.iloc[0]}.html").read_text()
     assert 'href="borough-camden.html"' in ward_page

@@ -43,18 +43,9 @@ def mps_source_sums(path: Path, codes, months: list[str]) -> pd.DataFrame:
     (TOWER_HAMLETS_MPS[1], ("2024-04", "2025-03")),
 ], ids=["title-case-2022", "upper-case-2025"])
 def test_tower_hamlets_full_resolution_census_population_mps(real, tmp_path, mps_file, period):
-    study = write_study(tmp_path, f"""
-[study]
-name = "Tower Hamlets"
-period = ["{period[0]}", "{period[1]}"]
-[boundaries]
-path = "{real}/boundaries/ons_wards2022_tower_hamlets_bfc.gpkg"
-[layers.population]
-path = "{real}/population/census2021_ward2022_tower_hamlets_usual_residents.csv"
-[layers.mps_ward]
-path = "{real}/mps_ward/{mps_file}"
-""")
-    run = prepare(load_study(study))
+    from conftest import tower_hamlets_study
+
+    run = prepare(load_study(tower_hamlets_study(real, tmp_path, period, mps_file)))
     wards = run.wards.set_index("ward_code")
     assert len(wards) == 20
     census = pd.read_csv(real / "population" / "census2021_ward2022_tower_hamlets_usual_residents.csv")

@@ -8,6 +8,8 @@ file's ``[clusters]`` table through :meth:`ClusterSettings.from_options`. Module
 - :mod:`.getisord`: Gi* z-scores and ArcGIS bins;
 - :mod:`.inference`: conditional permutation, two-sided pseudo p-values, corrections,
   the default permutation count;
+- :mod:`.emerging`: emerging hot spots (space-time Gi*, Mann-Kendall, ArcGIS's categories);
+- :mod:`.change`: the exact conditional test of each ward's change on the previous period;
 - :mod:`.stage`: the stage itself and the output columns.
 """
 

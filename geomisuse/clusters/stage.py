@@ -10,6 +10,10 @@ For each analysed measure (a rate per 1,000 residents):
    pseudo p, and the label after the multiple-testing correction;
 4. Getis-Ord Gi* on the rates with binary weights including the ward itself: z, two-sided
    normal p, ArcGIS bin -3..3 after the same correction (:mod:`.getisord`).
+5. the change on the previous period of equal length, with the exact conditional test
+   (:mod:`.change`: ``M_change``, ``M_change_p``, ``M_change_significant``);
+6. with the monthly counts, emerging hot spots (:mod:`.emerging`: ``M_ehsa_category``,
+   ``M_ehsa_trend_z``, ``M_ehsa_trend_p`` and the space-time bins of ``emerging_hotspots.csv``).
 
 Column meanings (``M`` = measure) — see also the output contract in DESIGN.md:
 
@@ -49,6 +53,8 @@ from ..errors import InputError
 from ..config import DEFAULT_SEED, MEASURES, ClusterSettings
 from ..vocabulary import HIGH_HIGH, LOW_LOW
 from ..wardtable import with_columns
+from .change import significant_change
+from .emerging import find_emerging_hotspots
 from .getisord import gi_bins, gi_star
 from .inference import (adjust_p, default_permutations, draw_orderings,
                         permutation_warning)
@@ -81,6 +87,9 @@ class ClusterResult:
         Messages for the user, one line each.
     summary_lines
         Short console summary, one line per measure.
+    emerging_bins
+        Space-time Gi* per ward and step (``emerging_hotspots.csv``; see
+        :class:`.emerging.EmergingResult`), or ``None`` without monthly counts.
     wards
         The ward table given with ``columns`` added (a new table).
     neighbours
@@ -95,6 +104,7 @@ class ClusterResult:
     manifest: dict
     warnings: list[str] = field(default_factory=list)
     summary_lines: list[str] = field(default_factory=list)
+    emerging_bins: pd.DataFrame | None = None
     wards: gpd.GeoDataFrame | None = None
     neighbours: list[list[int]] = field(default_factory=list)
 
@@ -104,8 +114,10 @@ GLOBAL_MORAN_COLUMNS = ["measure", "moran_i", "expected_i", "z", "p_sim", "permu
 
 
 def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings | Mapping[str, Any] | None = None,
-                  seed: int = DEFAULT_SEED, family: np.ndarray | None = None) -> ClusterResult:
-    """Global Moran's I, LISA and Gi* for every analysed measure of the ward table.
+                  seed: int = DEFAULT_SEED, family: np.ndarray | None = None, monthly: pd.DataFrame | None = None,
+                  months: list[str] | None = None) -> ClusterResult:
+    """Global Moran's I, LISA and Gi*, and with monthly counts emerging hot spots and the
+    test of change, for every analysed measure of the ward table.
 
     Parameters
     ----------
@@ -120,7 +132,13 @@ def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings | Mapping[s
     family
         Which wards are the study's (boolean, one per row; default all). The others are
         context wards: they enter the weights, spatial lags, Gi* sums and global Moran's I,
-        but not the multiple-testing family, the permutation count or the lists of findings.
+        but not the multiple-testing family, the permutation count or the lists of findings
+        (nor the test of change; in emerging hot spots they enter the neighbourhoods only).
+    monthly
+        ``ward_code``, ``month``, ``M_count`` (the run's monthly table), for the emerging hot
+        spot analysis (:mod:`.emerging`); ``None`` skips it.
+    months
+        The period's months in order (with ``monthly``).
 
     Returns
     -------
@@ -151,9 +169,9 @@ def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings | Mapping[s
     columns = pd.DataFrame(index=wards.index)
     global_rows, per_measure, summary_lines = [], {}, []
     orderings_cache: dict[tuple[int, int, int], np.ndarray] = {}
+    family = np.ones(len(wards), dtype=bool) if family is None else np.asarray(family, bool)
     for measure in measures:
-        outcome = _analyse_measure(wards, measure, neighbours, settings, seed, orderings_cache, warnings,
-                                   np.ones(len(wards), dtype=bool) if family is None else np.asarray(family, bool))
+        outcome = _analyse_measure(wards, measure, neighbours, settings, seed, orderings_cache, warnings, family)
         if outcome is None:
             continue
         measure_columns, global_row, record = outcome
@@ -162,6 +180,18 @@ def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings | Mapping[s
         per_measure[measure] = record
         summary_lines.append(_summary_line(measure, global_row, record, settings))
     global_table = pd.DataFrame(global_rows, columns=GLOBAL_MORAN_COLUMNS)
+    analysed = list(per_measure)
+    change_columns, change_manifest, change_warnings = significant_change(wards, analysed, settings.correction,
+                                                                          settings.alpha, family)
+    columns = columns.join(change_columns)
+    warnings.extend(change_warnings)
+    emerging = None
+    if monthly is not None and months:
+        emerging = find_emerging_hotspots(wards, monthly, months, analysed, neighbours.adjacency, settings.time_step,
+                                          settings.time_k, settings.correction, settings.alpha, family)
+        columns = columns.join(emerging.columns)
+        warnings.extend(emerging.warnings)
+        summary_lines.extend(emerging.summary_lines)
     manifest = {
         "weights": neighbours.summary(),
         "measures": list(per_measure),
@@ -181,10 +211,14 @@ def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings | Mapping[s
         },
         "high_high": {m: r["high_high"] for m, r in per_measure.items()},
         "by_measure": per_measure,
+        "change": change_manifest,
     }
+    if emerging is not None:
+        manifest["emerging"] = emerging.manifest
     return ClusterResult(columns=columns, global_moran=global_table, manifest=manifest,
                          warnings=warnings, summary_lines=summary_lines, wards=with_columns(wards, columns),
-                         neighbours=neighbours.lists())
+                         neighbours=neighbours.lists(),
+                         emerging_bins=None if emerging is None else emerging.bins)
 
 
 def _analyse_measure(wards: gpd.GeoDataFrame, measure: str, neighbours: Neighbours,

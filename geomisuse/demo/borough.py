@@ -13,15 +13,18 @@ rather than a shortcut.
 The demo also plants a story that the analysis must recover (tests import these constants):
 
 * :data:`PLANTED_POSSESSION_CLUSTER` - the town centre and the three wards around it on the
-  harbour headland have drug possession rates of 11-15 per 1,000 a year (1-4.5 in most other
+  harbour headland have drug possession rates of 18-24 per 1,000 a year (1-4.5 in most other
   wards): Local Moran's High-High at the default settings (FDR 5 %);
 * :data:`PLANTED_LOW_CLUSTER` - four wards in the north-east with low possession,
   trafficking and ASB: Low-Low at the default settings;
 * :data:`PLANTED_ESTATE_WARD` / :data:`PLANTED_HOTSPOT_ESTATE` - one estate where trafficking
-  concentrates (police.uk Drugs points pile up on it, the MPS trafficking count is ten times
+  concentrates (police.uk Drugs points pile up on it, the MPS trafficking count is many times
   the borough norm), with a spill-over into the neighbouring wards: a Getis-Ord Gi* hot spot;
 * :data:`PLANTED_GAP_WARDS` - a ward on the western edge with top-quintile possession and ASB
-  but no treatment service or needle exchange within 2.5 km: an outreach gap.
+  but no treatment service or needle exchange within 2.5 km: an outreach gap;
+* :data:`PLANTED_EMERGING` - emerging hot spots in 2025's months: a new possession hot spot
+  west of the harbour (a December surge), an intensifying one in the harbour (a steady
+  climb) and a diminishing trafficking hot spot on the Lanternhill estate (a steady decline).
 
 The files cover two years: the study period :data:`MONTHS` (2025) and the twelve months before
 it, :data:`PREVIOUS_MONTHS` (2024), which the briefings compare against. 2024 has the same
@@ -146,16 +149,16 @@ class WardSpec:
 WARDS: tuple[WardSpec, ...] = (
     # north row
     WardSpec("E05999001", "Shingle End", -3.3, 2.2, 7_400, 2.8, 0.5, 8.0),
-    WardSpec("E05999002", "Marram Fields", -2.0, 2.3, 8_900, 3.0, 2.2, 8.0),
-    WardSpec("E05999003", "Lanternhill", -0.7, 2.2, 11_800, 4.5, 5.0, 11.0),
-    WardSpec("E05999004", "Kittiwake Heights", 0.6, 2.4, 9_600, 1.2, 2.0, 6.0),
+    WardSpec("E05999002", "Marram Fields", -2.0, 2.3, 8_900, 3.0, 9.6, 8.0),
+    WardSpec("E05999003", "Lanternhill", -0.7, 2.2, 11_800, 4.5, 18.0, 11.0),
+    WardSpec("E05999004", "Kittiwake Heights", 0.6, 2.4, 9_600, 1.2, 8.4, 6.0),
     WardSpec("E05999005", "Ternwick", 1.9, 2.3, 8_200, 0.5, 0.15, 3.0),
     WardSpec("E05999006", "Fogwell Point", 3.2, 1.9, 6_800, 0.5, 0.15, 3.0),
     # second row
     WardSpec("E05999007", "Saltmarsh", -3.5, 0.6, 12_300, 10.5, 1.0, 24.0),
     WardSpec("E05999008", "Brackenfleet", -2.2, 1.0, 10_400, 3.0, 1.2, 8.0),
-    WardSpec("E05999009", "Cormorant Rise", -0.9, 0.9, 12_900, 3.2, 2.2, 9.0),
-    WardSpec("E05999010", "Beaconsway", 0.4, 1.1, 10_100, 3.0, 2.2, 8.0),
+    WardSpec("E05999009", "Cormorant Rise", -0.9, 0.9, 12_900, 3.2, 9.6, 9.0),
+    WardSpec("E05999010", "Beaconsway", 0.4, 1.1, 10_100, 3.0, 9.6, 8.0),
     WardSpec("E05999011", "Dunlin Green", 2.2, 1.4, 9_300, 0.6, 0.2, 3.5),
     WardSpec("E05999012", "Skerry Common", 3.1, 0.5, 7_900, 0.5, 0.15, 3.0),
     # third row
@@ -166,10 +169,10 @@ WARDS: tuple[WardSpec, ...] = (
     WardSpec("E05999017", "Tidewell", 2.4, -0.2, 10_700, 2.0, 0.4, 7.0),
     WardSpec("E05999018", "Seawold", 3.3, -1.1, 8_600, 1.2, 0.3, 5.0),
     # the harbour: town centre and its neighbours
-    WardSpec("E05999019", "Ropewalk", -0.3, -2.6, 8_700, 12.0, 0.8, 16.0),
-    WardSpec("E05999020", "Northmere Town Centre", 0.45, -3.1, 7_600, 15.0, 0.9, 20.0),
-    WardSpec("E05999021", "Harbour Quarter", 0.45, -4.0, 6_900, 13.0, 0.8, 18.0),
-    WardSpec("E05999022", "Quayside", 1.2, -2.6, 7_800, 11.5, 0.7, 15.0),
+    WardSpec("E05999019", "Ropewalk", -0.3, -2.6, 8_700, 19.0, 0.8, 16.0),
+    WardSpec("E05999020", "Northmere Town Centre", 0.45, -3.1, 7_600, 24.0, 0.9, 20.0),
+    WardSpec("E05999021", "Harbour Quarter", 0.45, -4.0, 6_900, 21.0, 0.8, 18.0),
+    WardSpec("E05999022", "Quayside", 1.2, -2.6, 7_800, 18.5, 0.7, 15.0),
     WardSpec("E05999023", "Gullhaven", -2.0, -1.9, 9_500, 5.5, 0.5, 10.0),
     WardSpec("E05999024", "Spindrift", 2.4, -1.8, 9_100, 5.5, 0.5, 10.0),
 )
@@ -198,6 +201,37 @@ RISING_POSSESSION_FACTOR = 1.8
 PLANTED_FALLING_WARDS: tuple[str, ...] = ("E05999014",)
 #: 2024 possession rate over 2025 possession rate in :data:`PLANTED_FALLING_WARDS`.
 FALLING_POSSESSION_FACTOR = 2.0
+#: Emerging hot spots planted in 2025's monthly MPS counts: category -> (measure, wards). The
+#: emerging hot spot analysis at the default settings (monthly steps, ``time_k`` 1, FDR 5 %)
+#: gives each of these wards that category for that measure. The monthly profiles behind them
+#: average 1, so the annual rates stay the :data:`WARDS` rates.
+PLANTED_EMERGING: dict[str, tuple[str, tuple[str, ...]]] = {
+    "new hot spot": ("possession", ("E05999023",)),
+    "intensifying hot spot": ("possession", ("E05999020",)),
+    "diminishing hot spot": ("trafficking", ("E05999003",)),
+}
+# Month-by-month multipliers of 2025's MPS counts (each averages 1) behind PLANTED_EMERGING.
+# Gi* judges a ward with its neighbours, so each pattern is planted over a neighbourhood:
+# * new: a quiet year, then a December surge in Gullhaven, Wrackham and Pennyfleet (west of
+#   the harbour; Pennyfleet's fall on 2024 is unchanged, its year total keeps its rate);
+# * intensifying: the four harbour wards climb steadily from 75 % to 125 % of their rate;
+# * diminishing: trafficking on and around the Lanternhill estate declines steadily from
+#   4/3 to 2/3 of its rate, and is still well above the borough in December.
+_DECLINE = np.linspace(4 / 3, 2 / 3, 12)
+_PROFILES: dict[tuple[str, str], np.ndarray] = {
+    ("possession", "E05999023"): np.array([0.3] * 11 + [8.7]),
+    ("possession", "E05999013"): np.array([0.3] * 11 + [8.7]),
+    ("possession", "E05999014"): np.array([0.3] * 11 + [8.7]),
+    ("possession", "E05999019"): np.linspace(0.75, 1.25, 12),
+    ("possession", "E05999020"): np.linspace(0.75, 1.25, 12),
+    ("possession", "E05999021"): np.linspace(0.75, 1.25, 12),
+    ("possession", "E05999022"): np.linspace(0.75, 1.25, 12),
+    ("trafficking", "E05999003"): _DECLINE,
+    ("trafficking", "E05999002"): _DECLINE,
+    ("trafficking", "E05999009"): _DECLINE,
+    ("trafficking", "E05999004"): _DECLINE,
+    ("trafficking", "E05999010"): _DECLINE,
+}
 
 # Irregular borough outline, km from ORIGIN, clockwise from the west. The southern headland
 # holds the harbour wards and the town centre.
@@ -651,7 +685,9 @@ def ward_rates(previous: bool = False) -> dict[str, np.ndarray]:
 
 
 def make_mps_counts(borough: Borough, rng: np.random.Generator,
-                    rates: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+                    rates: dict[str, np.ndarray] | None = None,
+                    profiles: dict[str, np.ndarray] | None = None,
+                    profile_rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
     """MPS-style monthly possession and trafficking counts per ward (Poisson draws).
 
     Parameters
@@ -662,6 +698,10 @@ def make_mps_counts(borough: Borough, rng: np.random.Generator,
         Random generator (one per year, so one year's draws do not shift another's).
     rates
         :func:`ward_rates` of the year; the study period's by default.
+    profiles
+        ``(measure, ward code)`` -> 12 monthly multipliers (the planted emerging hot spots).
+    profile_rng
+        Generator for the profiled wards' counts (needed with ``profiles``).
 
     Returns
     -------
@@ -670,10 +710,17 @@ def make_mps_counts(borough: Borough, rng: np.random.Generator,
     """
     rates = ward_rates() if rates is None else rates
     pop = borough.population.astype(float)
-    return {
+    counts = {
         "possession": rng.poisson(expected_monthly(pop, rates["possession"])),
         "trafficking": rng.poisson(expected_monthly(pop, rates["trafficking"])),
     }
+    if profiles:
+        # Redrawn from a generator of their own, so every other ward keeps its numbers.
+        for (measure, code), profile in profiles.items():
+            i = _ward_index(code)
+            counts[measure][i] = profile_rng.poisson(expected_monthly(pop[i:i + 1], rates[measure][i:i + 1])[0]
+                                                     * profile)
+    return counts
 
 
 # --------------------------------------------------------------------------------------------
@@ -1012,7 +1059,8 @@ def build_files(seed: int = DEMO_SEED) -> dict[Path, str]:
     rates, prev_rates = ward_rates(), ward_rates(previous=True)
     borough = make_borough(rngs["borough"])
     estates = make_estates(borough)
-    mps = make_mps_counts(borough, rngs["mps"], rates)
+    mps = make_mps_counts(borough, rngs["mps"], rates, _PROFILES,
+                          np.random.default_rng([seed, len(concerns)]))
     prev_mps = make_mps_counts(borough, prev_rngs["mps"], prev_rates)
     streets = make_street_points(borough, estates, rngs["streets"])
     files: dict[Path, str] = {}
@@ -1098,6 +1146,7 @@ __all__ = [
     "DEMO_SEED", "LAD_CODE", "LAD_NAME", "MONTHS", "PREVIOUS_MONTHS", "ALL_MONTHS", "WARDS", "ESTATES",
     "POLICE_UK_HEADER", "PLANTED_POSSESSION_CLUSTER", "PLANTED_LOW_CLUSTER", "PLANTED_ESTATE_WARD",
     "PLANTED_HOTSPOT_ESTATE", "PLANTED_GAP_WARDS", "GAP_MIN_DISTANCE_M", "PLANTED_RISING_WARDS",
-    "RISING_POSSESSION_FACTOR", "PLANTED_FALLING_WARDS", "FALLING_POSSESSION_FACTOR", "ward_rates",
+    "RISING_POSSESSION_FACTOR", "PLANTED_FALLING_WARDS", "FALLING_POSSESSION_FACTOR", "PLANTED_EMERGING",
+    "ward_rates",
     "NO_LOCATION_SHARE", "OUTSIDE_SHARE", "generate_demo", "regenerate", "build_files",
 ]

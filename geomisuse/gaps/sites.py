@@ -44,8 +44,11 @@ from pyproj import Transformer
 from ..config import ANALYSIS_CRS, MAP_CRS
 from ..errors import InputError
 from . import walking as access
+from .network import WalkingNetwork, network_distances_within
+from .places import PLACE_COLUMNS, describe_places
 from .settings import GapSettings
 from .walking import point_layer
+from ..layers.postcodes import Postcodes
 
 #: ``source`` values of candidate sites.
 SOURCE_FILE = "candidate file"
@@ -453,7 +456,13 @@ SATELLITE_COLUMNS = [
     # are asked to serve (all wards' by default, the gap wards' with satellite_demand =
     # "gap_wards") that each site adds to those ranked above it.
     "share_of_unmet_need_covered", "cumulative_share_of_unmet_need",
+    *PLACE_COLUMNS,
 ]
+
+#: Columns of the "coverage vs number of sites" table (k = 1 .. :data:`COVERAGE_MAX_K`).
+COVERAGE_COLUMNS = ["sites", "need_covered", "share_of_unmet_need", "added_by_last_site",
+                    "greedy_need_covered", "sites_chosen"]
+COVERAGE_MAX_K = 10
 
 
 _TO_LONLAT = Transformer.from_crs(ANALYSIS_CRS, MAP_CRS, always_xy=True)
@@ -461,8 +470,10 @@ _TO_LONLAT = Transformer.from_crs(ANALYSIS_CRS, MAP_CRS, always_xy=True)
 
 def _candidate_table(wards: gpd.GeoDataFrame, candidate_sites: gpd.GeoDataFrame | None,
                      is_gap: np.ndarray, settings: GapSettings,
-                     candidates_from_file: bool) -> gpd.GeoDataFrame:
-    """Candidates as given, plus the grid over gap wards when that applies."""
+                     candidates_from_file: bool,
+                     network: WalkingNetwork | None = None) -> gpd.GeoDataFrame:
+    """Candidates as given, plus the grid over gap wards when that applies; with a network,
+    grid points move to the nearest point of the nearest street (a place one can stand)."""
     add_grid = settings.candidate_grid if settings.candidate_grid is not None \
         else not candidates_from_file
     given = point_layer(candidate_sites, "candidate sites")
@@ -474,14 +485,22 @@ def _candidate_table(wards: gpd.GeoDataFrame, candidate_sites: gpd.GeoDataFrame 
             given = given.assign(name=[f"site {i + 1}" for i in range(len(given))])
         given = given[~(given.geometry.is_empty | given.geometry.isna())]
     gap_wards = wards[is_gap] if add_grid else wards.iloc[0:0]
-    return default_candidates(given, gap_wards[["ward_code", "ward_name", "geometry"]],
-                                  settings.grid_spacing_m if add_grid else 0.0, source=source)
+    table = default_candidates(given, gap_wards[["ward_code", "ward_name", "geometry"]],
+                               settings.grid_spacing_m if add_grid else 0.0, source=source)
+    grid = (table["source"] == SOURCE_GRID).to_numpy()
+    if network is not None and grid.any():
+        snapped = network.snap(access.service_xy(table[grid]))
+        geometry = table.geometry.to_numpy().copy()
+        geometry[grid] = shapely.points(snapped.xy)
+        table = table.set_geometry(gpd.GeoSeries(geometry, index=table.index, crs=ANALYSIS_CRS))
+    return table
 
 
 def choose_satellites(wards: gpd.GeoDataFrame, sample: access.ResidentSample,
                       need_count: np.ndarray, served: np.ndarray, is_gap: np.ndarray,
                       candidate_sites: gpd.GeoDataFrame | None, settings: GapSettings,
                       candidates_from_file: bool, timings: dict[str, float],
+                      network: WalkingNetwork | None = None, postcodes: Postcodes | None = None,
                       ) -> tuple[pd.DataFrame, dict, list[str]]:
     """Choose ``settings.satellites`` sites covering most unmet need (MCLP) and the greedy answer.
 
@@ -509,11 +528,17 @@ def choose_satellites(wards: gpd.GeoDataFrame, sample: access.ResidentSample,
         Gap settings.
     timings
         Filled with ``mclp`` and ``greedy`` wall times (seconds).
+    network
+        The walking graph: coverage is then a network walk within the threshold and grid
+        candidates are snapped to the streets; ``None``: straight-line radius.
+    postcodes
+        Postcode points naming each site's nearest postcode, or ``None``.
 
     Returns
     -------
     tuple
-        ``(satellites table, manifest section, warnings)``.
+        ``(satellites table, manifest section, warnings)``; the section's ``coverage_table``
+        is the "coverage vs number of sites" table (:data:`COVERAGE_COLUMNS`).
     """
     section: dict = {"k": settings.satellites, "demand": settings.satellite_demand}
     if settings.satellites == 0:
@@ -524,16 +549,22 @@ def choose_satellites(wards: gpd.GeoDataFrame, sample: access.ResidentSample,
     if not is_gap.any() and settings.satellite_demand == "gap_wards":
         return _no_sites(section, "no outreach gaps")
 
-    candidates = _candidate_table(wards, candidate_sites, is_gap, settings, candidates_from_file)
+    candidates = _candidate_table(wards, candidate_sites, is_gap, settings, candidates_from_file,
+                                  network)
     section["candidates"] = {str(k): int(v) for k, v in
                              candidates["source"].value_counts().sort_index().items()}
     if unmet.sum() <= 0 or not len(candidates):
         return _no_sites(section, "no unmet need" if len(candidates) else "no candidate sites",
                          warn=True)
 
-    solution, warnings = _solve_sites(sample.xy, unmet, candidates, settings, timings)
+    solution, warnings = _solve_sites(sample.xy, unmet, candidates, settings, timings, network)
     section.update(_solution_section(solution, candidates, settings, timings))
-    table = _site_rows(wards, candidates, solution, unmet, gap_unmet, sample)
+    table = _site_rows(wards, candidates, solution, unmet, gap_unmet, sample, network, postcodes)
+    start = time.perf_counter()
+    section["coverage_table"] = coverage_by_site_count(
+        solution.patterns, solution.merged_need, candidates, float(unmet.sum()), settings,
+        solved={settings.satellites: solution.optimum} if solution.optimum is not None else None)
+    timings["coverage_table"] = time.perf_counter() - start
     return table, section, warnings
 
 
@@ -579,6 +610,8 @@ class SiteSolution:
         The greedy answer (candidate positions in pick order).
     greedy_need : float
         Unmet need the greedy answer covers.
+    patterns, merged_need : numpy.ndarray
+        The merged demand points' coverage (points x candidates) and need.
     """
 
     keep: np.ndarray
@@ -588,6 +621,8 @@ class SiteSolution:
     optimum: MclpAnswer | None
     greedy: list[int]
     greedy_need: float
+    patterns: np.ndarray
+    merged_need: np.ndarray
 
     @property
     def chosen(self) -> list[int]:
@@ -597,7 +632,7 @@ class SiteSolution:
 
 def _solve_sites(xy: np.ndarray, unmet: np.ndarray, candidates: gpd.GeoDataFrame,
                  settings: GapSettings, timings: dict[str, float],
-                 ) -> tuple[SiteSolution, list[str]]:
+                 network: WalkingNetwork | None = None) -> tuple[SiteSolution, list[str]]:
     """Solve the MCLP over the points with unmet need, and the greedy answer beside it.
 
     Fills ``timings`` with ``spopt_import``, ``mclp`` and ``greedy`` (seconds).
@@ -609,7 +644,13 @@ def _solve_sites(xy: np.ndarray, unmet: np.ndarray, candidates: gpd.GeoDataFrame
 
     start = time.perf_counter()
     keep = unmet > 0
-    cover = coverage_matrix(xy[keep], access.service_xy(candidates), settings.walk_radius_m)
+    if network is not None:
+        limit = settings.walk_network_m
+        cover = network_distances_within(network, network.snap(xy[keep]),
+                                         network.snap(access.service_xy(candidates)), limit)
+        cover = sparse.csr_matrix(cover, dtype=bool)
+    else:
+        cover = coverage_matrix(xy[keep], access.service_xy(candidates), settings.walk_radius_m)
     patterns, merged = merge_identical_demand(cover, unmet[keep])
     in_reach = int(patterns.any(axis=0).sum()) if patterns.size else 0
     try:
@@ -626,7 +667,7 @@ def _solve_sites(xy: np.ndarray, unmet: np.ndarray, candidates: gpd.GeoDataFrame
     timings["greedy"] = time.perf_counter() - start
 
     solution = SiteSolution(keep, cover, len(merged), in_reach, optimum, greedy,
-                            float(sum(greedy_gains)))
+                            float(sum(greedy_gains)), patterns, merged)
     if len(solution.chosen) < settings.satellites:
         warnings.append(f"gaps: {len(solution.chosen)} satellite site(s) reach all the unmet "
                         f"need that any candidate site can reach; {settings.satellites} were "
@@ -657,8 +698,9 @@ def _solution_section(solution: SiteSolution, candidates: gpd.GeoDataFrame,
 
 
 def _site_rows(wards: gpd.GeoDataFrame, candidates: gpd.GeoDataFrame, solution: SiteSolution,
-               unmet: np.ndarray, gap_unmet: np.ndarray,
-               sample: access.ResidentSample) -> pd.DataFrame:
+               unmet: np.ndarray, gap_unmet: np.ndarray, sample: access.ResidentSample,
+               network: WalkingNetwork | None = None,
+               postcodes: Postcodes | None = None) -> pd.DataFrame:
     """One row per chosen site, with the need each adds to the sites ranked above it."""
     keep = solution.keep
     unmet, gap_unmet = unmet[keep], gap_unmet[keep]
@@ -669,6 +711,7 @@ def _site_rows(wards: gpd.GeoDataFrame, candidates: gpd.GeoDataFrame, solution: 
     covered = np.zeros(solution.cover.shape[0], dtype=bool)
     chosen, greedy = solution.chosen, set(solution.greedy)
     site_ward = access.assign_points_to_wards(wards, candidates.iloc[chosen])
+    places = describe_places(access.service_xy(candidates.iloc[chosen]), network, postcodes)
     rows = []
     cumulative = cumulative_all = 0.0
     for rank, (j, w) in enumerate(zip(chosen, site_ward), start=1):
@@ -695,6 +738,56 @@ def _site_rows(wards: gpd.GeoDataFrame, candidates: gpd.GeoDataFrame, solution: 
             "in_greedy_answer": j in greedy,
             "share_of_unmet_need_covered": round(gain / total, 4) if total else np.nan,
             "cumulative_share_of_unmet_need": round(cumulative_all / total, 4) if total else np.nan,
+            **places.iloc[rank - 1].to_dict(),
         })
     return pd.DataFrame(rows, columns=SATELLITE_COLUMNS)
+
+
+def coverage_by_site_count(patterns: np.ndarray, need: np.ndarray,
+                           candidates: gpd.GeoDataFrame, unmet_total: float,
+                           settings: GapSettings, max_k: int = COVERAGE_MAX_K,
+                           solved: dict[int, MclpAnswer] | None = None) -> pd.DataFrame:
+    """What each extra site adds: the best need covered with k = 1 .. ``max_k`` sites.
+
+    Each k is solved on its own (the best 3 sites need not include the best 2), with the
+    greedy answer beside it.
+
+    Parameters
+    ----------
+    patterns, need
+        Merged demand points' coverage (points x candidates) and need
+        (:func:`merge_identical_demand`).
+    candidates
+        The candidate table (for the chosen sites' names).
+    unmet_total
+        All the unmet need (the share's denominator).
+    settings
+        Gap settings (solver and its time limit).
+    max_k
+        Largest number of sites.
+    solved
+        Answers already found, by k (the run's own k), so they are not solved again.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`COVERAGE_COLUMNS`, one row per k; rows stop once no extra site adds need.
+    """
+    rows = []
+    greedy, gains = greedy_sites(patterns, need, max_k)
+    previous = 0.0
+    for k in range(1, max_k + 1):
+        answer = (solved or {}).get(k) or solve_mclp(patterns, need, k, settings.solver,
+                                                     settings.solver_time_limit_s)
+        if k > 1 and answer.objective <= previous + 1e-9:
+            break
+        rows.append({
+            "sites": k, "need_covered": round(answer.objective, 2),
+            "share_of_unmet_need": round(answer.objective / unmet_total, 4) if unmet_total else np.nan,
+            "added_by_last_site": round(answer.objective - previous, 2),
+            "greedy_need_covered": round(float(sum(gains[:k])), 2),
+            "sites_chosen": "; ".join(str(candidates["name"].iloc[j]) for j in answer.sites),
+        })
+        previous = answer.objective
+    return pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
 

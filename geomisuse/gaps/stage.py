@@ -47,7 +47,10 @@ from .need import NeedAssessment, assess_need, choose_need_measure
 from .reasons import gap_reason, summary_lines
 from .settings import GapSettings
 from .sites import choose_satellites
+from .catchments import walk_catchments
+from .network import WalkingNetwork, load_walking_network
 from .walking import AccessVerdict, KINDS, WalkAccess, judge_access, measure_access, point_layer
+from ..layers.postcodes import Postcodes, read_postcodes
 from . import walking as access
 
 
@@ -59,7 +62,12 @@ GAP_COLUMNS = [
     "share_within_walk_treatment", "share_within_walk_needle_exchange",
     "treatment_services_within_walk", "needle_exchanges_within_walk",
     "gap_need_measure", "gap_need_high", "gap_access_poor",
+    "access_method", "treatment_network_walk_m", "needle_exchange_network_walk_m",
 ]
+
+#: ``access_method`` values: walking over the streets, or the straight line times the detour.
+METHOD_NETWORK = "street network"
+METHOD_STRAIGHT = "straight line x detour factor"
 
 
 @dataclass
@@ -78,6 +86,12 @@ class GapResult:
         Things the user should read.
     summary_lines : list[str]
         A short console summary.
+    catchments : geopandas.GeoDataFrame or None
+        Walk catchments of the services (:func:`geomisuse.gaps.catchments.walk_catchments`):
+        network isochrones with a network, else straight-line circles.
+    coverage_by_sites : pandas.DataFrame or None
+        Need covered by the best k satellite sites, k = 1..10
+        (:data:`geomisuse.gaps.sites.COVERAGE_COLUMNS`); ``None`` when no sites were sought.
     wards : geopandas.GeoDataFrame
         The ward table given with ``columns`` added (a new table).
     """
@@ -87,6 +101,8 @@ class GapResult:
     manifest: dict
     warnings: list[str] = field(default_factory=list)
     summary_lines: list[str] = field(default_factory=list)
+    catchments: gpd.GeoDataFrame | None = None
+    coverage_by_sites: pd.DataFrame | None = None
     wards: gpd.GeoDataFrame | None = None
 
 
@@ -105,7 +121,8 @@ def find_gaps(wards: gpd.GeoDataFrame, treatment_services: gpd.GeoDataFrame | No
               candidate_sites: gpd.GeoDataFrame | None = None,
               residents: gpd.GeoDataFrame | None = None,
               settings: GapSettings | Mapping[str, Any] | None = None, seed: int = DEFAULT_SEED,
-              *, candidates_from_file: bool = False) -> GapResult:
+              *, candidates_from_file: bool = False, network: WalkingNetwork | None = None,
+              postcodes: Postcodes | None = None) -> GapResult:
     """Access, outreach gaps and satellite sites for every ward.
 
     Parameters
@@ -131,6 +148,14 @@ def find_gaps(wards: gpd.GeoDataFrame, treatment_services: gpd.GeoDataFrame | No
         ``True`` when ``candidate_sites`` came from the study's candidate file: they are used
         as they are (``source = "candidate file"``) and no grid is added unless
         ``settings.candidate_grid`` is true.
+    network
+        The walking graph (:func:`geomisuse.gaps.network.load_walking_network`): access,
+        catchments and satellite coverage are then measured over the streets. ``None``: the
+        file ``settings.network`` names is read (no cache), or without one the straight line
+        times ``settings.detour_factor``.
+    postcodes
+        Postcode points (:func:`geomisuse.layers.postcodes.read_postcodes`) naming the nearest
+        postcode of each satellite site; ``None``: those of ``settings.postcodes``, if any.
 
     Returns
     -------
@@ -145,11 +170,17 @@ def find_gaps(wards: gpd.GeoDataFrame, treatment_services: gpd.GeoDataFrame | No
     """
     settings = GapSettings.from_options(settings)
     _check_wards(wards)
+    # Settings that name a network or postcode file are enough on their own (from a notebook);
+    # a study run passes the network it read through the cache.
+    if network is None and settings.network:
+        network = load_walking_network(settings.network, None)
+    if postcodes is None and settings.postcodes:
+        postcodes = read_postcodes(settings.postcodes)
     layers, residents = _input_layers(treatment_services, needle_exchanges, residents)
     timings: dict[str, float] = {}
 
     start = time.perf_counter()
-    walk, warnings = measure_access(wards, layers, residents, settings, seed)
+    walk, warnings = measure_access(wards, layers, residents, settings, seed, network)
     timings["access"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -170,22 +201,32 @@ def find_gaps(wards: gpd.GeoDataFrame, treatment_services: gpd.GeoDataFrame | No
         wards, walk.sample, need_count=need_count.to_numpy(dtype=float),
         served=walk.served(settings.access_rule), is_gap=is_gap,
         candidate_sites=candidate_sites, settings=settings,
-        candidates_from_file=candidates_from_file, timings=timings)
+        candidates_from_file=candidates_from_file, timings=timings, network=network,
+        postcodes=postcodes)
     warnings += sat_warnings
+    start = time.perf_counter()
+    catchments = walk_catchments(layers, settings, network)
+    timings["catchments"] = time.perf_counter() - start
 
     manifest = {
         "parameters": _parameters_section(settings, measure, need, seed),
         "sampling": _sampling_section(wards, walk.sample),
         "services": dict(walk.service_counts),
+        "access": (walk.network.report if walk.network is not None
+                   else {"method": METHOD_STRAIGHT, "detour_factor": settings.detour_factor,
+                         "walk_radius_m": round(settings.walk_radius_m, 1)}),
         "outreach_gaps": int(is_gap.sum()),
         "gap_wards": [str(c) for c in wards["ward_code"].to_numpy()[order][:int(is_gap.sum())]],
         "wards_not_assessed": not_assessed,
         "satellites": sat_manifest,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
-    summary = summary_lines(wards, columns, sites, sat_manifest, measure, settings)
+    summary = access_lines(walk, settings) + summary_lines(wards, columns, sites, sat_manifest,
+                                                           measure, settings)
     return GapResult(columns=columns, satellites=sites, manifest=manifest,
-                     warnings=warnings, summary_lines=summary, wards=with_columns(wards, columns))
+                     warnings=warnings, summary_lines=summary, wards=with_columns(wards, columns),
+                     catchments=catchments,
+                     coverage_by_sites=sat_manifest.pop("coverage_table", None))
 
 
 def _input_layers(treatment_services: gpd.GeoDataFrame | None,
@@ -237,9 +278,12 @@ def _gap_columns(wards: pd.DataFrame, need: NeedAssessment, walk: WalkAccess,
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(1, n + 1)
     any_services = {k: walk.service_counts[k] > 0 for k in KINDS}
+    # A reason quotes the distance its minutes are walked over: the route, with a network.
+    walked_m = {k: (walk.network.network_mean_m[k] if walk.network is not None
+                    else walk.kinds[k].mean_distance_m) for k in KINDS}
     reasons = [
         gap_reason(i, need, {k: bool(verdict.poor[k][i]) for k in KINDS}, bool(is_gap[i]),
-                   {k: (walk.kinds[k].mean_distance_m[i], float(walk.minutes[k][i]), share[k][i])
+                   {k: (walked_m[k][i], float(walk.minutes[k][i]), share[k][i])
                     for k in KINDS},
                    population[i], settings, measure, any_services, walk.any_share[i])
         for i in range(n)]
@@ -260,7 +304,36 @@ def _gap_columns(wards: pd.DataFrame, need: NeedAssessment, walk: WalkAccess,
         "gap_need_measure": measure,
         "gap_need_high": need.high,
         "gap_access_poor": np.where(no_residents, False, verdict.access_poor),
+        "access_method": METHOD_NETWORK if walk.network is not None else METHOD_STRAIGHT,
+        "treatment_network_walk_m": _network_mean(walk, "treatment", n),
+        "needle_exchange_network_walk_m": _network_mean(walk, "needle_exchange", n),
     }, index=wards.index)
+
+
+def _network_mean(walk: WalkAccess, kind: str, n: int) -> np.ndarray:
+    """Per ward, mean network walking distance to the nearest service of ``kind`` (m), or NaN."""
+    if walk.network is None:
+        return np.full(n, np.nan)
+    return np.round(walk.network.network_mean_m[kind], 0)
+
+
+def access_lines(walk: WalkAccess, settings: GapSettings) -> list[str]:
+    """Console lines saying how walking was measured (and the detour factor it found)."""
+    if walk.network is None:
+        return [f"access: straight line x {settings.detour_factor:g} detour factor (no [gaps] "
+                "network given)"]
+    report = walk.network.report
+    built = report["network"]
+    lines = [f"access: over the street network ({built['nodes']:,} nodes, {built['km']:,} km; "
+             f"cache {built.get('cache', 'off')})"]
+    for kind, words in KINDS.items():
+        detour = walk.network.detour[kind]
+        if detour.get("points"):
+            lines.append(f"  measured detour factor to the nearest {words}: median "
+                         f"{detour['median']:.2f} (10-90 %: {detour['p10']:.2f}-"
+                         f"{detour['p90']:.2f}); the straight-line method assumes "
+                         f"{settings.detour_factor:g}")
+    return lines
 
 
 def _wards_not_assessed(wards: pd.DataFrame, need: NeedAssessment,

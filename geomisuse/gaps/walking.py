@@ -32,11 +32,12 @@ import shapely
 from scipy.spatial import cKDTree
 from scipy.stats import qmc
 
-from ..config import ANALYSIS_CRS
+from ..config import ANALYSIS_CRS, walk_speed_m_per_min
 from ..errors import InputError
 from ..layers.ward_join import first_ward_containing
 
 if TYPE_CHECKING:
+    from .network import NetworkAccess, WalkingNetwork
     from .settings import GapSettings
 
 #: Column of a finer population layer that holds its resident counts.
@@ -420,6 +421,9 @@ class WalkAccess:
         Per sample point: within the walk of a service of either kind / of both kinds.
     any_share : numpy.ndarray
         Per ward, share of residents within the walk of a service of either kind.
+    network : NetworkAccess or None
+        With a walking network: network distances, snapping and the measured detour factor
+        (then ``minutes`` and the shares are over the network); ``None`` for straight lines.
     """
 
     sample: ResidentSample
@@ -429,6 +433,7 @@ class WalkAccess:
     either: np.ndarray
     both: np.ndarray
     any_share: np.ndarray
+    network: NetworkAccess | None = None
 
     def served(self, access_rule: str) -> np.ndarray:
         """Per sample point, is it already served under ``access_rule``?"""
@@ -437,8 +442,11 @@ class WalkAccess:
 
 def measure_access(wards: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame | None],
                    residents: gpd.GeoDataFrame | None, settings: GapSettings, seed: int,
-                   ) -> tuple[WalkAccess, list[str]]:
+                   network: WalkingNetwork | None = None) -> tuple[WalkAccess, list[str]]:
     """Sample each ward's residents and measure their walk to each kind of service.
+
+    Without a network the walk is the straight line times ``settings.detour_factor``; with
+    one it is the route over the streets (:func:`geomisuse.gaps.network.network_access`).
 
     Parameters
     ----------
@@ -452,11 +460,18 @@ def measure_access(wards: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame |
         Gap settings (``sample_points`` and the walk).
     seed
         Seed of the resident sampling.
+    network
+        The walking graph, or ``None`` for the straight-line method.
 
     Returns
     -------
     tuple
         ``(WalkAccess, warnings)``.
+
+    Raises
+    ------
+    InputError
+        With a network that does not cover some wards.
     """
     warnings: list[str] = []
     n = len(wards)
@@ -464,19 +479,39 @@ def measure_access(wards: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame |
     kinds: dict[str, KindAccess] = {}
     minutes: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}
-    for kind, layer in layers.items():
-        xy = service_xy(layer)
+    services = {kind: service_xy(layer) for kind, layer in layers.items()}
+    for kind, xy in services.items():
         counts[kind] = len(xy)
         if not len(xy):
             warnings.append(f"gaps: no {KINDS[kind]}s given, so no ward has access to one")
-        kinds[kind] = ward_access(sample, n, xy, settings.walk_radius_m)
-        minutes[kind] = settings.walk_minutes(kinds[kind].mean_distance_m)
+    measured = None
+    if network is not None:
+        from .network import network_access
+
+        straight = {kind: nearest_distance(sample.xy, xy) for kind, xy in services.items()}
+        walked, measured, notes = network_access(
+            network, sample, wards, services, straight, settings.walk_network_m,
+            walk_speed_m_per_min(settings.walk_speed_kmh), settings.network_max_snap_m)
+        warnings += notes
+        for kind, xy in services.items():
+            # The straight-line mean stays beside the network figures (nearest_..._m columns).
+            mean = (np.bincount(sample.ward, weights=sample.weight * straight[kind], minlength=n)
+                    if len(xy) else np.full(n, np.nan))
+            kinds[kind] = KindAccess(mean_distance_m=mean,
+                                     share_within=walked[kind]["share_within"],
+                                     services_within=walked[kind]["services_within"],
+                                     point_within=walked[kind]["point_within"])
+            minutes[kind] = walked[kind]["minutes"]
+    else:
+        for kind, xy in services.items():
+            kinds[kind] = ward_access(sample, n, xy, settings.walk_radius_m)
+            minutes[kind] = settings.walk_minutes(kinds[kind].mean_distance_m)
     treatment = kinds["treatment"].point_within
     needle_exchange = kinds["needle_exchange"].point_within
     either = treatment | needle_exchange
     any_share = np.bincount(sample.ward, weights=sample.weight * either, minlength=n)
     return WalkAccess(sample, kinds, minutes, counts, either, treatment & needle_exchange,
-                      any_share), warnings
+                      any_share, measured), warnings
 
 
 @dataclass

@@ -167,6 +167,39 @@ def protect_table(frame: pd.DataFrame, count_columns: list[str], threshold: int,
     return grid.publish(hidden, primary, threshold)
 
 
+def blank_derived(published: pd.DataFrame, hidden: pd.DataFrame, derived: dict[str, list[str]]) -> pd.DataFrame:
+    """Empty every figure computed from a hidden count (a change, its percentage, its p-value).
+
+    A change ``a - b`` next to a published ``b`` gives ``a`` back, and so does the p-value of a
+    test of ``a`` against ``b``; such figures are shown only where every count they use is.
+
+    Parameters
+    ----------
+    published
+        The table as it will be published (changed in a copy).
+    hidden
+        Boolean frame of hidden count cells (from :func:`protect_table`), same index.
+    derived
+        Derived column -> the count columns it is computed from.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with the derived cells emptied wherever one of their counts is hidden.
+    """
+    out = published.copy()
+    for column, sources in derived.items():
+        if column not in out:
+            continue
+        mask = np.zeros(len(out), dtype=bool)
+        for source in sources:
+            if source in hidden:
+                mask |= hidden[source].to_numpy(dtype=bool)
+        if mask.any():
+            out[column] = out[column].mask(mask)
+    return out
+
+
 def suppress_value(value: float | int | None, threshold: int) -> str:
     """One count as published text (primary suppression only; for single figures in prose)."""
     if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
@@ -745,7 +778,7 @@ class StudyProtection:
         ``[first, second]`` and ``borough`` ``[first, second]`` (measures without a previous
         period, when the study has at least two months).
     audit
-        Summary for the manifest: cells, hidden, rounds, LPs, seconds, narrowest interval.
+        Summary for the manifest: cells, hidden, rounds, LPs, narrowest interval.
     """
 
     threshold: int
@@ -847,8 +880,6 @@ def protect_study(run: "StudyRun", threshold: int, rule: str = "threshold", supp
     -------
     StudyProtection
     """
-    import time
-
     from ..config import MEASURES
 
     if rule == "round5":
@@ -938,7 +969,6 @@ def protect_study(run: "StudyRun", threshold: int, rule: str = "threshold", supp
             for w in range(len(codes)):
                 cells.relate(pos_c[w], [positions[measure]["period"][w]])
 
-    started = time.perf_counter()
     values = cells.values()
     protection = protect_cells(values, cells.relations, threshold, rule, cells.cost(), seed) if values.size else None
     texts = published_text(values, protection, threshold, rule) if values.size else np.empty(0, object)
@@ -948,7 +978,6 @@ def protect_study(run: "StudyRun", threshold: int, rule: str = "threshold", supp
         "hidden": int(hidden.sum()),
         "shown_as_small": int(protection.marked_small.sum()) if protection else 0,
         "rounds": protection.rounds if protection else 0, "linear_programs": protection.lps if protection else 0,
-        "seconds": round(time.perf_counter() - started, 2),
         "narrowest_interval": (None if protection is None or not np.isfinite(protection.narrowest)
                                else round(protection.narrowest, 3)),
         "required_interval": required_width(threshold),

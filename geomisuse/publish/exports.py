@@ -6,7 +6,7 @@ GeoPackage column of text cannot be styled as a number in QGIS; so each file get
 shape of the same published values:
 
 - ``wards.csv``: whole numbers without ``.0`` (populations, counts, ranks), rates to one
-  decimal, distances to the metre, minutes to one decimal, shares and scores to three
+  decimal, distances to the metre, minutes and percentages to one decimal, shares and scores to three
   decimals, statistics to three decimals and p-values to five (the finest a 99,999-permutation
   p-value has);
 - ``wards.gpkg``: every count column numeric (empty where it is not published) with a
@@ -34,6 +34,7 @@ _STAT = re.compile(r"(_lisa_i|_lisa_z|_gi_z|_trend_z|_z)$")
 _SHARE = re.compile(r"^(share_|gap_score$)")
 _METRES = re.compile(r"_m$")
 _MINUTES = re.compile(r"_min$")
+_PERCENT = re.compile(r"_pct$")
 _WHOLE = {"population", "gap_rank"}
 
 
@@ -78,7 +79,7 @@ def csv_table(wards: pd.DataFrame) -> pd.DataFrame:
             table[column] = _rounded(values, 3)
         elif _METRES.search(column):
             table[column] = _whole_numbers(values) if pd.api.types.is_numeric_dtype(values) else values
-        elif _MINUTES.search(column):
+        elif _MINUTES.search(column) or _PERCENT.search(column):
             table[column] = _rounded(values, 1)
     return table
 
@@ -91,9 +92,8 @@ def gpkg_table(wards: pd.DataFrame) -> pd.DataFrame:
     for column in [c for c in table.columns if _COUNT.search(c)]:
         values = table[column]
         numeric = pd.to_numeric(values, errors="coerce")
-        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-            table[column] = numeric.round().astype("Int64")
-            continue
+        # A count published in full (a public source) is numeric already; it still gets its
+        # status column, so that every study's GeoPackage has the same fields.
         text = values.astype(object).where(values.notna(), None)
         status = np.where(numeric.notna(), PUBLISHED,
                           np.where(pd.isna(text), NO_DATA, text.astype(str).str.strip()))

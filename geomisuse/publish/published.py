@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..config import MEASURES, SUPPRESSION_THRESHOLD
 from .text import PER_1000_PATTERN
-from .disclosure import STATISTIC_SUFFIXES, StudyProtection, protect_study, rounded_counts
+from .disclosure import STATISTIC_SUFFIXES, StudyProtection, blank_derived, protect_study, rounded_counts
 
 if TYPE_CHECKING:  # publishing reads a run's results; it never drives the pipeline
     from ..pipeline import StudyRun
@@ -90,7 +90,27 @@ def published_wards(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:
                 ~need_hidden,
                 published["gap_reason"].astype(str).str.replace(PER_1000_PATTERN, "rate not shown (small count)",
                                                                 regex=True))
+    # A change next to one of its counts gives the other back: shown only where both counts are.
+    hidden = pd.DataFrame(protection.ward_hidden, index=published.index)
+    published = blank_derived(published, hidden, _change_sources())
+    if protection.rule == "round5":
+        # Rounded counts publish no exact change: the change figures of protected measures go.
+        for measure in [m for m in MEASURES if protection.protected(m)]:
+            for suffix in CHANGE_SUFFIXES:
+                if f"{measure}{suffix}" in published:
+                    published[f"{measure}{suffix}"] = np.nan
     return published
+
+
+
+
+#: Columns of the test of change (clusters/change.py), each computed from the two counts.
+CHANGE_SUFFIXES = ("_change", "_change_pct", "_change_p", "_change_p_adjusted", "_change_significant")
+
+
+def _change_sources() -> dict[str, list[str]]:
+    """Change column -> the counts it is computed from (``M_count`` and ``M_previous_count``)."""
+    return {f"{m}{suffix}": [f"{m}_count", f"{m}_previous_count"] for m in MEASURES for suffix in CHANGE_SUFFIXES}
 
 
 def published_monthly(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:
@@ -108,3 +128,19 @@ def published_monthly(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:
         long = frame.rename_axis(index="ward_code", columns="month").stack().rename(column).reset_index()
         published = published.drop(columns=column).merge(long, on=["ward_code", "month"], how="left")
     return published[monthly.columns]
+
+
+def published_emerging(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:
+    """The space-time Gi* bins of ``emerging_hotspots.csv`` as published.
+
+    A step's Gi* z is linear in the monthly counts of a ward and its neighbours, like the
+    cross-sectional ``M_gi_z``; so for a protected measure the z and p are withheld, as there,
+    and only the bins (hot or cold at 90/95/99 %) stay.
+    """
+    table = run.emerging_bins.copy()
+    protection = study_protection(run, settings)
+    for measure in [m for m in MEASURES if protection.protected(m)]:
+        for column in (f"{measure}_gi_z", f"{measure}_gi_p", f"{measure}_gi_p_adjusted"):
+            if column in table:
+                table[column] = np.nan
+    return table

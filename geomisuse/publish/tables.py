@@ -22,7 +22,7 @@ import pandas as pd
 from ..version import __version__
 from .disclosure import STATISTIC_SUFFIXES
 from .exports import csv_table, gpkg_table
-from .published import published_monthly, published_wards, study_protection
+from .published import published_emerging, published_monthly, published_wards, study_protection
 from ..config import MEASURES, PublishSettings
 from .escaping import neutralise_csv
 from ..errors import InputError
@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # publishing reads a run's results; it never drives the pipel
 
 #: Packages whose versions are recorded in the manifest.
 RECORDED_PACKAGES = ("geopandas", "shapely", "pyogrio", "pyproj", "pandas", "numpy", "libpysal", "esda",
-                     "spopt", "pulp", "folium", "scipy")
+                     "spopt", "pulp", "folium", "scipy", "osmium")
 
 
 def unmatched_rows(run: StudyRun) -> pd.DataFrame:
@@ -217,7 +217,8 @@ def write_outputs(run: StudyRun, out: Path, settings: PublishSettings, part: str
                     # Some wards only: the other wards' pages stay as they are.
                     shutil.copytree(existing, staging / target)
                 files = write_briefings(run, published, staging / target, settings, wards,
-                                        map_link=(out / "map.html").exists())
+                                        map_link=(out / "map.html").exists(),
+                                        tables_link=(out / "wards.csv").exists())
                 written = [str(p.relative_to(staging)) for p in files]
             out.mkdir(exist_ok=True)
             if not (out / OUTPUT_MARKER).exists():
@@ -277,9 +278,15 @@ def _write_all(run: StudyRun, folder: Path, settings: PublishSettings) -> list[s
     if run.global_moran is not None:
         write_csv(run.global_moran, folder / "global_moran.csv")
         names.append("global_moran.csv")
+    if run.emerging_bins is not None:
+        write_csv(published_emerging(run, settings), folder / "emerging_hotspots.csv")
+        names.append("emerging_hotspots.csv")
     if run.satellites is not None:
         write_csv(run.satellites, folder / "satellites.csv")
         names.append("satellites.csv")
+    if getattr(run, "satellite_coverage", None) is not None:
+        write_csv(run.satellite_coverage, folder / "satellite_coverage.csv")
+        names.append("satellite_coverage.csv")
     write_csv(unmatched_rows(run), folder / "unmatched.csv")
     names.append("unmatched.csv")
     write_map(run, wards, folder / "map.html", settings)

@@ -279,3 +279,61 @@ def vintage_text(run) -> str:
     if boundaries is not None and boundaries.paths:
         parts.append(f"ward boundaries: {Path(boundaries.paths[0]).name}")
     return " · ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# emerging hot spot categories in words (the categories are geomisuse.vocabulary's)
+
+
+def step_text(step: str) -> str:
+    """A time step label in words: ``2025-12`` -> ``December 2025``; ``2025-Q4``, ``2025`` as they are."""
+    if len(step) == 7 and step[4] == "-" and step[5:].isdigit():
+        return month_name(step)
+    return step.replace("-Q", " Q")
+
+
+def ehsa_words(category: str, time_step: str, last_step: str, run_length: int | None = None) -> str:
+    """An emerging hot spot category in plain words, for a ward page.
+
+    Parameters
+    ----------
+    category
+        ``M_ehsa_category``, e.g. ``new hot spot``.
+    time_step
+        ``month``, ``quarter`` or ``year``.
+    last_step
+        The final step's label (``2025-12``).
+    run_length
+        For a consecutive hot or cold spot: the length of its final run of significant steps.
+
+    Returns
+    -------
+    str
+        E.g. ``a new hot spot: significant only in the last month (December 2025)``; ``""``
+        for no pattern or an unknown category.
+    """
+    parts = category.split()
+    if len(parts) != 3 or parts[1] not in ("hot", "cold"):
+        return ""
+    pattern, kind = parts[0], parts[1]
+    last = f"the last {time_step} ({step_text(last_step)})"
+    most = f"at least 90 % of {time_step}s"
+    strength = "high values" if kind == "hot" else "low values"
+    words = {
+        "new": f"significant only in {last}, never before",
+        "consecutive": (f"significant in each of the last {run_length} {time_step}s and never before"
+                        if run_length else f"significant in an unbroken run up to {last}, never before"),
+        "intensifying": f"significant in {most} including {last}, and the cluster of {strength} is getting "
+                        "stronger",
+        "persistent": f"significant in {most} including {last}, with no clear trend",
+        "diminishing": f"significant in {most} including {last}, but the cluster of {strength} is getting weaker",
+        "sporadic": f"significant in {last} and on and off before, never a {'cold' if kind == 'hot' else 'hot'} "
+                    "spot",
+        "oscillating": f"significant in {last}, and a {'cold' if kind == 'hot' else 'hot'} spot in an earlier "
+                       f"{time_step}",
+        "historical": f"significant in {most}, but not in {last}",
+    }
+    if pattern not in words:
+        return ""
+    article = "an" if pattern[0] in "aeiou" else "a"
+    return f"{article} {category}: {words[pattern]}"

@@ -50,6 +50,7 @@ from ..places import ward_centres
 from ..published import published_monthly, study_protection
 from ..disclosure import StudyProtection, suppress_value
 from ...errors import InputError
+from .change import emerging_list, emerging_settings, increase_tables, ward_emerging
 from .findings import HEADLINE_FINDINGS, Change, change, cluster_words, key_findings, suggestions
 from ..text import count_text, distance_text, is_hidden, join_names, month_name, number, span, vintage_text
 from ...layers.base import normalise_name
@@ -83,7 +84,8 @@ _ENV: jinja2.Environment | None = None
 # --------------------------------------------------------------------------------------------
 
 def write_briefings(run: StudyRun, published: pd.DataFrame, folder: Path, settings,
-                    wards: list[str] | None = None, *, map_link: bool | None = None) -> list[Path]:
+                    wards: list[str] | None = None, *, map_link: bool | None = None,
+                    tables_link: bool | None = None) -> list[Path]:
     """Write the borough overview and one page per ward into ``folder``.
 
     Parameters
@@ -103,6 +105,9 @@ def write_briefings(run: StudyRun, published: pd.DataFrame, folder: Path, settin
     map_link
         Link each page to ``../map.html#ward=CODE``. Default: when ``folder/../map.html``
         exists (write the map first).
+    tables_link
+        Offer ``../wards.csv`` and ``../wards.gpkg`` for download on the overview. Default:
+        when ``folder/../wards.csv`` exists.
 
     Returns
     -------
@@ -120,18 +125,22 @@ def write_briefings(run: StudyRun, published: pd.DataFrame, folder: Path, settin
         raise InputError(f"no ward '{unknown[0]}' in this study")
     if map_link is None:
         map_link = (folder.parent / "map.html").exists()
+    if tables_link is None:
+        tables_link = (folder.parent / "wards.csv").exists()
     linked = {w["code"] for w in data["wards"] if w["code"] in selected or (folder / f"{w['page']}.html").exists()}
     env = _environment()
     written = []
     overviews = borough_overviews(run, published, settings, data)
     for overview in overviews:
         page = env.get_template("briefing_index.html").render(
-            **overview["data"], mode="page", linked=linked, map_link=map_link, selected=selected)
+            **overview["data"], mode="page", linked=linked, map_link=map_link, tables_link=tables_link,
+            selected=selected)
         path = folder / f"{overview['page']}.html"
         path.write_text(page, encoding="utf-8")
         written.append(path)
     page = env.get_template("briefing_index.html").render(
-        **data, mode="page", linked=linked, map_link=map_link, selected=selected)
+        **data, mode="page", linked=linked, map_link=map_link, tables_link=tables_link,
+            selected=selected)
     (folder / "index.html").write_text(page, encoding="utf-8")
     written.append(folder / "index.html")
     ward_template = env.get_template("briefing_ward.html")
@@ -257,7 +266,7 @@ def write_pdf(data: dict, selected: list[str], target: Path) -> Path | None:
         return None
     book = _environment().get_template("briefing_book.html").render(
         **data, mode="book", linked={w["code"] for w in data["wards"] if w["code"] in selected},
-        map_link=False, selected=selected)
+        map_link=False, tables_link=False, selected=selected)
     with tempfile.TemporaryDirectory(prefix="geomisuse-pdf-") as tmp:
         source = Path(tmp) / "book.html"
         source.write_text(book, encoding="utf-8")
@@ -633,6 +642,8 @@ def _overview(b: _Basis, context: _Context, ward_items: list[dict], findings: li
         "change_labels": "; ".join(dict.fromkeys(c["label"] or "no earlier data" for c in comparisons.values())),
         "wards": ward_items, "findings": findings, "clusters_ran": b.clusters_ran, "gaps_ran": b.gaps_ran,
         "gap_list": gap_list, "satellites": context.satellites, "police_uk": "police_uk" in run.layers,
+        "emerging": emerging_list(real, b.measures, b.pages), "emerging_settings": emerging_settings(run),
+        "increases": increase_tables(b.pub, b.measures, b.pages, b.totals_of_parts),
         "population_source": "population" in run.layers,
         # A many-borough study adds its boroughs (borough_overviews); a borough's page its parent.
         "borough_pages": [], "parent": None,
@@ -665,6 +676,7 @@ def _ward(b: _Basis, context: _Context, i: int) -> dict:
         "population_sort": "" if math.isnan(population) else f"{population:.0f}",
         "area": f"{float(row['area_km2']):.2f}" if number(row.get("area_km2")) is not None else "",
         "figures": figures, "clusters": cluster_items, "cluster_summary": _cluster_summary(cluster_items),
+        "emerging": ward_emerging(b.run, b.real, b.measures, i),
         "gap": gap, "provision": provision, "within_reach": within,
         "estates": estates, "satellites_here": here,
         "satellites_near": [dict(s, distance=f"{distance_text(s['point'].distance(centre))} from the ward centre")
@@ -866,7 +878,11 @@ def _satellites(run: StudyRun, codes: list[str], names: list[str]) -> list[dict]
         code = _text(row.get("ward_code"))
         ward_name = _text(row.get("ward_name")) or (names[codes.index(code)] if code in codes else "")
         residents = _int_or(row.get("residents_newly_within_walk"))
-        out.append({"rank": _int_or(row.get("rank")) or k + 1, "name": _text(row.get("name")) or "(unnamed site)",
+        # With a walking network and a postcode file a site also has a street and postcode.
+        location = _text(row.get("location"))
+        name = _text(row.get("name")) or "(unnamed site)"
+        out.append({"rank": _int_or(row.get("rank")) or k + 1,
+                    "name": f"{name} ({location})" if location and location not in name else name,
                     "ward_code": code, "ward_name": ward_name, "point": point,
                     # One metric throughout: the share of the unmet need each site adds.
                     "share": "" if share is None else f"{100 * share:.0f}%",

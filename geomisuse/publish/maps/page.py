@@ -3,7 +3,8 @@
 What it shows, each as a layer in the layer control (with a legend while it is shown):
 
 - a choropleth of each rate per 1,000 residents (quantile classes; suppressed rates grey);
-- LISA clusters and Getis-Ord Gi* hot/cold spots of each analysed measure;
+- LISA clusters and Getis-Ord Gi* hot/cold spots of each analysed measure, and its emerging
+  hot spot categories (new, intensifying, ... with ArcGIS's legend);
 - outreach gap wards (outlined), treatment services (icon by type), needle exchanges, their
   walk-threshold catchments, suggested satellite sites, estates;
 - heat maps of police.uk offence points (aggregated to a grid).
@@ -48,7 +49,7 @@ from ..escaping import safe_text, script_json
 from ..places import ward_centres
 from ..published import study_protection
 from ..text import count_text, distance_text, gi_bin_text, period_text, rate_text, share_percent, vintage_text
-from ...vocabulary import GI_BINS, LISA_CLUSTERS, LISA_LABELS, NOT_SIGNIFICANT
+from ...vocabulary import EHSA_CATEGORIES, EHSA_NO_PATTERN, GI_BINS, LISA_CLUSTERS, LISA_LABELS, NOT_SIGNIFICANT
 from ...config import ANALYSIS_CRS, MAP_CRS, MEASURE_LABELS, MEASURES
 
 if TYPE_CHECKING:  # publishing reads a run's results; it never drives the pipeline
@@ -76,6 +77,13 @@ NO_DATA_COLOUR = "#f0f0f0"
 LISA_COLOURS = dict(zip(LISA_LABELS, ("#e31a1c", "#1f4fd8", "#f4a3b4", "#9ecae1", "#d9d9d9")))
 #: Gi* bin colours, as ArcGIS's hot spot analysis draws them, hottest first (geomisuse.vocabulary.GI_BINS).
 GI_COLOURS = dict(zip(GI_BINS, ("#d62f27", "#ed7551", "#fab984", "#f7f7f7", "#c0ccbe", "#849eba", "#4575b5")))
+#: Emerging hot spot colours in the legend's order (geomisuse.vocabulary.EHSA_CATEGORIES), after
+#: ArcGIS's Emerging Hot Spot Analysis legend: reds for hot spots (darkest where it is
+#: intensifying or new), blues for the cold ones in the same order, no pattern pale.
+EHSA_COLOURS = dict(zip(EHSA_CATEGORIES, (
+    "#ff4d4d", "#a80000", "#ff7f7f", "#e60000", "#ffbebe", "#d7b09e", "#f5a27a", "#e8d4cc",
+    "#73b2ff", "#00397a", "#97dbf2", "#0070ff", "#bed2ff", "#9eaad7", "#7aa6f5", "#ccd4e8",
+    "#f2f2f2")))
 #: Marker colours of treatment service types, in order of first appearance.
 SERVICE_COLOURS = ["#1b7837", "#762a83", "#e08214", "#b2182b", "#35978f", "#8c510a", "#01665e", "#4d4d4d"]
 NEEDLE_EXCHANGE_COLOUR = "#2166ac"
@@ -145,6 +153,7 @@ def build_map(run: StudyRun, published: pd.DataFrame, settings) -> folium.Map:
     layers: list[dict] = []
     _rate_layers(layers, wards, measures, default_measure)
     _cluster_layers(layers, wards, measures)
+    _emerging_layers(layers, wards, measures, run.manifest.get("clusters", {}).get("emerging", {}))
     _gap_layer(layers, wards)
     minutes, radius = walk_catchment(run)
     _service_layers(layers, run, minutes, radius)
@@ -374,15 +383,11 @@ def _rate_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str], d
 
 
 def _cluster_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str]) -> None:
-    lisa_order = list(LISA_COLOURS)
     for m in measures:
         column = f"{m}_lisa_label"
         if column not in wards or wards[column].isna().all():
             continue
-        labels = wards[column].astype(object)
-        cls = np.array([lisa_order.index(x) if x in LISA_COLOURS else -1 for x in labels], dtype=int)
-        items = [[LISA_COLOURS[k], safe_text(k)] for k in lisa_order if (cls == lisa_order.index(k)).any()
-                 or k in (*LISA_CLUSTERS, NOT_SIGNIFICANT)]
+        cls, items = _label_classes(wards[column], LISA_COLOURS, (*LISA_CLUSTERS, NOT_SIGNIFICANT))
         layers.append(_class_layer("Clusters (local Moran, LISA)", f"Clusters (LISA): {_label(m).lower()}", m, cls,
                                    LISA_COLOURS, f"Local Moran clusters: {_label(m).lower()}", items))
     gi_order = list(GI_COLOURS)
@@ -410,6 +415,29 @@ def _class_layer(family: str, name: str, measure: str, cls: np.ndarray, colours:
             "legend": {"title": safe_text(title), "items": items}}
 
 
+def _label_classes(labels: pd.Series, colours: dict[str, str], always: tuple[str, ...]) -> tuple[np.ndarray, list]:
+    """Class index of each ward's label (order of ``colours``; -1 for none) and the legend items:
+    the labels present plus ``always``."""
+    order = list(colours)
+    cls = np.array([order.index(x) if x in colours else -1 for x in labels.astype(object)], dtype=int)
+    return cls, [[colours[k], safe_text(k)] for k in order if (cls == order.index(k)).any() or k in always]
+
+
+def _emerging_layers(layers: list[dict], wards: pd.DataFrame, measures: list[str], emerging: dict) -> None:
+    """One layer per measure with emerging hot spot categories; the legend lists those present."""
+    step = emerging.get("time_step", "month")
+    for m in measures:
+        column = f"{m}_ehsa_category"
+        if column not in wards or wards[column].isna().all():
+            continue
+        cls, items = _label_classes(wards[column], EHSA_COLOURS, (EHSA_NO_PATTERN,))
+        record = emerging.get("by_measure", {}).get(m, {})
+        span = f", {record['first_step']} to {record['last_step']}" if record else ""
+        layers.append(_class_layer("Emerging hot spots (space-time Gi*)", f"Emerging hot spots: {_label(m).lower()}",
+                                   m, cls, EHSA_COLOURS, f"Emerging hot spots ({step}ly{span}): {_label(m).lower()}",
+                                   items))
+
+
 def _is_gap(wards: pd.DataFrame) -> np.ndarray:
     flags = wards["is_outreach_gap"]
     if flags.dtype == object or str(flags.dtype) in ("str", "string"):
@@ -434,6 +462,17 @@ def walk_catchment(run: StudyRun) -> tuple[float, float]:
     run's walking settings (:attr:`StudyRun.walking`, which the gap stage used)."""
     walking = run.walking
     return float(walking.walk_threshold_min), float(walking.walk_radius_m)
+
+
+def _site_popup(row: pd.Series) -> str:
+    """A satellite site's click popup: where it is and a link to it on OpenStreetMap (escaped),
+    or ``""`` when the site has no map link."""
+    url = row.get("map_url")
+    if not (isinstance(url, str) and url.startswith("https://")):
+        return ""
+    where = safe_text(row.get("location") or row.get("name") or "")
+    return (f"<b>{where}</b><br><a href=\"{safe_text(url)}\" target=\"_blank\" rel=\"noopener\">"
+            "Open on OpenStreetMap</a>")
 
 
 def _first_char(text: str) -> str:
@@ -483,13 +522,8 @@ def _service_layers(layers: list[dict], run: StudyRun, minutes: float, radius: f
             "legend": {"title": "Treatment services",
                        "items": [[t["colour"], safe_text(k), "icon", t] for t, k in zip(types, kinds)]},
         })
-        layers.append({
-            "kind": "circles", "name": safe_text(f"Treatment services: {minutes:g}-min walk"),
-            "items": [[p[0], p[1]] for p in items], "radius": round(radius, 1),
-            "colour": CATCHMENT_COLOURS["treatment"],
-            "legend": {"title": "Treatment service catchment",
-                       "items": [[CATCHMENT_COLOURS["treatment"], safe_text(walk), "circle"]]},
-        })
+        layers.append(_catchment_layer(run, "treatment", "Treatment services", minutes, walk,
+                                       [[p[0], p[1]] for p in items], radius))
     nsp = run.needle_exchanges()
     if nsp is not None and len(nsp):
         xy = _lonlat_points(nsp)
@@ -507,13 +541,31 @@ def _service_layers(layers: list[dict], run: StudyRun, minutes: float, radius: f
                        "items": [[NEEDLE_EXCHANGE_COLOUR, "needle exchange (pharmacy or service)", "icon",
                                   nx_type]]},
         })
-        layers.append({
-            "kind": "circles", "name": safe_text(f"Needle exchanges: {minutes:g}-min walk"),
-            "items": [[p[0], p[1]] for p in items], "radius": round(radius, 1),
-            "colour": CATCHMENT_COLOURS["needle_exchange"],
-            "legend": {"title": "Needle exchange catchment",
-                       "items": [[CATCHMENT_COLOURS["needle_exchange"], safe_text(walk), "circle"]]},
-        })
+        layers.append(_catchment_layer(run, "needle_exchange", "Needle exchanges", minutes, walk,
+                                       [[p[0], p[1]] for p in items], radius))
+
+
+def _catchment_layer(run: StudyRun, kind: str, what: str, minutes: float, walk: str,
+                     centres: list[list[float]], radius: float) -> dict:
+    """The walk catchments of one service kind: the gap stage's network isochrones when it
+    walked over a street network (``run.catchments``), else straight-line circles."""
+    colour = CATCHMENT_COLOURS[kind]
+    title = "Treatment service catchment" if kind == "treatment" else "Needle exchange catchment"
+    catchments = getattr(run, "catchments", None)
+    if catchments is not None and len(catchments):
+        mine = catchments[(catchments["kind"] == kind) & (catchments["method"] == "network isochrone")]
+        if len(mine):
+            geoms = mine.to_crs(MAP_CRS).geometry.to_numpy()
+            geoms = shapely.transform(geoms, lambda xy: np.round(xy, COORD_DECIMALS))
+            features = [{"type": "Feature", "geometry": _geometry(g), "properties": {}}
+                        for g in geoms if g is not None and not g.is_empty]
+            return {"kind": "areas", "name": safe_text(f"{what}: {minutes:g}-min walk"),
+                    "geojson": {"type": "FeatureCollection", "features": features}, "colour": colour,
+                    "legend": {"title": title, "items": [[colour, safe_text(
+                        f"{minutes:g}-min walk over the streets (© OpenStreetMap contributors)"), "circle"]]}}
+    return {"kind": "circles", "name": safe_text(f"{what}: {minutes:g}-min walk"),
+            "items": centres, "radius": round(radius, 1), "colour": colour,
+            "legend": {"title": title, "items": [[colour, safe_text(walk), "circle"]]}}
 
 
 def _satellite_layer(layers: list[dict], satellites: pd.DataFrame | None) -> None:
@@ -534,8 +586,11 @@ def _satellite_layer(layers: list[dict], satellites: pd.DataFrame | None) -> Non
         items.append([round(float(lat), COORD_DECIMALS), round(float(lon), COORD_DECIMALS), len(types) - 1,
                       _tip(("", f"Suggested satellite site {_count_text(rank)}: {row.get('name', '')}"),
                            ("Site type", row.get("site_type")), ("Ward", row.get("ward_name")),
+                           ("Near", row.get("location")),
                            ("", share_text),
-                           ("Residents newly within a walk", _count_text(newly) if newly is not None else None))])
+                           ("Residents newly within a walk", _count_text(newly) if newly is not None else None),
+                           ("", "click for a map link" if _site_popup(row) else "")),
+                      _site_popup(row)])
     if not items:
         return
     layers.append({
@@ -673,7 +728,9 @@ def _ward_info(run: StudyRun, wards: gpd.GeoDataFrame, measures: list[str], sett
         entry = {"key": m, "label": safe_text(_label(m)),
                  "count": [_count_text(v) for v in _column(wards, f"{m}_count")],
                  "rate": [rate_text(v) for v in _column(wards, f"{m}_rate_per_1000")],
-                 "lisa": None, "gi": None}
+                 "lisa": None, "gi": None, "ehsa": None}
+        if f"{m}_ehsa_category" in wards:
+            entry["ehsa"] = [safe_text(v) if isinstance(v, str) else "" for v in wards[f"{m}_ehsa_category"]]
         if f"{m}_lisa_label" in wards:
             entry["lisa"] = [safe_text(v) for v in wards[f"{m}_lisa_label"]]
         if f"{m}_gi_bin" in wards:

@@ -72,14 +72,17 @@
     if (W.measures.length) {
       var hasLisa = W.measures.some(function (m) { return m.lisa; });
       var hasGi = W.measures.some(function (m) { return m.gi; });
+      var hasEhsa = W.measures.some(function (m) { return m.ehsa; });
       html += '<table class="gm-table"><tr><th></th><th>Count</th><th>Rate per 1,000</th>' +
-        (hasLisa ? "<th>Cluster (LISA)</th>" : "") + (hasGi ? "<th>Gi*</th>" : "") + "</tr>";
+        (hasLisa ? "<th>Cluster (LISA)</th>" : "") + (hasGi ? "<th>Gi*</th>" : "") +
+        (hasEhsa ? "<th>Emerging</th>" : "") + "</tr>";
       W.measures.forEach(function (m) {
         html += "<tr" + (m.key === measure ? ' class="gm-active"' : "") + '><td>' + m.label + "</td>" +
           '<td class="gm-num" data-field="' + m.key + '_count">' + m.count[i] + "</td>" +
           '<td class="gm-num" data-field="' + m.key + '_rate">' + m.rate[i] + "</td>" +
           (hasLisa ? "<td>" + (m.lisa ? m.lisa[i] : "") + "</td>" : "") +
-          (hasGi ? "<td>" + (m.gi ? m.gi[i] : "") + "</td>" : "") + "</tr>";
+          (hasGi ? "<td>" + (m.gi ? m.gi[i] : "") + "</td>" : "") +
+          (hasEhsa ? "<td>" + (m.ehsa ? m.ehsa[i] : "") + "</td>" : "") + "</tr>";
       });
       html += "</table>";
     }
@@ -172,6 +175,7 @@
     spec.items.forEach(function (p) {
       var m = L.marker([p[0], p[1]], {icon: icons[p[2]], riseOnHover: true, keyboard: false});
       m.bindTooltip(p[3], {className: "gm-tooltip", direction: "top"});
+      if (p[4]) { m.bindPopup(p[4], {className: "gm-tooltip"}); }
       group.addLayer(m);
     });
     return group;
@@ -185,6 +189,17 @@
                               fillOpacity: 0.06}).addTo(group);
     });
     return group;
+  }
+
+  /* Network isochrones: where a walk of the threshold reaches, drawn under the markers. */
+  function areas(spec) {
+    return L.geoJSON(spec.geojson, {
+      pane: "gm-catchments", interactive: false,
+      style: function () {
+        return {color: spec.colour, weight: 1.5, dashArray: "4 3", fillColor: spec.colour,
+                fillOpacity: 0.06};
+      }
+    });
   }
 
   function polygons(spec) {
@@ -224,7 +239,7 @@
   }
 
   var BUILDERS = {fill: wardFill, outline: wardOutline, markers: markers, circles: circles,
-                  polygons: polygons, heat: heat, context: context};
+                  areas: areas, polygons: polygons, heat: heat, context: context};
 
   /* ---- borough filter (studies of many boroughs) ------------------------------------------- */
 
