@@ -690,9 +690,11 @@ def test_bad_cli_values_are_usage_errors(tiny, args):
 # Found by the property test ----------------------------------------------------------------------
 
 def test_a_ward_table_naming_no_study_ward_is_an_error(tiny):
-    # Columns swapped by mistake: the "ward code" column holds counts.
-    (tiny / "asb.csv").write_text("warnings,month,ward_code\nE05000001,2025-01,3\nE05000002,2025-01,2\n")
+    # Another borough's table, matched by name (codes of another vintage are caught earlier).
+    (tiny / "asb.csv").write_text("ward_name,month,warnings\nNowhere,2025-01,3\nElsewhere,2025-01,2\n")
     add_layer(tiny, '[layers.asb_warnings]\npath = "asb.csv"')
+    assert_input_error(tiny, "asb.csv", "none of the 2 rows names a ward of the study")
+    (tiny / "asb.csv").write_text("warnings,month,ward_code\nE05000001,2025-01,3\nE05000002,2025-01,2\n")
     assert_input_error(tiny, "asb.csv", "ward codes match 0 of the study's 6 wards")
 
 

@@ -91,7 +91,7 @@ def check_accounting(out: Path) -> None:
 
 
 @pytest.mark.slow
-@settings(max_examples=12, deadline=None, derandomize=True,
+@settings(max_examples=12, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(FILES), st.lists(damage, min_size=1, max_size=3)), min_size=1, max_size=3))
 def test_damaged_demo_inputs_give_exit_0_with_accounting_or_exit_2_with_one_line(capsys, changes):
