@@ -147,7 +147,7 @@ def test_validate_refuses_a_typo_inside_a_layer_table(tiny):
     (tiny / "pop.csv").write_text("ward_code,population\nE05000001,100\n")
     add_layer(tiny, '[layers.population]\npath = "pop.csv"\nwher = {ward_code = "E05000001"}')
     assert_validate_refuses(tiny, "[layers.population] unknown key 'wher'; did you mean 'where'? "
-                                  "keys are path, paths, where, columns, lookup, areas")
+                                  "keys are path, paths, where, columns, public, lookup, areas")
 
 
 def test_validate_refuses_a_typo_inside_a_layer_column_mapping(tiny):
