@@ -87,6 +87,7 @@ class StudyRun:
     manifest: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     neighbours: list[list[int]] | None = None
+    context_wards: gpd.GeoDataFrame | None = None
 
     def ward_neighbours(self) -> list[list[int]]:
         """Each ward's neighbours, as the cluster statistics define them.
@@ -106,7 +107,19 @@ class StudyRun:
             self.neighbours = (build_neighbours(self.wards, "queen").lists() if len(self.wards) > 1
                                else [[] for _ in range(len(self.wards))])
         return self.neighbours
-    context_wards: gpd.GeoDataFrame | None = None
+
+    def part_neighbours(self, keep) -> list[list[int]]:
+        """:meth:`ward_neighbours` restricted to some of the wards (one borough of London),
+        renumbered to their positions among them.
+
+        Parameters
+        ----------
+        keep
+            Boolean per ward of ``wards``.
+        """
+        from .clusters.weights import neighbours_within
+
+        return neighbours_within(self.ward_neighbours(), keep)
 
     @property
     def walking(self) -> GapSettings:
@@ -283,7 +296,11 @@ def add_clusters(run: StudyRun) -> list[str]:
                                family=together.index.isin(run.wards.index), monthly=run.monthly, months=run.months)
         run.context_wards = with_columns(run.context_wards, result.columns.loc[run.context_wards.index])
         result.manifest["context_wards"] = int(len(run.context_wards))
-        result = replace(result, columns=result.columns.loc[run.wards.index])
+        from .clusters.weights import neighbours_within
+
+        study = together.index.isin(run.wards.index)
+        result = replace(result, columns=result.columns.loc[run.wards.index],
+                         neighbours=neighbours_within(result.neighbours, study))
     record_clusters(run, result)
     return result.summary_lines
 

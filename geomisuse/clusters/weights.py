@@ -210,6 +210,28 @@ def subset_neighbours(neighbours: Neighbours, keep: np.ndarray, wards: gpd.GeoDa
     return Neighbours(adjacency, neighbours.kind, islands, neighbours.parameters)
 
 
+def neighbours_within(lists: list[list[int]], keep) -> list[list[int]]:
+    """Neighbour lists (ward positions) restricted to the kept wards, renumbered to their
+    positions among them (for a part of a study: one borough, or the study without its
+    context wards).
+
+    Parameters
+    ----------
+    lists
+        One sorted list of neighbour positions per ward.
+    keep
+        Boolean per ward: the wards kept, in order.
+
+    Returns
+    -------
+    list[list[int]]
+        One list per kept ward; neighbours outside the kept wards are dropped.
+    """
+    keep = np.asarray(keep, dtype=bool)
+    position = np.cumsum(keep) - 1
+    return [[int(position[k]) for k in lists[i] if keep[k]] for i in np.flatnonzero(keep)]
+
+
 def row_standardised(adjacency: sparse.csr_array) -> sparse.csr_array:
     """``W`` with each row divided by its sum: the spatial lag becomes the neighbours' mean."""
     row_sums = np.asarray(adjacency.sum(axis=1)).ravel()

@@ -196,7 +196,8 @@ def borough_overviews(run: StudyRun, published: pd.DataFrame, settings, data: di
         if satellites is not None and "ward_code" in satellites:
             satellites = satellites[satellites["ward_code"].isin(codes)]
         sub = dataclasses.replace(run, wards=run.wards[keep], satellites=satellites, warnings=[],
-                                  monthly=run.monthly[run.monthly["ward_code"].isin(codes)])
+                                  monthly=run.monthly[run.monthly["ward_code"].isin(codes)],
+                                  neighbours=run.part_neighbours(keep.to_numpy()))
         sub_data = build_data(sub, published[published["ward_code"].isin(codes)], settings, overview_only=True,
                               monthly_published=monthly, study_halves=data["halves_by_code"],
                               protection=study_protection(run, settings))
