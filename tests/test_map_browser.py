@@ -233,7 +233,7 @@ def test_hovering_a_ward_shows_its_figures(browser, rich_map):
                 row = page.eval(f"""() => {{
                     const td = document.querySelector('.leaflet-tooltip-pane [data-field="{m}_count"]');
                     return [td.textContent, td.nextElementSibling.textContent]; }}""")
-                assert row == [count, "" if pd.isna(rate) else f"{rate:,.1f}"]
+                assert row == [str(count), "" if pd.isna(rate) else f"{rate:,.1f}"]
             assert ward["possession_lisa_label"] in text
             assert "Nearest treatment service" in text
             if i == 11:

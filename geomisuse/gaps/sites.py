@@ -521,8 +521,11 @@ SATELLITE_COLUMNS = [
 
 #: Columns of the "coverage vs number of sites" table (k = 1 .. :data:`COVERAGE_MAX_K`).
 COVERAGE_COLUMNS = ["sites", "need_covered", "share_of_unmet_need", "added_by_last_site",
-                    "greedy_need_covered", "sites_chosen"]
+                    "greedy_need_covered", "sites_chosen", "method"]
 COVERAGE_MAX_K = 10
+#: Longest a single k of the coverage table may take to solve (seconds): ten solves must not
+#: cost a London-wide run ten times the satellite solve itself.
+COVERAGE_SOLVE_LIMIT_S = 5.0
 
 
 _TO_LONLAT = Transformer.from_crs(ANALYSIS_CRS, MAP_CRS, always_xy=True)
@@ -817,7 +820,9 @@ def coverage_by_site_count(patterns: np.ndarray, need: np.ndarray,
     """What each extra site adds: the best need covered with k = 1 .. ``max_k`` sites.
 
     Each k is solved on its own (the best 3 sites need not include the best 2), with the
-    greedy answer beside it.
+    greedy answer beside it. A k the solver cannot prove optimal within
+    :data:`COVERAGE_SOLVE_LIMIT_S` shows the better of the best answer found and the greedy
+    one, and its ``method`` says so.
 
     Parameters
     ----------
@@ -842,19 +847,33 @@ def coverage_by_site_count(patterns: np.ndarray, need: np.ndarray,
     """
     rows = []
     greedy, gains = greedy_sites(patterns, need, max_k)
+    limit = min(settings.solver_time_limit_s or COVERAGE_SOLVE_LIMIT_S, COVERAGE_SOLVE_LIMIT_S)
     previous = 0.0
     for k in range(1, max_k + 1):
-        answer = (solved or {}).get(k) or solve_mclp(patterns, need, k, settings.solver,
-                                                     settings.solver_time_limit_s)
-        if k > 1 and answer.objective <= previous + 1e-9:
+        answer = (solved or {}).get(k)
+        if answer is None:
+            try:
+                answer = solve_mclp(patterns, need, k, settings.solver, limit)
+            except RuntimeError:  # no answer within the limit: the greedy k sites stand in, said so
+                answer = None
+        if answer is None or not answer.status.startswith("Optimal"):
+            chosen = list(greedy[:k])
+            objective = float(sum(gains[:k]))
+            if answer is not None and answer.objective > objective:
+                chosen, objective = answer.sites, answer.objective
+            method = "best found within the time limit" if answer is not None else "greedy (solver time limit)"
+        else:
+            chosen, objective, method = answer.sites, answer.objective, "optimal"
+        if k > 1 and objective <= previous + 1e-9:
             break
         rows.append({
-            "sites": k, "need_covered": round(answer.objective, 2),
-            "share_of_unmet_need": round(answer.objective / unmet_total, 4) if unmet_total else np.nan,
-            "added_by_last_site": round(answer.objective - previous, 2),
+            "sites": k, "need_covered": round(objective, 2),
+            "share_of_unmet_need": round(objective / unmet_total, 4) if unmet_total else np.nan,
+            "added_by_last_site": round(objective - previous, 2),
             "greedy_need_covered": round(float(sum(gains[:k])), 2),
-            "sites_chosen": "; ".join(str(candidates["name"].iloc[j]) for j in answer.sites),
+            "sites_chosen": "; ".join(str(candidates["name"].iloc[j]) for j in chosen),
+            "method": method,
         })
-        previous = answer.objective
+        previous = objective
     return pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
 

@@ -608,7 +608,11 @@ def check_placement(layer: LayerResult, study_bounds: Sequence[float]) -> None:
 
 
 #: Reasons of rows that are not a problem of the file (a force-wide file has many).
-_AREA_REASONS = frozenset({"outside the study area"})
+#: Reasons a row lies beyond the study rather than being wrong: points outside the study wards
+#: (a police.uk file covers a whole force), small areas a borough's lookup does not know (a
+#: London-wide population file). They never make a layer "mostly rejected".
+NOT_IN_LOOKUP = "small area not in the lookup"
+_AREA_REASONS = frozenset({"outside the study area", NOT_IN_LOOKUP})
 
 
 def check_mostly_rejected(layer: LayerResult) -> None:

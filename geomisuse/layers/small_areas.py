@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import InputError
-from .base import LayerResult, LoadContext, read_table, read_vector
+from .base import NOT_IN_LOOKUP, LayerResult, LoadContext, read_table, read_vector
 from .ward_join import OUTSIDE, WardLocator
 
 #: Small-area code column names in ONS, Nomis and Census downloads, in order of preference.
@@ -187,7 +187,10 @@ def aggregate_areas(layer: LayerResult, area_column: str, value_columns: list[st
 
     Rows whose area is in a ward outside the study are excluded (``ward not in the study
     area``); rows whose area the lookup does not know are rejected (``small area not in the
-    lookup``). Several rows for one area (age bands, sexes) are summed, with a warning.
+    lookup``, listed in ``unmatched.csv``: a borough's lookup leaves out the rest of a
+    London-wide file, but it also leaves out areas of another vintage, which must not vanish).
+    When no row's area is in the lookup at all, the file and lookup do not belong together and
+    that is an error. Several rows for one area (age bands, sexes) are summed, with a warning.
 
     Parameters
     ----------
@@ -210,7 +213,12 @@ def aggregate_areas(layer: LayerResult, area_column: str, value_columns: list[st
     codes = layer.table[area_column].astype(str).str.strip()
     mapping = wards_of_areas(codes, options, context, layer.kind, path)
     ward = codes.map(mapping.ward_of)
-    layer.reject(layer.table[ward.isna()], "small area not in the lookup")
+    if len(ward) and ward.isna().all():
+        raise InputError(f"none of the {len(ward):,} rows' small areas ({area_column}, e.g. {codes.iloc[0]}) is "
+                         "in the lookup: check that the file and the lookup are of the same vintage (LSOA 2011 "
+                         "or 2021; add the ONS LSOA 2011 -> 2021 lookup) and cover the study's wards", path,
+                         column=area_column)
+    layer.reject(layer.table[ward.isna()], NOT_IN_LOOKUP)
     ward = ward[layer.table.index]
     layer.exclude(layer.table[~ward.isin(context.ward_codes)], "ward not in the study area")
     ward = ward[layer.table.index]
