@@ -133,7 +133,9 @@ def test_pdf_of_overview_and_every_ward(site, tmp_path, browser):
     data = pdf.read_bytes()
     assert data.startswith(b"%PDF")
     pages = len(re.findall(rb"/Type\s*/Page\b", data))
-    assert len(wards) + 1 <= pages <= len(wards) + 3  # the overview may take two pages
+    # One page per ward (checked page by page above); the overview, with its ward table, the
+    # emerging hot spots, the increases and the caveats, takes up to five.
+    assert len(wards) + 1 <= pages <= len(wards) + 5
 
 
 def test_malicious_names_show_as_text(browser, tmp_path):

@@ -797,11 +797,20 @@ class StudyProtection:
         return bool(policy and policy.protected)
 
     def rules_text(self) -> list[str]:
-        """One line per measure saying which rule applied (for pages and the manifest)."""
+        """One line per source and rule saying which measures it applied to (for pages and the
+        manifest), e.g. ``Drug possession, drug trafficking and all drug offences (mps_ward):
+        published in full: ...``."""
         from ..config import MEASURE_LABELS
 
-        return [f"{MEASURE_LABELS.get(m, m)} ({p.source}): {p.reason}" for m, p in self.policies.items()
-                if m in MEASURE_LABELS]
+        groups: dict[tuple[str, str], list[str]] = {}
+        for m, p in self.policies.items():
+            if m in MEASURE_LABELS:
+                groups.setdefault((p.source, p.reason), []).append(MEASURE_LABELS[m])
+        lines = []
+        for (source, reason), labels in groups.items():
+            names = labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} and {labels[-1]}"
+            lines.append(f"{names[:1].upper()}{names[1:]} ({source}): {reason}")
+        return lines
 
 
 class _Cells:
