@@ -48,7 +48,7 @@ from markupsafe import Markup, escape
 from ... import config as defaults
 from ..places import ward_centres
 from ..published import published_monthly, study_protection
-from ..disclosure import StudyProtection, suppress_value
+from ..disclosure import ROUND5_THRESHOLD, StudyProtection, rounded_counts, suppress_value
 from ...errors import InputError
 from .change import emerging_list, emerging_settings, increase_tables, ward_emerging
 from .findings import HEADLINE_FINDINGS, Change, change, cluster_words, key_findings, suggestions
@@ -435,7 +435,17 @@ class _Basis:
         if self.protection.protected(measure) and not self.unsuppressed:
             if self.part:
                 hidden = column in self.pub and any(is_hidden(v) for v in self.pub[column])
-                return "c" if hidden else self.borough_total(self.real[column])
+                if hidden:
+                    return "c"
+                if self.protection.rule == "round5":
+                    # Rounded ward counts beside an exact total would tell their rounding apart.
+                    total = pd.Series(self.real[column], dtype="Float64").sum(min_count=1)
+                    if total is pd.NA:
+                        return ""
+                    if 1 <= float(total) < ROUND5_THRESHOLD:
+                        return f"<{ROUND5_THRESHOLD}"
+                    return f"{int(rounded_counts(np.array([float(total)]))[0]):,}"
+                return self.borough_total(self.real[column])
             return count_text(self.protection.borough_text.get((measure, part), ""))
         return self.borough_total(self.real[column])
 
