@@ -479,10 +479,15 @@
     return group;
   };
 
-  function norm(s) {
+  /* Names and codes arrive escaped for HTML: the text a reader sees and types. */
+  function plainText(html) {
     var d = document.createElement("div");
-    d.innerHTML = s;   // names arrive escaped: compare their text
-    return (d.textContent || "").toLowerCase().replace(/[^a-z0-9]+/g, " ").trim();
+    d.innerHTML = html;
+    return d.textContent || "";
+  }
+
+  function norm(s) {
+    return plainText(s).toLowerCase().replace(/[^a-z0-9]+/g, " ").trim();
   }
 
   G.findWard = function (text) {
@@ -504,8 +509,7 @@
     var list = document.getElementById("gm-ward-list"), W = G.data.ward;
     W.code.forEach(function (c, i) {
       var o = document.createElement("option");
-      o.value = (function () { var d = document.createElement("div"); d.innerHTML = W.name[i] + " " + c;
-                               return d.textContent; })();
+      o.value = plainText(W.name[i] + " " + c);
       list.appendChild(o);
     });
     var input = document.getElementById("gm-search-input"), msg = document.getElementById("gm-search-msg");
@@ -514,9 +518,7 @@
       var i = G.findWard(input.value);
       msg.textContent = i < 0 && input.value ? "no ward matches" : "";
       if (i < 0) { return; }
-      var d = document.createElement("div");
-      d.innerHTML = W.code[i];
-      var hash = "#ward=" + encodeURIComponent(d.textContent);
+      var hash = "#ward=" + encodeURIComponent(plainText(W.code[i]));
       if (window.location.hash === hash) { G.applyHash(); } else { window.location.hash = hash; }
     }
     form.addEventListener("submit", go);
