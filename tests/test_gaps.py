@@ -402,6 +402,69 @@ def test_mclp_beats_greedy_where_greedy_is_short_sighted():
     assert brute_force(cover, weights, 2) == 6
 
 
+def test_swaps_mend_a_short_sighted_greedy_answer():
+    # The instance above: greedy takes 0 then 1 (5 points); one swap (0 out, 2 in) gives 6.
+    cover = np.array([[0, 1, 0], [1, 1, 0], [1, 1, 0], [1, 0, 1], [1, 0, 1], [0, 0, 1]], bool)
+    weights = np.ones(6)
+    assert sorted(sat.improve_by_swaps(cover, weights, [0, 1])) == [1, 2]
+
+
+@pytest.mark.parametrize("trial", range(8))
+def test_swaps_never_lose_need_and_stop_at_a_local_optimum(trial):
+    rng = np.random.default_rng(300 + trial)
+    cover = rng.random((70, 12)) < 0.15
+    weights = rng.integers(1, 40, 70).astype(float)
+    greedy, gains = sat.greedy_sites(cover, weights, 3)
+    swapped = sat.improve_by_swaps(cover, weights, greedy)
+    after = sat.covered_need(cover, weights, swapped)
+    assert after >= sum(gains) - 1e-9 and len(set(swapped)) == len(greedy)
+    for out in range(len(swapped)):      # no single swap adds need: checked one by one
+        for into in set(range(12)) - set(swapped):
+            trial_sites = swapped[:out] + [into] + swapped[out + 1:]
+            assert sat.covered_need(cover, weights, trial_sites) <= after + 1e-9
+    assert after <= brute_force(cover, weights, 3) + 1e-9
+
+
+def test_a_model_too_large_for_the_solver_is_answered_by_swaps_and_says_so(monkeypatch):
+    cover = np.array([[0, 1, 0], [1, 1, 0], [1, 1, 0], [1, 0, 1], [1, 0, 1], [0, 0, 1]], bool)
+    monkeypatch.setattr(sat, "EXACT_MAX_NONZEROS", 5)
+
+    def no_solver(*args, **kwargs):
+        raise AssertionError("the solver must not be called")
+
+    monkeypatch.setattr(sat, "solve_mclp", no_solver)
+    answer = sat.best_sites(cover, np.ones(6), 2)
+    assert sorted(answer.sites) == [1, 2] and answer.objective == 6
+    assert answer.status.startswith("greedy improved by swaps (not proven optimal): the model "
+                                    "(6 points x 3 candidates) is too large")
+    single = sat.best_sites(cover, np.ones(6), 1)     # one site is exact by counting
+    assert single.status == sat.OPTIMAL and single.sites == [0] and single.objective == 4
+
+
+def test_a_time_limited_solver_answer_worse_than_greedy_is_not_shown(monkeypatch):
+    # The London-wide failure: HiGHS stopped at its limit with sites covering half of what the
+    # greedy sites cover, and the run showed them as the optimum.
+    cover = np.array([[0, 1, 0], [1, 1, 0], [1, 1, 0], [1, 0, 1], [1, 0, 1], [0, 0, 1]], bool)
+    poor = sat.MclpAnswer([0], [4.0], 4.0, "Feasible (time limit reached; not proven optimal)", 5.0)
+    monkeypatch.setattr(sat, "solve_mclp", lambda *args, **kwargs: poor)
+    answer = sat.best_sites(cover, np.ones(6), 2)
+    assert answer.objective == 6 and sorted(answer.sites) == [1, 2]
+    assert answer.status == "best found within the time limit (not proven optimal)"
+
+
+def test_coverage_table_past_its_time_budget_says_how_each_k_was_found(monkeypatch):
+    rng = np.random.default_rng(7)
+    cover = rng.random((50, 8)) < 0.15
+    weights = rng.integers(1, 30, 50).astype(float)
+    names = gpd.GeoDataFrame({"name": [f"site {j}" for j in range(8)]},
+                             geometry=gpd.points_from_xy(range(8), range(8)), crs="EPSG:27700")
+    monkeypatch.setattr(sat, "COVERAGE_TABLE_LIMIT_S", 0.0)
+    table = sat.coverage_by_site_count(cover, weights, names, float(weights.sum()), GapSettings(),
+                                       max_k=4)
+    assert table["method"].tolist() == ["optimal"] + ["greedy improved by swaps"] * 3
+    assert (table["need_covered"] >= table["greedy_need_covered"] - 1e-9).all()
+
+
 def test_mclp_opens_no_site_that_adds_nothing_and_breaks_ties_by_order():
     # Candidates 1 and 2 each reach every point; 0 reaches one. One site suffices, and of the
     # two equally good ones the earlier (1) is taken.

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import MEASURE_LABELS
-from ..publish.text import distance_text, per_1000_text, share_percent
+from ..publish.text import distance_text, per_1000_text, share_percent, walk_text
 from .settings import GapSettings
 from .walking import KINDS
 
@@ -23,7 +23,7 @@ def _kind_text(kind: str, distance: float, minutes: float, share: float,
     """'nearest needle exchange 2.4 km (39 min walk; 0 % of residents within 20 min)'."""
     if not any_services:
         return f"no {KINDS[kind]} in the study data"
-    text = f"nearest {KINDS[kind]} {distance_text(distance, 'rounded')} ({minutes:.0f} min walk"
+    text = f"nearest {KINDS[kind]} {distance_text(distance, 'rounded')} ({walk_text(minutes)}"
     if np.isfinite(share):
         text += f"; {share_percent(share)} of residents within {threshold:g} min"
     return text + ")"
@@ -74,7 +74,7 @@ def gap_reason(i: int, need: NeedAssessment, poor: dict[str, bool], is_gap: bool
     threshold = settings.walk_threshold_min
     kinds_poor = [k for k in KINDS if poor[k]]
     if settings.access_rule == "any_service" and kinds_poor:
-        access_text = (f"{share_percent(any_share)} of residents within a {threshold:g}-minute walk "
+        access_text = (f"{share_percent(any_share)} of residents within a {walk_text(threshold, 'threshold')} "
                        "of any service (" + "; ".join(
                            _kind_text(k, *kind_values[k], threshold, any_services[k])
                            for k in KINDS) + ")")
@@ -86,7 +86,7 @@ def gap_reason(i: int, need: NeedAssessment, poor: dict[str, bool], is_gap: bool
         return f"{need_text}; {access_text}"
     if need.high[i]:
         shares = [f"{share_percent(kind_values[k][2])} of a {KINDS[k]}" for k in KINDS]
-        return (f"not a gap: {need_text}, but residents are within a {threshold:g}-minute walk "
+        return (f"not a gap: {need_text}, but residents are within a {walk_text(threshold, 'threshold')} "
                 f"of services ({' and '.join(shares)})")
     rate_text = (f"{MEASURE_LABELS[measure]} rate {per_1000_text(need.rate[i])} is not high "
                  f"(higher than {share_percent(need.percentile[i])} of wards")
@@ -127,11 +127,12 @@ def summary_lines(wards: pd.DataFrame, columns: pd.DataFrame, sites: pd.DataFram
         lines.append(f"  {int(row['gap_rank'])}. {wards.loc[idx, 'ward_name']}: {row['gap_reason']}")
     if len(sites):
         optimal = sat_manifest.get("optimal_need_covered")
-        greedy = sat_manifest.get("greedy_need_covered")
+        found = (f"optimum {optimal}" if optimal is not None
+                 else f"best found {sat_manifest.get('need_covered')}, not proven optimal")
         share = sites["cumulative_share_of_unmet_need"].iloc[-1]
         lines.append(f"Satellite sites: {len(sites)} chosen, covering "
                      + (f"{share_percent(share)} of the unmet need" if pd.notna(share) else "unmet need")
-                     + f" (optimum {optimal}, greedy {greedy})")
+                     + f" ({found}, greedy {sat_manifest.get('greedy_need_covered')})")
         for _, row in sites.iterrows():
             adds = row["share_of_unmet_need_covered"]
             lines.append(f"  {row['rank']}. {row['name']} ({row['ward_name']})"

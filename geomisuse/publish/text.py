@@ -174,6 +174,33 @@ def distance_text(metres: Any, style: str = "exact") -> str:
 # months and periods (months are "YYYY-MM")
 
 
+def walk_text(minutes: float, style: str = "short") -> str:
+    """A walking time in words, the one wording of walks in every output.
+
+    Parameters
+    ----------
+    minutes
+        Minutes of walking.
+    style
+        ``"short"``: "39 min walk" (a measured time, whole minutes); ``"about"``: "about 39
+        minutes' walk" (briefings); ``"threshold"``: "20-minute walk" (a setting, as given);
+        ``"label"``: "20-min walk" (map layer names).
+
+    Returns
+    -------
+    str
+    """
+    if style == "short":
+        return f"{minutes:.0f} min walk"
+    if style == "about":
+        return f"about {minutes:.0f} minutes' walk"
+    if style == "threshold":
+        return f"{minutes:g}-minute walk"
+    if style == "label":
+        return f"{minutes:g}-min walk"
+    raise ValueError(f"unknown walk text style {style!r}")
+
+
 def month_name(month: str, short: bool = False) -> str:
     """``2024-04`` -> ``April 2024`` (``Apr 2024`` when ``short``)."""
     return pd.Period(month, freq="M").strftime("%b %Y" if short else "%B %Y")

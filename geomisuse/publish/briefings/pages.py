@@ -52,7 +52,8 @@ from ..disclosure import ROUND5_THRESHOLD, StudyProtection, rounded_counts, supp
 from ...errors import InputError
 from .change import emerging_list, emerging_settings, increase_tables, ward_emerging
 from .findings import HEADLINE_FINDINGS, Change, change, cluster_words, key_findings, suggestions
-from ..text import count_text, distance_text, is_hidden, join_names, month_name, number, span, vintage_text
+from ..text import (count_text, distance_text, is_hidden, join_names, month_name, number, span,
+                    vintage_text, walk_text)
 from ...layers.base import normalise_name
 from ...config import MEASURE_LABELS, MEASURES, walk_minutes
 from ...vocabulary import GI_TOP_BIN, HIGH_HIGH, LISA_CLUSTERS, NOT_SIGNIFICANT, PLAIN_WORDS, gi_kind
@@ -795,7 +796,7 @@ def _ward_gap(row: pd.Series, walk: _Walk) -> dict:
         distance = number(row.get(column))
         if distance is not None:
             gap["nearest"].append(f"nearest {what} {distance_text(distance)} "
-                                  f"(about {walk_minutes(distance, walk.speed, walk.detour):.0f} minutes' walk)")
+                                  f"({walk_text(walk_minutes(distance, walk.speed, walk.detour), 'about')})")
     return gap
 
 

@@ -48,7 +48,8 @@ from ..briefings.pages import page_names
 from ..escaping import safe_text, script_json
 from ..places import ward_centres
 from ..published import study_protection
-from ..text import count_text, distance_text, gi_bin_text, period_text, rate_text, share_percent, vintage_text
+from ..text import (count_text, distance_text, gi_bin_text, period_text, rate_text, share_percent,
+                    vintage_text, walk_text)
 from ...vocabulary import EHSA_CATEGORIES, EHSA_NO_PATTERN, GI_BINS, LISA_CLUSTERS, LISA_LABELS, NOT_SIGNIFICANT
 from ...config import ANALYSIS_CRS, MAP_CRS, MEASURE_LABELS, MEASURES
 
@@ -504,7 +505,7 @@ def _column(table: pd.DataFrame, name: str) -> pd.Series:
 
 
 def _service_layers(layers: list[dict], run: StudyRun, minutes: float, radius: float) -> None:
-    walk = f"{minutes:g}-min walk (≈{distance_text(radius)} straight line)"
+    walk = f"{walk_text(minutes, 'label')} (≈{distance_text(radius)} straight line)"
     services = run.layer_table("treatment_services")
     if services is not None and len(services):
         types_raw = _column(services, "service_type").fillna("").astype(str).str.strip()
@@ -559,11 +560,11 @@ def _catchment_layer(run: StudyRun, kind: str, what: str, minutes: float, walk: 
             geoms = shapely.transform(geoms, lambda xy: np.round(xy, COORD_DECIMALS))
             features = [{"type": "Feature", "geometry": _geometry(g), "properties": {}}
                         for g in geoms if g is not None and not g.is_empty]
-            return {"kind": "areas", "name": safe_text(f"{what}: {minutes:g}-min walk"),
+            return {"kind": "areas", "name": safe_text(f"{what}: {walk_text(minutes, 'label')}"),
                     "geojson": {"type": "FeatureCollection", "features": features}, "colour": colour,
                     "legend": {"title": title, "items": [[colour, safe_text(
-                        f"{minutes:g}-min walk over the streets (© OpenStreetMap contributors)"), "circle"]]}}
-    return {"kind": "circles", "name": safe_text(f"{what}: {minutes:g}-min walk"),
+                        f"{walk_text(minutes, 'label')} over the streets (© OpenStreetMap contributors)"), "circle"]]}}
+    return {"kind": "circles", "name": safe_text(f"{what}: {walk_text(minutes, 'label')}"),
             "items": centres, "radius": round(radius, 1), "colour": colour,
             "legend": {"title": title, "items": [[colour, safe_text(walk), "circle"]]}}
 
@@ -755,8 +756,8 @@ def _ward_info(run: StudyRun, wards: gpd.GeoDataFrame, measures: list[str], sett
                 parts.append(f"{names[i]}, {distance_text(distance[i])} from the ward centre")
             if dist_col in wards and distance_text(wards[dist_col].iloc[i]):
                 walk = wards[walk_col].iloc[i] if walk_col in wards else None
-                walk_text = f", {float(walk):.0f} min walk" if walk is not None and pd.notna(walk) else ""
-                parts.append(f"residents on average {distance_text(wards[dist_col].iloc[i])}{walk_text}")
+                walked = f", {walk_text(float(walk))}" if walk is not None and pd.notna(walk) else ""
+                parts.append(f"residents on average {distance_text(wards[dist_col].iloc[i])}{walked}")
             texts.append("; ".join(parts) if parts else ("none in the study" if sites is None or not len(sites)
                                                          else ""))
         if any(texts):
