@@ -266,6 +266,10 @@ def assemble_run(study: Study, inputs: Inputs, table: WardTable) -> StudyRun:
     studied = set(study_wards["ward_code"])
     run.manifest["measure_sources"] = {m: {kind: [c for c in codes if c in studied] for kind, codes in fed.items()}
                                        for m, fed in table.fed_by.items()}
+    annual = {kind: {"years": list(layer.years), "measures": sorted(set(layer.table["measure"]))}
+              for kind, layer in table.layers.items() if layer.years is not None}
+    if annual:  # sources with calendar-year counts only (no months): see wards_yearly.csv
+        run.manifest["annual_sources"] = annual
     if context_wards is not None:
         run.manifest["context_wards"] = [{"ward_code": c, "ward_name": n, "borough_name": b} for c, n, b in zip(
             context_wards["ward_code"], context_wards["ward_name"], context_wards["borough_name"])]
