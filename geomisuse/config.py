@@ -445,7 +445,8 @@ LAYER_COLUMNS: dict[str, type[BaseColumns]] = {
     "mps_lsoa": _columns_model("MpsLsoaColumns", "Mappable fields of the MPS LSOA-level annual file (year "
                                "columns are found by their YYYY names).", "lsoa_code", "major", points=False),
     "asb_warnings": _columns_model("AsbColumns", "Mappable fields of ASB warnings (a ward table, or points "
-                                   "with a month).", "ward_code", "ward_name", "month", "count"),
+                                   "with a month, or a table by small area with lookup/areas).", "ward_code", "ward_name",
+                                   "month", "count", "lsoa_code"),
     "treatment_services": _SITE_COLUMNS,
     "pharmacies": _SITE_COLUMNS,
     "needle_exchanges": _SITE_COLUMNS,
