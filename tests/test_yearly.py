@@ -296,3 +296,25 @@ def test_multi_year_police_uk_gives_yearly_steps_and_leaves_a_partial_year_out(t
     assert emerging["steps"] == 10 and emerging["first_step"] == "2013" and emerging["last_step"] == "2022"
     assert any("leave out the year(s) 2023, which the period only partly covers" in w for w in run.warnings)
     assert sorted(run.emerging_bins["step"].unique()) == years
+
+
+def test_protected_yearly_counts_are_hidden_with_their_period_counts(tiny):
+    from geomisuse.publish.published import published_wards, published_yearly
+
+    tiny_lookup(tiny)
+    tiny_annual_file(tiny)
+    (tiny / "study.toml").write_text('[study]\nperiod = ["2014-01", "2015-12"]\n[boundaries]\npath = "wards.geojson"\n'
+                                     '[layers.mps_lsoa]\npath = "annual.csv"\nlookup = "lookup.csv"\npublic = false\n')
+    study = load_study(tiny / "study.toml")
+    run = prepare(study)
+    yearly = published_yearly(run, study.publish).set_index(["ward_code", "year"])["drug_offences_count"]
+    # Ward 1's years are 2 and 3 (its second area rejected): both below 5, so hidden.
+    assert yearly[(TINY_CODES[0], "2014")] == "<5" and yearly[(TINY_CODES[0], "2015")] == "<5"
+    assert yearly[(TINY_CODES[1], "2014")] == "14"
+    wards = published_wards(run, study.publish).set_index("ward_code")["drug_offences_count"]
+    assert wards[TINY_CODES[0]] == "5"  # 2 + 3: the period count stays, the years give no more away
+    # Published in full by default (the Met publishes the LSOA counts).
+    (tiny / "study.toml").write_text((tiny / "study.toml").read_text().replace("public = false\n", ""))
+    study = load_study(tiny / "study.toml")
+    yearly = published_yearly(prepare(study), study.publish).set_index(["ward_code", "year"])["drug_offences_count"]
+    assert yearly[(TINY_CODES[0], "2014")] == 2
