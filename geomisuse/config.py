@@ -123,6 +123,7 @@ DEFAULT_OUT = "maps"
 LAYER_KINDS = (
     "police_uk",           # street-level crime CSVs (Drugs, Anti-social behaviour)
     "mps_ward",            # MPS ward-level wide CSV (possession, trafficking, all drug offences)
+    "mps_lsoa",            # MPS LSOA-level annual drug offences (calendar-year columns), via a lookup
     "asb_warnings",        # ASB warnings: a ward-level table or points
     "treatment_services",  # drug treatment services
     "pharmacies",          # community pharmacies, with a needle-exchange flag column
@@ -441,8 +442,11 @@ LAYER_COLUMNS: dict[str, type[BaseColumns]] = {
     "mps_ward": _columns_model("MpsWardColumns", "Mappable fields of the MPS ward-level file (month columns "
                                "are found by their YYYYMM names).", "major", "minor", "ward_code", "ward_name",
                                points=False),
+    "mps_lsoa": _columns_model("MpsLsoaColumns", "Mappable fields of the MPS LSOA-level annual file (year "
+                               "columns are found by their YYYY names).", "lsoa_code", "major", points=False),
     "asb_warnings": _columns_model("AsbColumns", "Mappable fields of ASB warnings (a ward table, or points "
-                                   "with a month).", "ward_code", "ward_name", "month", "count"),
+                                   "with a month, or a table by small area with lookup/areas).", "ward_code", "ward_name",
+                                   "month", "count", "lsoa_code"),
     "treatment_services": _SITE_COLUMNS,
     "pharmacies": _SITE_COLUMNS,
     "needle_exchanges": _SITE_COLUMNS,
@@ -457,7 +461,8 @@ if tuple(LAYER_COLUMNS) != LAYER_KINDS:  # one list of kinds: a new kind needs i
 
 
 #: Layer kind -> the extra keys it takes beyond :class:`LayerSection`.
-LAYER_KEYS: dict[str, type[Section]] = {"population": SmallAreaKeys, "police_uk": ForceAreaKeys}
+LAYER_KEYS: dict[str, type[Section]] = {"population": SmallAreaKeys, "mps_lsoa": SmallAreaKeys,
+                                        "asb_warnings": SmallAreaKeys, "police_uk": ForceAreaKeys}
 
 
 def _layer_model(kind: str, columns: type[BaseColumns]) -> type[LayerSection]:

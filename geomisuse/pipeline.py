@@ -70,6 +70,10 @@ class StudyRun:
     context_wards
         Wards around the study taken as context (``[boundaries] context_km`` or ``context``):
         the same columns as ``wards``; the statistics see them, the outputs do not.
+    yearly
+        ``ward_code``, ``year`` (``YYYY``) and ``M_count`` per measure for the period's whole
+        calendar years (:attr:`WardTable.yearly`: annual sources, and the monthly ones summed),
+        study wards only; ``None`` for a run assembled without it.
     """
 
     study: Study
@@ -88,6 +92,7 @@ class StudyRun:
     warnings: list[str] = field(default_factory=list)
     neighbours: list[list[int]] | None = None
     context_wards: gpd.GeoDataFrame | None = None
+    yearly: pd.DataFrame | None = None
 
     def ward_neighbours(self) -> list[list[int]]:
         """Each ward's neighbours, as the cluster statistics define them.
@@ -205,6 +210,7 @@ def load_inputs(study: Study) -> Inputs:
         months=previous_period(months) + months if months else None,
         ward_geometry=wards[["ward_code", "geometry"]],
         boundary_vintage=boundaries.vintage,
+        period=tuple(study.period) if study.period else None,
     )
     layers = {}
     for kind in progress(list(study.layers), "reading layers"):
@@ -252,13 +258,18 @@ def assemble_run(study: Study, inputs: Inputs, table: WardTable) -> StudyRun:
     """
     study_wards, context_wards = split_context(table.wards)
     monthly = table.monthly[table.monthly["ward_code"].isin(study_wards["ward_code"])].reset_index(drop=True)
+    yearly = table.yearly[table.yearly["ward_code"].isin(study_wards["ward_code"])].reset_index(drop=True)
     run = StudyRun(study=study, wards=study_wards, monthly=monthly, months=table.months,
                    measures=table.measures, layers={"boundaries": inputs.boundaries, **table.layers},
                    sources=dict(table.sources), warnings=inputs.warnings + table.warnings,
-                   context_wards=context_wards)
+                   context_wards=context_wards, yearly=yearly)
     studied = set(study_wards["ward_code"])
     run.manifest["measure_sources"] = {m: {kind: [c for c in codes if c in studied] for kind, codes in fed.items()}
                                        for m, fed in table.fed_by.items()}
+    annual = {kind: {"years": list(layer.years), "measures": sorted(set(layer.table["measure"]))}
+              for kind, layer in table.layers.items() if layer.years is not None}
+    if annual:  # sources with calendar-year counts only (no months): see wards_yearly.csv
+        run.manifest["annual_sources"] = annual
     if context_wards is not None:
         run.manifest["context_wards"] = [{"ward_code": c, "ward_name": n, "borough_name": b} for c, n, b in zip(
             context_wards["ward_code"], context_wards["ward_name"], context_wards["borough_name"])]
@@ -288,12 +299,14 @@ def add_clusters(run: StudyRun) -> list[str]:
     from .clusters import find_clusters
 
     if run.context_wards is None:
-        result = find_clusters(run.wards, run.study.clusters, run.study.seed, monthly=run.monthly, months=run.months)
+        result = find_clusters(run.wards, run.study.clusters, run.study.seed, monthly=run.monthly, months=run.months,
+                               yearly=run.yearly)
     else:
         # Context wards enter the weights, lags, Gi* and rates; the FDR family and outputs are the study's.
         together = pd.concat([run.wards, run.context_wards]).sort_index()
         result = find_clusters(together, run.study.clusters, run.study.seed,
-                               family=together.index.isin(run.wards.index), monthly=run.monthly, months=run.months)
+                               family=together.index.isin(run.wards.index), monthly=run.monthly, months=run.months,
+                               yearly=run.yearly)
         run.context_wards = with_columns(run.context_wards, result.columns.loc[run.context_wards.index])
         result.manifest["context_wards"] = int(len(run.context_wards))
         from .clusters.weights import neighbours_within

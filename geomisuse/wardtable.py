@@ -6,16 +6,25 @@ Where each measure comes from:
 ========================  ===========================================================
 ``possession``            MPS ward-level file, "Possession of Drugs"
 ``trafficking``           MPS ward-level file, "Drug Trafficking"/"Trafficking of Drugs"
-``drug_offences``         MPS ward-level file (Drug Offences), else police.uk ``Drugs``
+``drug_offences``         MPS ward-level file (Drug Offences), else the MPS LSOA annual file,
+                          else police.uk ``Drugs``
 ``asb``                   ASB warnings layer, else police.uk ``Anti-social behaviour``
 ========================  ===========================================================
 
 When police.uk points are given they are also counted as ``police_uk_drugs_count`` and
 ``police_uk_asb_count`` whichever source the measures use.
+
+**Annual sources.** A source whose counts are calendar-year totals (the MPS LSOA annual file,
+``year`` instead of ``month`` in its table) has no monthly breakdown, and none is made up: in
+the monthly table its wards' cells are empty (no data), and the yearly table
+(:attr:`WardTable.yearly`) holds its counts beside the year totals of the monthly sources (the
+sum of a year's 12 months, empty when any month has no data). A ward's period count is the sum
+of its months or, for a ward fed by an annual source, of its years.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 
@@ -26,6 +35,7 @@ import shapely
 
 from .layers.base import LayerResult, normalise_name
 from .config import MEASURES, RATE_PER, months_between
+from .errors import InputError
 from .layers.ward_join import OUTSIDE, WardLocator
 
 #: Point layers whose rows are counted in the ward they fall in (the rest are sites).
@@ -46,7 +56,7 @@ class WardTable:
         ``previous_months``, ``M_previous_count`` per measure (empty where not covered).
     monthly
         ``ward_code``, ``month`` and ``M_count`` per measure (NaN where a ward-level source
-        has no data for that month).
+        has no data for that month, and for wards fed by an annual source).
     measures
         Measures with data.
     sources
@@ -61,6 +71,10 @@ class WardTable:
         left as they were).
     months
         The months of the period (``YYYY-MM``).
+    yearly
+        ``ward_code``, ``year`` (``YYYY``) and ``M_count`` per measure for the period's whole
+        calendar years (:func:`whole_years`): an annual source's counts for the wards it feeds,
+        else the sum of the year's months (NaN when any of them has no data).
     """
 
     wards: gpd.GeoDataFrame
@@ -71,6 +85,7 @@ class WardTable:
     layers: dict[str, LayerResult] = field(default_factory=dict)
     months: list[str] = field(default_factory=list)
     fed_by: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    yearly: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["ward_code", "year"]))
 
 
 @dataclass
@@ -193,6 +208,9 @@ def build_ward_table(wards: gpd.GeoDataFrame, layers: Mapping[str, LayerResult |
     all_months = previous_months + list(months)
     index = pd.MultiIndex.from_product([wards["ward_code"], all_months], names=["ward_code", "month"])
     monthly = pd.DataFrame(index=index)
+    years, previous_years = whole_years(months), whole_years(previous_months)
+    year_index = pd.MultiIndex.from_product([wards["ward_code"], previous_years + years], names=["ward_code", "year"])
+    annual = pd.DataFrame(index=year_index)  # annual sources' counts, for the wards they feed
     sources: dict[str, str] = {}
     fed_by: dict[str, dict[str, list[str]]] = {}
     names = wards.set_index("ward_code")["ward_name"]
@@ -203,9 +221,17 @@ def build_ward_table(wards: gpd.GeoDataFrame, layers: Mapping[str, LayerResult |
         column = pd.Series(np.nan, index=index, dtype="float64")
         ward_level = index.get_level_values("ward_code")
         month_level = index.get_level_values("month")
+        year_column = pd.Series(np.nan, index=year_index, dtype="float64")
         for source in measure_sources[measure]:
             fed = feed.index[feed == source.kind]
             if not len(fed):
+                continue
+            if source.years is not None:
+                # An annual source fills years, never months: its months stay no data.
+                counts = source.counts.groupby(["ward_code", "year"])["count"].sum()
+                rows = year_index.get_level_values("ward_code").isin(fed) & \
+                    year_index.get_level_values("year").isin(source.years)
+                year_column[rows] = counts.reindex(year_index[rows]).fillna(0).to_numpy()
                 continue
             counts = source.counts.groupby(["ward_code", "month"])["count"].sum()
             rows = ward_level.isin(fed)
@@ -214,6 +240,7 @@ def build_ward_table(wards: gpd.GeoDataFrame, layers: Mapping[str, LayerResult |
                 rows &= month_level.isin(source.months)
             column[rows] = counts.reindex(index[rows]).fillna(0).to_numpy()
         monthly[f"{measure}_count"] = column.astype("Int64")
+        annual[f"{measure}_count"] = year_column
         fed_by[measure] = {kind: sorted(feed.index[feed == kind]) for kind in dict.fromkeys(feed.dropna())}
         sources[measure] = max(fed_by[measure], key=lambda k: len(fed_by[measure][k])) if fed_by[measure] \
             else measure_sources[measure][0].kind
@@ -230,14 +257,22 @@ def build_ward_table(wards: gpd.GeoDataFrame, layers: Mapping[str, LayerResult |
                 warnings.append(f"{measure}: {', '.join(parts)} (each ward from the first source covering it: "
                                 f"{' then '.join(s.kind for s in measure_sources[measure])})")
         for source in measure_sources[measure]:
-            if source.months is None or source.kind not in fed_by[measure]:
+            if source.kind not in fed_by[measure]:
+                continue
+            if source.years is not None:
+                warnings.extend(_annual_coverage(measure, source, months, years, previous_months, previous_years))
+                continue
+            if source.months is None:
                 continue
             missing = [m for m in months if m not in source.months]
             if missing:
                 warnings.append(f"{measure}: {source.kind} has no data for {len(missing)} month(s) of the period "
                                 f"({missing[0]} to {missing[-1]}); they count as missing, not zero")
     monthly = monthly.reset_index()
+    yearly = _yearly_table(monthly, annual, all_months, previous_years + years)
     earlier = monthly[monthly["month"].isin(previous_months)]
+    earlier_years = yearly[yearly["year"].isin(previous_years)]
+    yearly = yearly[yearly["year"].isin(years)].reset_index(drop=True)
     monthly = monthly[monthly["month"].isin(months)].reset_index(drop=True)
 
     table = wards.copy()
@@ -253,15 +288,23 @@ def build_ward_table(wards: gpd.GeoDataFrame, layers: Mapping[str, LayerResult |
     if zero:
         warnings.append(f"population is 0 for {', '.join(zero[:5])}; their rates are left empty")
     per_ward = monthly.groupby("ward_code", sort=False)
+    per_ward_annual = annual[annual.index.get_level_values("year").isin(years)].groupby("ward_code", sort=False)
+    earlier_annual = annual[annual.index.get_level_values("year").isin(previous_years)].groupby("ward_code",
+                                                                                                sort=False)
     resident_base = table["population"].where(table["population"] > 0)
     for measure in MEASURES:
         column = f"{measure}_count"
         if column in monthly:
-            totals = per_ward[column].sum(min_count=1)
+            # A ward fed by an annual source has no months: its period count is its years'.
+            totals = per_ward[column].sum(min_count=1).astype("float64")
+            totals = totals.fillna(per_ward_annual[column].sum(min_count=1))
             table[column] = table["ward_code"].map(totals).astype("Int64")
             table[f"{measure}_rate_per_1000"] = (table[column].astype("float64") / resident_base * RATE_PER)
             if previous_months:
                 before = earlier.groupby("ward_code", sort=False)[column].sum(min_count=len(previous_months))
+                before = before.astype("float64")
+                if previous_years and len(previous_years) * 12 == len(previous_months):
+                    before = before.fillna(earlier_annual[column].sum(min_count=len(previous_years)))
                 table[f"{measure}_previous_count"] = table["ward_code"].map(before).astype("Int64")
         else:
             table[column] = pd.array([pd.NA] * len(table), dtype="Int64")
@@ -287,7 +330,7 @@ def build_ward_table(wards: gpd.GeoDataFrame, layers: Mapping[str, LayerResult |
     first = ["ward_code", "ward_name", "borough_name", "population", "area_km2"]
     table = table[first + [c for c in table.columns if c not in first]]
     return WardTable(wards=table, monthly=monthly, measures=measures, sources=sources, warnings=warnings,
-                     layers=layers, months=months, fed_by=fed_by)
+                     layers=layers, months=months, fed_by=fed_by, yearly=yearly)
 
 
 def with_columns(wards: gpd.GeoDataFrame, columns: pd.DataFrame) -> gpd.GeoDataFrame:
@@ -322,12 +365,110 @@ def as_layer(kind: str, layer: LayerResult | pd.DataFrame) -> LayerResult:
 
 
 def months_in_data(layers: Mapping[str, LayerResult]) -> list[str]:
-    """Every month from the first to the last month found in any layer."""
+    """Every month from the first to the last month found in any layer (a year of an annual
+    source, its ``year`` column, spans January to December)."""
     found: set[str] = set()
     for layer in layers.values():
         if "month" in layer.table:
             found.update(layer.table["month"].dropna().unique())
+        elif "year" in layer.table:
+            years = layer.table["year"].dropna().astype(str).unique()
+            found.update([f"{y}-01" for y in years] + [f"{y}-12" for y in years])
     return months_between(min(found), max(found)) if found else []
+
+
+#: Months in each kind of time step (the keys are ``config.TIME_STEPS``).
+STEP_MONTHS = {"month": 1, "quarter": 3, "year": 12}
+
+
+def step_of_month(month: str, time_step: str) -> str:
+    """The step label of a ``YYYY-MM`` month: itself, ``YYYY-Qn`` or ``YYYY``."""
+    if time_step == "month":
+        return month
+    if time_step == "quarter":
+        return f"{month[:4]}-Q{(int(month[5:7]) - 1) // 3 + 1}"
+    return month[:4]
+
+
+def step_table(monthly: pd.DataFrame, months: list[str], column: str,
+               time_step: str) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Sum one count column of the monthly table into complete time steps.
+
+    Parameters
+    ----------
+    monthly
+        ``ward_code``, ``month`` and ``column`` (NaN/NA where the source has no data).
+    months
+        The study period's months in order.
+    column
+        Count column, e.g. ``possession_count``.
+    time_step
+        ``"month"``, ``"quarter"`` or ``"year"``.
+
+    Returns
+    -------
+    (counts, steps, partial)
+        ``counts``: wards x steps (float, NaN where any month of the step has no data for the
+        ward); ``steps``: complete step labels in order; ``partial``: steps the period only
+        partly covers, left out (a quarter with two months is not comparable with the others).
+    """
+    label = {m: step_of_month(m, time_step) for m in months}
+    months_in = pd.Series(list(label.values()), dtype=object).value_counts()
+    ordered = list(dict.fromkeys(label.values()))
+    steps = [s for s in ordered if months_in[s] == STEP_MONTHS[time_step]]
+    partial = [s for s in ordered if s not in steps]
+    frame = monthly.loc[monthly["month"].isin(months), ["ward_code", "month", column]].copy()
+    frame["value"] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    frame["step"] = frame["month"].map(label)
+    grouped = frame.groupby(["ward_code", "step"], sort=False)["value"]
+    # A step with any month missing is missing: summing the rest would read as a fall.
+    totals = grouped.sum(min_count=1).where(grouped.count() == grouped.size())
+    counts = totals.unstack("step").reindex(columns=steps)
+    return counts, steps, partial
+
+
+def whole_years(months: list[str]) -> list[str]:
+    """The calendar years (``YYYY``) all 12 of whose months are in ``months``, in order."""
+    in_year = Counter(m[:4] for m in months)
+    return [y for y in dict.fromkeys(m[:4] for m in months) if in_year[y] == STEP_MONTHS["year"]]
+
+
+def _yearly_table(monthly: pd.DataFrame, annual: pd.DataFrame, months: list[str], years: list[str]) -> pd.DataFrame:
+    """``ward_code``, ``year`` and ``M_count`` per measure: the annual sources' counts where
+    they feed a ward, else the year's 12 months summed (NaN when one has no data)."""
+    table = annual.copy()
+    for column in annual.columns:
+        from_months, steps, _ = step_table(monthly, months, column, "year")
+        stacked = from_months.reindex(columns=years).stack(future_stack=True)
+        stacked.index.names = ["ward_code", "year"]
+        table[column] = annual[column].fillna(stacked.reindex(annual.index)).astype("Int64")
+    return table.reset_index()
+
+
+def _annual_coverage(measure: str, source: "MeasureSource", months: list[str], years: list[str],
+                     previous_months: list[str], previous_years: list[str]) -> list[str]:
+    """Warnings about an annual source's time coverage: years of the period it does not
+    cover (no data, not zero), and months of the period that are no whole calendar year
+    (left out of its wards' counts: an annual total cannot be cut to months).
+
+    Raises
+    ------
+    InputError
+        No year of the period is whole (an annual source then has nothing to give).
+    """
+    warnings = []
+    if len(years) * 12 != len(months):
+        if not years:
+            raise InputError(f"{measure}: {source.kind} counts are calendar-year totals and the period "
+                             f"{months[0]} to {months[-1]} holds no whole calendar year; give [study] period "
+                             f"as whole years (January to December)")
+        warnings.append(f"{measure}: {source.kind} counts are calendar-year totals; the period's months outside "
+                        f"its whole years ({years[0]} to {years[-1]}) are left out of its wards' counts")
+    missing = [y for y in years if y not in source.years]
+    if missing:
+        warnings.append(f"{measure}: {source.kind} has no data for {len(missing)} year(s) of the period "
+                        f"({missing[0]} to {missing[-1]}); they count as missing, not zero")
+    return warnings
 
 
 def _with_ward_columns(wards: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -355,12 +496,16 @@ class MeasureSource:
         Study wards it covers (``None``: every study ward).
     months
         Months it covers (``None``: every month).
+    years
+        For an annual source (``counts`` has ``year`` instead of ``month``): the calendar
+        years (``YYYY``) it covers; ``None`` for a monthly source.
     """
 
     kind: str
     counts: pd.DataFrame
     wards: frozenset[str] | None
     months: list[str] | None
+    years: list[str] | None = None
 
 
 #: Measure -> layer kinds that can feed it, in precedence order (README "Which source feeds
@@ -368,7 +513,7 @@ class MeasureSource:
 PRECEDENCE: dict[str, tuple[str, ...]] = {
     "possession": ("mps_ward",),
     "trafficking": ("mps_ward",),
-    "drug_offences": ("mps_ward", "police_uk"),
+    "drug_offences": ("mps_ward", "mps_lsoa", "police_uk"),
     "asb": ("asb_warnings", "police_uk"),
 }
 
@@ -386,11 +531,16 @@ def _measure_sources(layers: dict[str, LayerResult]) -> dict[str, list[MeasureSo
                 continue
             layer = layers[kind]
             table = layer.table
-            if "count" in table:  # ward-level table
+            if "year" in table:  # annual ward-level table
+                counts = table.loc[table["measure"] == measure, ["ward_code", "year", "count"]]
+                source = MeasureSource(kind, counts, layer.wards, None, years=list(layer.years or []))
+            elif "count" in table:  # ward-level table
                 counts = table.loc[table["measure"] == measure, ["ward_code", "month", "count"]]
+                source = MeasureSource(kind, counts, layer.wards, layer.months)
             else:  # points, each one counts once
                 counts = table.loc[table["measure"] == measure, ["ward_code", "month"]].assign(count=1)
-            found.setdefault(measure, []).append(MeasureSource(kind, counts, layer.wards, layer.months))
+                source = MeasureSource(kind, counts, layer.wards, layer.months)
+            found.setdefault(measure, []).append(source)
     return found
 
 
@@ -410,7 +560,7 @@ def _listed(names: pd.Series, limit: int = 5) -> str:
 
 
 #: Short names of sources, as briefings show them ("also: St Peter's (MPS)").
-SOURCE_SHORT_NAMES = {"mps_ward": "MPS", "asb_warnings": "ASB warnings", "population": "population file"}
+SOURCE_SHORT_NAMES = {"mps_ward": "MPS", "mps_lsoa": "MPS LSOA", "asb_warnings": "ASB warnings", "population": "population file"}
 
 
 def _add_source_names(table: gpd.GeoDataFrame, layers: dict[str, LayerResult]) -> None:

@@ -5,7 +5,8 @@ Method (Esri, *How Emerging Hot Spot Analysis works*, ArcGIS Pro tool reference,
 ``learnmoreemerging.htm``; R's sfdep ``emerging_hotspot_analysis`` implements the same idea):
 
 1. **Space-time cube.** Each ward's monthly counts are summed into time steps (month,
-   quarter or year, ``[clusters] time_step``). The value of a bin is the rate per 1,000
+   quarter or year, ``[clusters] time_step``); yearly steps also take the counts of annual
+   sources (the ward table's yearly table), which have no months. The value of a bin is the rate per 1,000
    residents in that step (the count where the study has no populations). A step a source
    does not cover, or a ward without data, is a *missing* bin, never a zero: it is left out
    of every sum, mean and neighbourhood below and reported.
@@ -67,11 +68,11 @@ from scipy.special import ndtr
 
 from ..config import RATE_PER
 from ..vocabulary import EHSA_CATEGORIES, EHSA_NO_PATTERN
+# Steps are the ward table's (its yearly table is made the same way): one definition.
+from ..wardtable import STEP_MONTHS, step_of_month, step_table  # noqa: F401 (re-exported)
 from .getisord import GStar, gi_bins
 from .inference import adjust_p
 
-#: Months in each kind of step (the keys are ``config.TIME_STEPS``).
-STEP_MONTHS = {"month": 1, "quarter": 3, "year": 12}
 #: Fewest time steps the analysis runs on: the 90 % rule then allows one miss, and
 #: Mann-Kendall on fewer values has little power.
 MIN_STEPS = 10
@@ -114,52 +115,6 @@ class EmergingResult:
     manifest: dict
     warnings: list[str] = field(default_factory=list)
     summary_lines: list[str] = field(default_factory=list)
-
-
-def step_of_month(month: str, time_step: str) -> str:
-    """The step label of a ``YYYY-MM`` month: itself, ``YYYY-Qn`` or ``YYYY``."""
-    if time_step == "month":
-        return month
-    if time_step == "quarter":
-        return f"{month[:4]}-Q{(int(month[5:7]) - 1) // 3 + 1}"
-    return month[:4]
-
-
-def step_table(monthly: pd.DataFrame, months: list[str], column: str,
-               time_step: str) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """Sum one count column of the monthly table into complete time steps.
-
-    Parameters
-    ----------
-    monthly
-        ``ward_code``, ``month`` and ``column`` (NaN/NA where the source has no data).
-    months
-        The study period's months in order.
-    column
-        Count column, e.g. ``possession_count``.
-    time_step
-        ``"month"``, ``"quarter"`` or ``"year"``.
-
-    Returns
-    -------
-    (counts, steps, partial)
-        ``counts``: wards x steps (float, NaN where any month of the step has no data for the
-        ward); ``steps``: complete step labels in order; ``partial``: steps the period only
-        partly covers, left out (a quarter with two months is not comparable with the others).
-    """
-    label = {m: step_of_month(m, time_step) for m in months}
-    months_in = pd.Series(list(label.values())).value_counts()
-    ordered = list(dict.fromkeys(label.values()))
-    steps = [s for s in ordered if months_in[s] == STEP_MONTHS[time_step]]
-    partial = [s for s in ordered if s not in steps]
-    frame = monthly.loc[monthly["month"].isin(months), ["ward_code", "month", column]].copy()
-    frame["value"] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    frame["step"] = frame["month"].map(label)
-    grouped = frame.groupby(["ward_code", "step"], sort=False)["value"]
-    # A step with any month missing is missing: summing the rest would read as a fall.
-    totals = grouped.sum(min_count=1).where(grouped.count() == grouped.size())
-    counts = totals.unstack("step").reindex(columns=steps)
-    return counts, steps, partial
 
 
 def space_time_gi_star(values: np.ndarray, adjacency_with_self: sparse.csr_array, time_k: int) -> GStar:
@@ -308,7 +263,8 @@ def _category(same: np.ndarray, other: np.ndarray, trend: int, kind: str) -> str
 
 def emerging_hotspots(wards: pd.DataFrame, monthly: pd.DataFrame, months: list[str], measure: str,
                       adjacency_with_self: sparse.csr_array, time_step: str = "month", time_k: int = 1,
-                      correction: str = "fdr", alpha: float = 0.05, family: np.ndarray | None = None) -> dict | str:
+                      correction: str = "fdr", alpha: float = 0.05, family: np.ndarray | None = None,
+                      yearly: pd.DataFrame | None = None) -> dict | str:
     """Emerging hot spot analysis of one measure.
 
     Parameters
@@ -328,6 +284,10 @@ def emerging_hotspots(wards: pd.DataFrame, monthly: pd.DataFrame, months: list[s
     family
         The study's wards (boolean per row; default all). Context wards' bins enter the
         neighbourhoods, mean and variance, but are not tested, classified or output.
+    yearly
+        ``ward_code``, ``year``, ``M_count`` (the ward table's yearly table), or ``None``.
+        With ``time_step = "year"`` its counts are the steps (they include annual sources);
+        with months or quarters, wards whose counts are only annual are named in a warning.
 
     Returns
     -------
@@ -339,6 +299,18 @@ def emerging_hotspots(wards: pd.DataFrame, monthly: pd.DataFrame, months: list[s
     column = f"{measure}_count"
     counts, steps, partial = step_table(monthly, months, column, time_step)
     warnings = []
+    annual_only = _annual_only_wards(monthly, months, yearly, column)
+    if yearly is not None and time_step == "year" and column in yearly:
+        # The yearly table already holds each complete year's months summed, and annual sources.
+        counts = (yearly.assign(value=pd.to_numeric(yearly[column], errors="coerce").astype("float64"))
+                  .pivot(index="ward_code", columns="year", values="value").reindex(columns=steps))
+    elif annual_only:
+        hint = (f"{measure}: {len(annual_only)} ward(s) have only annual counts (e.g. the MPS LSOA annual file; "
+                f"{', '.join(annual_only[:3])}{' and more' if len(annual_only) > 3 else ''}); emerging hot spots "
+                f"by {time_step} leave them out: set [clusters] time_step = \"year\"")
+        if counts.reindex(columns=steps).notna().to_numpy().sum() == 0:
+            return hint
+        warnings.append(hint)
     if partial:
         warnings.append(f"{measure}: emerging hot spots leave out the {time_step}(s) {', '.join(partial)}, which "
                         f"the period only partly covers")
@@ -428,10 +400,22 @@ def emerging_hotspots(wards: pd.DataFrame, monthly: pd.DataFrame, months: list[s
     return {"columns": out, "bins": long, "steps": present_steps, "record": record, "warnings": warnings}
 
 
+def _annual_only_wards(monthly: pd.DataFrame, months: list[str], yearly: pd.DataFrame | None,
+                       column: str) -> list[str]:
+    """Wards with yearly counts of a measure but no monthly count in the period (their source
+    is annual), in code order."""
+    if yearly is None or column not in yearly or not len(yearly):
+        return []
+    with_years = set(yearly.loc[yearly[column].notna(), "ward_code"])
+    in_period = monthly[monthly["month"].isin(months)] if "month" in monthly else monthly.iloc[:0]
+    with_months = set(in_period.loc[in_period[column].notna(), "ward_code"]) if column in in_period else set()
+    return sorted(with_years - with_months)
+
+
 def find_emerging_hotspots(wards: pd.DataFrame, monthly: pd.DataFrame, months: list[str], measures: list[str],
                            adjacency: sparse.csr_array, time_step: str = "month", time_k: int = 1,
                            correction: str = "fdr", alpha: float = 0.05,
-                           family: np.ndarray | None = None) -> EmergingResult:
+                           family: np.ndarray | None = None, yearly: pd.DataFrame | None = None) -> EmergingResult:
     """Emerging hot spot analysis of every measure with monthly counts.
 
     Parameters
@@ -458,6 +442,9 @@ def find_emerging_hotspots(wards: pd.DataFrame, monthly: pd.DataFrame, months: l
         Significance level of bins and trends.
     family
         The study's wards (boolean per row; default all); context wards are neighbours only.
+    yearly
+        The ward table's yearly table (``ward_code``, ``year``, ``M_count``), or ``None``:
+        yearly steps then come from the monthly counts only.
 
     Returns
     -------
@@ -478,7 +465,7 @@ def find_emerging_hotspots(wards: pd.DataFrame, monthly: pd.DataFrame, months: l
         if f"{measure}_count" not in monthly:
             continue
         outcome = emerging_hotspots(wards, monthly, months, measure, adjacency_with_self, time_step, time_k,
-                                    correction, alpha, family)
+                                    correction, alpha, family, yearly)
         if isinstance(outcome, str):
             warnings.append(outcome)
             continue

@@ -115,7 +115,7 @@ GLOBAL_MORAN_COLUMNS = ["measure", "moran_i", "expected_i", "z", "p_sim", "permu
 
 def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings | Mapping[str, Any] | None = None,
                   seed: int = DEFAULT_SEED, family: np.ndarray | None = None, monthly: pd.DataFrame | None = None,
-                  months: list[str] | None = None) -> ClusterResult:
+                  months: list[str] | None = None, yearly: pd.DataFrame | None = None) -> ClusterResult:
     """Global Moran's I, LISA and Gi*, and with monthly counts emerging hot spots and the
     test of change, for every analysed measure of the ward table.
 
@@ -139,6 +139,10 @@ def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings | Mapping[s
         spot analysis (:mod:`.emerging`); ``None`` skips it.
     months
         The period's months in order (with ``monthly``).
+    yearly
+        ``ward_code``, ``year``, ``M_count`` (the run's yearly table, which holds annual
+        sources such as the MPS LSOA file): the steps of ``time_step = "year"``; ``None``:
+        years are summed from ``monthly``.
 
     Returns
     -------
@@ -188,7 +192,7 @@ def find_clusters(wards: gpd.GeoDataFrame, settings: ClusterSettings | Mapping[s
     emerging = None
     if monthly is not None and months:
         emerging = find_emerging_hotspots(wards, monthly, months, analysed, neighbours.adjacency, settings.time_step,
-                                          settings.time_k, settings.correction, settings.alpha, family)
+                                          settings.time_k, settings.correction, settings.alpha, family, yearly)
         columns = columns.join(emerging.columns)
         warnings.extend(emerging.warnings)
         summary_lines.extend(emerging.summary_lines)

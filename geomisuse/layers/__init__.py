@@ -10,6 +10,7 @@ from .asb import load_asb_warnings
 from .base import LayerResult, LoadContext
 from .boundaries import load_boundaries
 from .estates import load_estates
+from .mps_lsoa import load_mps_lsoa
 from .mps_ward import load_mps_ward
 from .police_uk import load_police_uk
 from .population import load_population, load_residents
@@ -19,6 +20,7 @@ from .sites import load_sites
 LOADERS: dict[str, Callable[[LayerSpec, LoadContext], LayerResult]] = {
     "police_uk": load_police_uk,
     "mps_ward": load_mps_ward,
+    "mps_lsoa": load_mps_lsoa,
     "asb_warnings": load_asb_warnings,
     "treatment_services": load_sites,
     "pharmacies": load_sites,

@@ -70,6 +70,8 @@ class LayerResult:
         Messages for the console and the manifest.
     months
         Months a ward-level source covers.
+    years
+        Calendar years an annual source covers (``None`` for monthly and point sources).
     wards
         Study wards a source covers (``None`` for every study ward).
     ward_names, boroughs
@@ -87,6 +89,8 @@ class LayerResult:
     warnings: list[str] = field(default_factory=list)
     #: Months a ward-level source covers (a missing month is missing data, not zero).
     months: list[str] | None = None
+    #: Calendar years (``YYYY``) an annual source covers (its table has ``year``, not ``month``).
+    years: list[str] | None = None
     #: Study wards a source covers (``None``: every study ward). Outside them its counts are
     #: missing data, not zero.
     wards: frozenset[str] | None = None
@@ -668,6 +672,9 @@ class LoadContext:
         small-area polygons.
     boundary_vintage
         The boundaries' ward vintage where their columns say it (``WD22CD``: ``"2022"``).
+    period
+        The study's ``[study] period`` (first and last month) as given, or ``None``;
+        ``months`` adds the period before it. Annual sources check it is whole years.
     """
 
     ward_codes: frozenset[str]
@@ -675,6 +682,7 @@ class LoadContext:
     months: list[str] | None = None
     ward_geometry: gpd.GeoDataFrame | None = None
     boundary_vintage: str | None = None
+    period: tuple[str, str] | None = None
 
 
 def normalise_name(name: str) -> str:

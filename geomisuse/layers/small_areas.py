@@ -20,6 +20,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
@@ -182,7 +183,7 @@ def _wards_by_polygons(path: Path, context: LoadContext, kind: str) -> AreaWards
 
 
 def aggregate_areas(layer: LayerResult, area_column: str, value_columns: list[str], options: dict,
-                    context: LoadContext) -> tuple[pd.DataFrame, AreaWards]:
+                    context: LoadContext, by: Sequence[str] = ()) -> tuple[pd.DataFrame, AreaWards]:
     """Sum a small-area table to study wards, accounting for every row.
 
     Rows whose area is in a ward outside the study are excluded (``ward not in the study
@@ -191,6 +192,7 @@ def aggregate_areas(layer: LayerResult, area_column: str, value_columns: list[st
     London-wide file, but it also leaves out areas of another vintage, which must not vanish).
     When no row's area is in the lookup at all, the file and lookup do not belong together and
     that is an error. Several rows for one area (age bands, sexes) are summed, with a warning.
+    Rows of one area that differ in a ``by`` column (e.g. ``month``) are kept apart.
 
     Parameters
     ----------
@@ -202,12 +204,14 @@ def aggregate_areas(layer: LayerResult, area_column: str, value_columns: list[st
         Numeric columns (already parsed, float) to sum.
     options, context
         The layer's options (``lookup``/``areas``) and the study.
+    by
+        Columns of ``layer.table`` to keep apart in the sums (``month`` of a monthly count table).
 
     Returns
     -------
     (DataFrame, AreaWards)
-        ``ward_code`` plus the summed ``value_columns``, one row per study ward found; and how
-        the areas were matched.
+        ``ward_code``, the ``by`` columns and the summed ``value_columns``, one row per study
+        ward (and ``by`` value) found; and how the areas were matched.
     """
     path = Path(layer.table["source_file"].iloc[0]) if len(layer.table) else layer.paths[0]
     codes = layer.table[area_column].astype(str).str.strip()
@@ -222,15 +226,18 @@ def aggregate_areas(layer: LayerResult, area_column: str, value_columns: list[st
     ward = ward[layer.table.index]
     layer.exclude(layer.table[~ward.isin(context.ward_codes)], "ward not in the study area")
     ward = ward[layer.table.index]
-    per_area = Counter(codes[layer.table.index])
+    kept = codes[layer.table.index]
+    per_area = Counter(zip(kept, *(layer.table[c] for c in by)))
     rows_per_area = max(per_area.values()) if per_area else 1
+    areas = kept.nunique()
     if rows_per_area > 1:
-        mapping.warnings.append(f"{layer.kind}: {len(layer.table)} rows for {len(per_area)} small areas "
-                                f"(up to {rows_per_area} per area, e.g. age bands) were summed per area")
-    summed = layer.table[value_columns].groupby(ward.to_numpy()).sum()
-    summed.index.name = "ward_code"
-    mapping.warnings.append(f"{layer.kind}: {len(per_area)} small areas aggregated to {len(summed)} wards "
-                            f"through {mapping.method}")
+        mapping.warnings.append(f"{layer.kind}: {len(layer.table)} rows for {areas} small areas "
+                                f"(up to {rows_per_area} per area{''.join(f' and {c}' for c in by)}, e.g. age "
+                                "bands) were summed per area")
+    keys = [pd.Series(ward.to_numpy(), name="ward_code")] + [pd.Series(layer.table[c].to_numpy(), name=c) for c in by]
+    summed = layer.table[value_columns].reset_index(drop=True).groupby(keys).sum()
+    mapping.warnings.append(f"{layer.kind}: {areas} small areas aggregated to "
+                            f"{summed.index.get_level_values('ward_code').nunique()} wards through {mapping.method}")
     return summed.reset_index(), mapping
 
 

@@ -686,6 +686,8 @@ def published_text(values: np.ndarray, protection: CellProtection | None, thresh
 PUBLISHED_BY_PUBLISHER: dict[str, str] = {
     "mps_ward": "the Metropolitan Police publishes these ward counts in full (London Datastore)",
     "police_uk": "police.uk publishes every point; counts by ward restate them",
+    "mps_lsoa": "the Metropolitan Police publishes these counts in full by LSOA (London Datastore); ward "
+                "counts add them up",
 }
 #: ``[publish] suppress``: ``"sources"`` protects what is not already public, ``"all"`` everything.
 SUPPRESS_MODES = ("sources", "all")
@@ -751,7 +753,7 @@ def source_policy(source: str, public: bool | None, suppress: str, unsuppressed:
 BOROUGH_COST_FACTOR = 100.0
 #: Which cells give way first: a month before a half-period count before a ward's period count
 #: (the headline analysts rank wards by).
-BLOCK_COST_FACTOR = {"months": 1.0, "halves": 2.0, "previous": 3.0, "period": 4.0}
+BLOCK_COST_FACTOR = {"months": 1.0, "years": 1.5, "halves": 2.0, "previous": 3.0, "period": 4.0}
 
 
 @dataclass
@@ -770,6 +772,11 @@ class StudyProtection:
         Ward-table count column -> cells not shown as numbers (protected columns only).
     monthly_text
         Count column -> published monthly counts, wards x months (protected measures only).
+    yearly_text
+        Count column -> published yearly counts (``wards_yearly.csv``), wards x ``years``
+        (protected measures only).
+    years
+        The years of the run's yearly table, in order.
     borough_text
         ``(measure, part)`` -> published borough total, part ``period``, ``previous``,
         ``half1`` or ``half2`` (protected measures only).
@@ -787,6 +794,8 @@ class StudyProtection:
     ward_text: dict[str, np.ndarray] = field(default_factory=dict)
     ward_hidden: dict[str, np.ndarray] = field(default_factory=dict)
     monthly_text: dict[str, np.ndarray] = field(default_factory=dict)
+    yearly_text: dict[str, np.ndarray] = field(default_factory=dict)
+    years: list[str] = field(default_factory=list)
     borough_text: dict[tuple[str, str], str] = field(default_factory=dict)
     halves: dict[str, dict] = field(default_factory=dict)
     audit: dict = field(default_factory=dict)
@@ -862,9 +871,10 @@ def protect_study(run: "StudyRun", threshold: int, rule: str = "threshold", supp
     """Protect every count a study publishes, all together.
 
     For each protected measure the cells are the ward period counts, the previous-period
-    counts, the monthly counts, the half-period counts of the briefings' comparisons and the
+    counts, the monthly and yearly counts, the half-period counts of the briefings' comparisons and the
     borough totals of each; the relations are everything an attacker can add up from the
-    outputs: a ward's months make its period count and its halves, the wards make the
+    outputs: a ward's months make its period count, its years and its halves, its years
+    make its period count (a whole-year period), the wards make the
     borough totals, MPS possession and trafficking make all drug offences at every level,
     and police.uk point counts equal the ward counts they restate. :func:`protect_cells`
     suppresses and audits them as one problem. Counts of public sources are published as
@@ -920,6 +930,18 @@ def protect_study(run: "StudyRun", threshold: int, rule: str = "threshold", supp
         return (monthly[column].astype("float64").unstack("month").reindex(index=codes, columns=months)
                 .to_numpy(dtype=float))
 
+    yearly = run.yearly.set_index(["ward_code", "year"]) if getattr(run, "yearly", None) is not None \
+        and len(run.yearly) else None
+    years = sorted(yearly.index.get_level_values("year").unique()) if yearly is not None else []
+    result.years = years
+
+    def year_grid(measure: str) -> np.ndarray | None:
+        column = f"{measure}_count"
+        if yearly is None or column not in yearly:
+            return None
+        return (yearly[column].astype("float64").unstack("year").reindex(index=codes, columns=years)
+                .to_numpy(dtype=float))
+
     def has_previous(measure: str) -> bool:
         column = f"{measure}_previous_count"
         return column in wards and wards[column].notna().any()
@@ -932,6 +954,9 @@ def protect_study(run: "StudyRun", threshold: int, rule: str = "threshold", supp
         blocks = {"period": wards[f"{m}_count"].astype("float64").to_numpy()}
         if has_previous(m):
             blocks["previous"] = wards[f"{m}_previous_count"].astype("float64").to_numpy()
+        yg = year_grid(m)
+        if yg is not None:
+            blocks["years"] = yg
         if g is not None:
             blocks["months"] = g
             if not has_previous(m) and halves_months:
@@ -951,6 +976,15 @@ def protect_study(run: "StudyRun", threshold: int, rule: str = "threshold", supp
         if "months" in pos:
             for w in range(len(codes)):
                 cells.relate(pos["period"][w], pos["months"][w])
+        if "years" in pos:
+            # relate() drops what does not add up: a year with a month missing, a period of part-years.
+            in_year = {y: [k for k, mo in enumerate(months) if mo[:4] == y] for y in years}
+            for w in range(len(codes)):
+                cells.relate(pos["period"][w], pos["years"][w])
+                if "months" in pos:
+                    for k, y in enumerate(years):
+                        if in_year[y]:
+                            cells.relate(pos["years"][w, k], pos["months"][w, in_year[y]])
         if "halves" in pos:
             index = {mo: k for k, mo in enumerate(months)}
             for h, part in enumerate(halves_months):
@@ -999,6 +1033,8 @@ def protect_study(run: "StudyRun", threshold: int, rule: str = "threshold", supp
             result.ward_hidden[f"{m}_previous_count"] = hidden[pos["previous"]]
         if "months" in pos:
             result.monthly_text[f"{m}_count"] = texts[pos["months"]]
+        if "years" in pos:
+            result.yearly_text[f"{m}_count"] = texts[pos["years"]]
         for name in ("period", "previous", "half1", "half2"):
             if f"borough_{name}" in pos:
                 result.borough_text[(m, name)] = str(texts[pos[f"borough_{name}"][0]])

@@ -3,8 +3,8 @@
 :func:`study_protection` protects every published count of a run once
 (:func:`.disclosure.protect_study`: the policy per source, primary and secondary suppression
 and the LP audit over every relation between ward, monthly, half-period and borough figures);
-:func:`published_wards` and :func:`published_monthly` apply it to the run's ward table and
-monthly counts, and the map and briefings read borough totals and half-period counts from it.
+:func:`published_wards`, :func:`published_monthly` and :func:`published_yearly` apply it to
+the run's ward table and monthly and yearly counts, and the map and briefings read borough totals and half-period counts from it.
 The exports (:mod:`.tables`), the map and the briefings all publish these tables, so this
 module sits below all three and imports none of them.
 """
@@ -36,7 +36,8 @@ def study_protection(run: StudyRun, settings: PublishSettings) -> StudyProtectio
     rule = getattr(settings, "rule", "threshold")
     suppress = getattr(settings, "suppress", "sources")
     unsuppressed = bool(getattr(settings, "unsuppressed", False))
-    key = (id(run), id(run.wards), id(run.monthly), threshold, rule, suppress, unsuppressed)
+    key = (id(run), id(run.wards), id(run.monthly), id(getattr(run, "yearly", None)), threshold, rule, suppress,
+           unsuppressed)
     if _LAST.get("key") != key or _LAST.get("wards") is not run.wards:
         protection = protect_study(run, threshold, rule, suppress, unsuppressed, seed=int(run.study.seed))
         _LAST.clear()
@@ -128,6 +129,31 @@ def published_monthly(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:
         long = frame.rename_axis(index="ward_code", columns="month").stack().rename(column).reset_index()
         published = published.drop(columns=column).merge(long, on=["ward_code", "month"], how="left")
     return published[monthly.columns]
+
+
+def published_yearly(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:
+    """Yearly counts (``wards_yearly.csv``) as published: protected measures from the study's
+    protection (a ward's years, its months and its period count are protected together),
+    public measures as they are.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``ward_code``, ``year`` and the ``M_count`` columns (empty without a yearly table).
+    """
+    yearly = getattr(run, "yearly", None)
+    if yearly is None:
+        return pd.DataFrame(columns=["ward_code", "year"])
+    if settings.unsuppressed or yearly.empty:
+        return yearly.copy()
+    protection = study_protection(run, settings)
+    codes = run.wards["ward_code"].to_numpy()
+    published = yearly.copy()
+    for column, grid in protection.yearly_text.items():
+        frame = pd.DataFrame(grid, index=codes, columns=protection.years)
+        long = frame.rename_axis(index="ward_code", columns="year").stack().rename(column).reset_index()
+        published = published.drop(columns=column).merge(long, on=["ward_code", "year"], how="left")
+    return published[yearly.columns]
 
 
 def published_emerging(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:

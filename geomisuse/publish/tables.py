@@ -22,7 +22,7 @@ import pandas as pd
 from ..version import __version__
 from .disclosure import STATISTIC_SUFFIXES
 from .exports import csv_table, gpkg_table
-from .published import published_emerging, published_monthly, published_wards, study_protection
+from .published import published_emerging, published_monthly, published_wards, published_yearly, study_protection
 from ..config import MEASURES, PublishSettings
 from .escaping import neutralise_csv
 from ..errors import InputError
@@ -67,7 +67,8 @@ def manifest(run: StudyRun, settings: PublishSettings, outputs: list[str]) -> di
         "geomisuse_version": __version__,
         "study": {"name": study.name, "file": _display_path(study.path, run) if study.path else None,
                   "borough": study.borough, "demo": study.demo, "sources": study.sources,
-                  "period": [run.months[0], run.months[-1]] if run.months else None, "months": len(run.months)},
+                  "period": [run.months[0], run.months[-1]] if run.months else None, "months": len(run.months),
+                  "years": _whole_years(run)},
         "seed": study.seed,
         "suppression": _suppression_entry(run, settings),
         "inputs": inputs,
@@ -102,6 +103,12 @@ def _suppression_entry(run: StudyRun, settings: PublishSettings) -> dict:
             "audit": protection.audit}
 
 
+def _whole_years(run: StudyRun) -> int:
+    """Whole calendar years of the period (the rows of ``wards_yearly.csv`` per ward)."""
+    yearly = getattr(run, "yearly", None)
+    return int(yearly["year"].nunique()) if yearly is not None and len(yearly) else 0
+
+
 #: What a run can write: everything, or only the map or only the briefings.
 PARTS = ("all", "map", "briefings")
 
@@ -110,7 +117,8 @@ PARTS = ("all", "map", "briefings")
 OUTPUT_MARKER = ".geomisuse-output"
 #: Everything geomisuse writes at the top of an output folder.
 OUTPUT_NAMES = frozenset({OUTPUT_MARKER, "map.html", "wards.gpkg", "wards.csv", "wards_monthly.csv",
-                          "global_moran.csv", "satellites.csv", "unmatched.csv", "manifest.json", "briefings"})
+                          "wards_yearly.csv", "global_moran.csv", "emerging_hotspots.csv", "satellites.csv",
+                          "satellite_coverage.csv", "unmatched.csv", "manifest.json", "briefings"})
 
 
 def check_out_folder(out: Path) -> str:
@@ -278,6 +286,10 @@ def _write_all(run: StudyRun, folder: Path, settings: PublishSettings) -> list[s
     write_csv(csv_table(wards), folder / "wards.csv")
     write_csv(published_monthly(run, settings), folder / "wards_monthly.csv")
     names += ["wards.gpkg", "wards.csv", "wards_monthly.csv"]
+    yearly = published_yearly(run, settings)
+    if len(yearly):  # the period holds a whole calendar year
+        write_csv(yearly, folder / "wards_yearly.csv")
+        names.append("wards_yearly.csv")
     if run.global_moran is not None:
         write_csv(run.global_moran, folder / "global_moran.csv")
         names.append("global_moran.csv")

@@ -47,7 +47,7 @@ from markupsafe import Markup, escape
 
 from ... import config as defaults
 from ..places import ward_centres
-from ..published import published_monthly, study_protection
+from ..published import published_monthly, published_yearly, study_protection
 from ..disclosure import ROUND5_THRESHOLD, StudyProtection, rounded_counts, suppress_value
 from ...errors import InputError
 from .change import emerging_list, emerging_settings, increase_tables, ward_emerging
@@ -418,6 +418,7 @@ class _Basis:
     grids: dict[str, pd.DataFrame]  # measure -> published monthly counts, ward x month
     protection: StudyProtection     # protected borough totals and half-period counts, rules per measure
     part: bool = False              # the wards of one borough of a larger study (London)
+    year_grids: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)  # published yearly counts
 
     @property
     def clusters_ran(self) -> bool:
@@ -511,13 +512,16 @@ def _basis(run: StudyRun, published: pd.DataFrame, settings,
     grids = {m: monthly_pub.pivot(index="ward_code", columns="month", values=f"{m}_count").reindex(
                  index=codes, columns=run.months)
              for m in measures if f"{m}_count" in monthly_pub}
+    yearly_pub = published_yearly(run, settings)
+    year_grids = {m: yearly_pub.pivot(index="ward_code", columns="year", values=f"{m}_count").reindex(index=codes)
+                  for m in measures if f"{m}_count" in yearly_pub and len(yearly_pub)}
     return _Basis(run=run, real=real, pub=pub, codes=codes, names=real["ward_name"].astype(str).tolist(),
                   pages=page_names(list(codes)), measures=measures, sources=sources,
                   totals_of_parts=totals_of_parts, threshold=study_protection(run, settings).threshold,
                   unsuppressed=bool(settings.unsuppressed), population=real["population"].astype("float64"),
                   neighbours=run.ward_neighbours(), grids=grids,
                   protection=protection if protection is not None else study_protection(run, settings),
-                  part=monthly_published is not None)
+                  part=monthly_published is not None, year_grids=year_grids)
 
 
 def _walk(run: StudyRun) -> _Walk:
@@ -752,7 +756,13 @@ def _ward_chart(b: _Basis, m: str, i: int, j: int, shown) -> tuple[Markup | None
         return None, "No monthly figures."
     if is_hidden(shown) and not b.unsuppressed:
         return None, "Monthly figures not shown: this ward's count for the period is suppressed."
-    return monthly_chart_svg(b.run.months, b.grids[m].iloc[i].tolist(), b.threshold, f"c{i}-{j}"), ""
+    months = b.grids[m].iloc[i]
+    years = b.year_grids[m].iloc[i] if m in b.year_grids else None
+    if months.isna().all() and years is not None and years.notna().any():
+        # An annual source (the MPS LSOA file) has no months: chart its years, never made-up months.
+        return (monthly_chart_svg([str(y) for y in years.index], years.tolist(), b.threshold, f"c{i}-{j}"),
+                "Year by year: this source gives calendar-year counts only.")
+    return monthly_chart_svg(b.run.months, months.tolist(), b.threshold, f"c{i}-{j}"), ""
 
 
 def _ward_clusters(b: _Basis, component_of: dict[tuple[str, int], list[int]], i: int) -> list[dict]:
@@ -938,7 +948,7 @@ def _nice_ceiling(value: float) -> float:
 
 
 def monthly_chart_svg(months: list[str], values: list, threshold: int, uid: str) -> Markup:
-    """A bar chart of published monthly counts.
+    """A bar chart of published monthly counts (or yearly ones: ``months`` may be ``YYYY`` years).
 
     A suppressed month (``<5``) is a small open marker on the axis with ``<5`` above it: the
     reader sees "fewer than 5", never a height that a mostly-suppressed series would make look
@@ -964,7 +974,8 @@ def monthly_chart_svg(months: list[str], values: list, threshold: int, uid: str)
              f'<text x="{left - 3}" y="{base + 3}" class="tick" text-anchor="end">0</text>']
     for k, (month, value, n) in enumerate(zip(months, values, nums)):
         x = left + k * step + (step - bar) / 2
-        label = escape(month_name(month, short=True))
+        yearly = len(month) == 4
+        label = escape(month if yearly else month_name(month, short=True))
         text = count_text(value)
         if n is not None:
             h = base - y(n)
@@ -982,7 +993,11 @@ def monthly_chart_svg(months: list[str], values: list, threshold: int, uid: str)
         else:
             parts.append(f'<text x="{x + bar / 2:.1f}" y="{base - 2}" class="mark" text-anchor="middle">'
                          f'\u2013<title>{label}: no data</title></text>')
-        if len(months) <= 24 or k % 3 == 0:
+        if yearly:
+            letter = f"’{month[2:]}"  # '11 ... '21: a year's ticks fit under every bar
+            parts.append(f'<text x="{x + bar / 2:.1f}" y="{height - 4}" class="tick" text-anchor="middle">'
+                         f'{escape(letter)}</text>')
+        elif len(months) <= 24 or k % 3 == 0:
             letter = pd.Period(month, freq="M").strftime("%b")[0] if len(months) <= 24 else \
                 pd.Period(month, freq="M").strftime("%b %y")
             parts.append(f'<text x="{x + bar / 2:.1f}" y="{height - 4}" class="tick" text-anchor="middle">'
