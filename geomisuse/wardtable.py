@@ -214,6 +214,8 @@ def build_ward_table(wards: gpd.GeoDataFrame, layers: Mapping[str, LayerResult |
     sources: dict[str, str] = {}
     fed_by: dict[str, dict[str, list[str]]] = {}
     names = wards.set_index("ward_code")["ward_name"]
+    context = (wards["is_context"].astype(bool) if "is_context" in wards
+               else pd.Series(False, index=wards.index)).set_axis(wards["ward_code"])
     for measure in MEASURES:
         if measure not in measure_sources:
             continue
@@ -248,7 +250,12 @@ def build_ward_table(wards: gpd.GeoDataFrame, layers: Mapping[str, LayerResult |
         if len(uncovered):
             fed_by[measure]["no data"] = sorted(uncovered)
             kinds = " or ".join(s.kind for s in measure_sources[measure])
-            warnings.append(f"{measure}: no data for {len(uncovered)} ward(s) ({_listed(names[uncovered])}): "
+            # Context wards are named apart: the study's own wards are what a reader acts on.
+            in_study = uncovered[~context.reindex(uncovered).to_numpy()]
+            outside = uncovered.difference(in_study, sort=False)
+            listed = [f"{len(in_study)} ward(s) ({_listed(names[in_study])})" if len(in_study) else "",
+                      f"{len(outside)} context ward(s) ({_listed(names[outside])})" if len(outside) else ""]
+            warnings.append(f"{measure}: no data for {' and '.join(filter(None, listed))}: "
                             f"{kinds} does not cover them; shown as no data, not zero")
         if len(fed_by[measure]) > 1 and len(uncovered) < len(feed):
             parts = [f"{kind} for {len(codes)} ward(s)" for kind, codes in fed_by[measure].items()

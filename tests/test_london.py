@@ -230,6 +230,15 @@ def test_context_wards_change_the_statistics_not_the_outputs(real, tmp_path):
     (tmp_path / "neighbours").mkdir()
     touching = prepare(load_study(context_study(real, tmp_path / "neighbours", 'context = "neighbours"')))
     assert 0 < len(touching.context_wards) < len(context)
+    # The City's wards within 2 km are context the MPS file does not cover: the warning names them
+    # as context wards, and the study's own 20 wards are all covered.
+    city = context.loc[context["borough_name"] == "City of London", "ward_name"]
+    assert len(city) > 0
+    no_data = [w for w in inside.warnings if w.startswith("possession: no data for")]
+    assert len(no_data) == 1
+    assert no_data[0].startswith(f"possession: no data for {len(city)} context ward(s) (")
+    shown = no_data[0].split(" context ward(s) (", 1)[1].split("):", 1)[0].split(" and ")[0].split(", ")
+    assert 0 < len(shown) <= 5 and set(shown) <= set(city)
 
 
 def test_context_needs_a_wider_file(real, tmp_path):
