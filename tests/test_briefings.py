@@ -302,7 +302,9 @@ def test_map_links_centre_the_interactive_map_on_the_ward(written, planted):
 
 def test_no_map_link_without_a_map(planted, tmp_path):
     settings = PublishSettings()
-    paths = write_briefings(planted, published_wards(planted, settings), tmp_path / "briefings", settings)
+    code = str(planted.wards["ward_code"].iloc[0])
+    paths = write_briefings(planted, published_wards(planted, settings), tmp_path / "briefings", settings,
+                            wards=[code])
     assert "map.html" not in paths[1].read_text(encoding="utf-8")
     check_links(tmp_path / "briefings", paths)
 

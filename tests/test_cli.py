@@ -156,9 +156,11 @@ def test_brief_for_one_ward_leaves_the_other_pages_alone(tmp_path):
 
 def test_debug_is_accepted_before_or_after_the_command(tmp_path):
     study = str(ROOT / "data" / "demo" / "study.toml")
-    for args in (("--debug", "validate", study), ("validate", study, "--debug"), ("validate", "--debug", study)):
+    # One real command, then the other positions on --help (the option is parsed before the work).
+    for args in (("validate", study, "--debug"), ("--debug", "validate", "--help"), ("validate", "--debug", "--help")):
         result = run_cli(*args)
         assert result.returncode == 0, (args, result.stderr)
+    assert "no such option" not in run_cli("map", "--debug", "--help").stderr.lower()
 
 
 def test_demo_takes_pdf():

@@ -33,19 +33,42 @@ def emerging_settings(run: StudyRun) -> dict:
     return run.manifest.get("clusters", {}).get("emerging", {})
 
 
-def ward_emerging(run: StudyRun, real: pd.DataFrame, measures: list[str], i: int) -> list[dict]:
+def gi_series_by_ward(run: StudyRun) -> dict[str, pd.DataFrame]:
+    """The run's space-time Gi* bins split by ward once (``{}`` without emerging hot spots).
+
+    Ward pages each read their own rows; selecting them from the whole table ward by ward
+    cost a London-wide study's briefings seconds.
+    """
+    bins = run.emerging_bins
+    if bins is None or not len(bins):
+        return {}
+    return {str(code): rows for code, rows in bins.groupby("ward_code", sort=False, observed=True)}
+
+
+def ward_emerging(run: StudyRun, real: pd.DataFrame, measures: list[str], i: int,
+                  series_by_ward: dict[str, pd.DataFrame], charts: bool = True) -> list[dict]:
     """Ward ``i``'s emerging hot spot categories: one item per measure with a category.
+
+    Parameters
+    ----------
+    run, real, measures
+        The run, its ward table (positions as ``i``) and the measures shown.
+    i
+        The ward's position.
+    series_by_ward
+        :func:`gi_series_by_ward` of the run.
+    charts
+        Draw the Gi* series (ward pages); an overview's ward list needs only the words.
 
     Returns
     -------
     list of dict
         ``measure``, ``label``, ``category``, ``words`` (plain sentence) and ``chart`` (SVG of
-        the Gi* z series, for a ward with a pattern).
+        the Gi* z series, for a ward with a pattern; ``None`` without ``charts``).
     """
     settings = emerging_settings(run)
-    bins = run.emerging_bins
+    ward_bins = series_by_ward.get(str(real["ward_code"].iloc[i]))
     items = []
-    code = str(real["ward_code"].iloc[i])
     for m in measures:
         column = f"{m}_ehsa_category"
         if column not in real or not isinstance(real[column].iloc[i], str):
@@ -53,7 +76,7 @@ def ward_emerging(run: StudyRun, real: pd.DataFrame, measures: list[str], i: int
         category = real[column].iloc[i]
         record = settings.get("by_measure", {}).get(m, {})
         step, last = settings.get("time_step", "month"), record.get("last_step", "")
-        series = bins[bins["ward_code"] == code] if bins is not None and f"{m}_gi_z" in bins else None
+        series = ward_bins if ward_bins is not None and f"{m}_gi_z" in ward_bins else None
         run_length, significant = None, []
         if series is not None:
             # A bin is hot or cold at the analysis's alpha after the correction (clusters/emerging.py).
@@ -68,7 +91,7 @@ def ward_emerging(run: StudyRun, real: pd.DataFrame, measures: list[str], i: int
             "words": f"{label.capitalize()}: {words}." if words else f"{label.capitalize()}: no emerging pattern.",
             "chart": (gi_series_svg(series["step"].tolist(), series[f"{m}_gi_z"].tolist(),
                                     significant.tolist(), f"e{i}-{m}")
-                      if series is not None and category != EHSA_NO_PATTERN else None),
+                      if charts and series is not None and category != EHSA_NO_PATTERN else None),
         })
     return items
 

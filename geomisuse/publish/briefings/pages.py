@@ -50,7 +50,7 @@ from ..places import ward_centres
 from ..published import published_monthly, published_yearly, study_protection
 from ..disclosure import ROUND5_THRESHOLD, StudyProtection, rounded_counts, suppress_value
 from ...errors import InputError
-from .change import emerging_list, emerging_settings, increase_tables, ward_emerging
+from .change import emerging_list, emerging_settings, gi_series_by_ward, increase_tables, ward_emerging
 from .findings import HEADLINE_FINDINGS, Change, change, cluster_words, key_findings, suggestions
 from ..text import (count_text, distance_text, is_hidden, join_names, month_name, number, span,
                     vintage_text, walk_text)
@@ -369,7 +369,8 @@ def build_data(run: StudyRun, published: pd.DataFrame, settings, overview_only: 
                        walk=_walk(run), sites=_sites(run), satellites=_satellites(run, b.codes, b.names),
                        estates=run.layer_table("estates"), centres=list(ward_centres(b.real.geometry)),
                        ward_pages=not overview_only,
-                       outlines=ward_outlines(b.real.geometry.to_numpy(), b.neighbours) if not overview_only else None)
+                       outlines=ward_outlines(b.real.geometry.to_numpy(), b.neighbours) if not overview_only else None,
+                       gi_series=gi_series_by_ward(run))
     ward_items = [_ward(b, context, i) for i in range(len(b.codes))]
     findings = key_findings({
         "measures": b.measures, "clusters": clusters, "hot_spots": hot_spots, "changes": _changes(b, comparisons),
@@ -490,6 +491,8 @@ class _Context:
     ward_pages: bool = True    # draw each ward's static map and charts (not needed for an overview)
     #: Each ward's outline simplified once for every page it appears on (see :func:`ward_outlines`).
     outlines: np.ndarray | None = None
+    #: Each ward's space-time Gi* rows (:func:`gi_series_by_ward`).
+    gi_series: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
 
 
 def _basis(run: StudyRun, published: pd.DataFrame, settings,
@@ -695,7 +698,7 @@ def _ward(b: _Basis, context: _Context, i: int) -> dict:
         "population_sort": "" if math.isnan(population) else f"{population:.0f}",
         "area": f"{float(row['area_km2']):.2f}" if number(row.get("area_km2")) is not None else "",
         "figures": figures, "clusters": cluster_items, "cluster_summary": _cluster_summary(cluster_items),
-        "emerging": ward_emerging(b.run, b.real, b.measures, i),
+        "emerging": ward_emerging(b.run, b.real, b.measures, i, context.gi_series, charts=context.ward_pages),
         "gap": gap, "provision": provision, "within_reach": within,
         "estates": estates, "satellites_here": here,
         "satellites_near": [dict(s, distance=f"{distance_text(s['point'].distance(centre))} from the ward centre")
