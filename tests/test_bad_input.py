@@ -371,8 +371,10 @@ def test_wards_without_a_rate_are_left_out_of_cluster_statistics_by_name(tmp_pat
     lines[2] = lines[2].rsplit(",", 1)[0] + ","         # Marram Fields: blank
     lines[3] = lines[3].rsplit(",", 1)[0] + ",0"        # Lanternhill: zero
     (study / "population.csv").write_text("\n".join(lines) + "\n")
+    with open(study / "study.toml", "a") as file:   # the statistics' outputs only
+        file.write("\n[publish]\nbriefings = false\n")
     out = tmp_path / "out"
-    result = run_cli("run", str(study / "study.toml"), "--out", str(out), "--tiles", "none")
+    result = run_cli("clusters", str(study / "study.toml"), "--out", str(out), "--tiles", "none")
     assert result.returncode == 0, result.stderr
     assert ("possession: 2 ward(s) without a rate (no population or no count) left out of the cluster "
             "statistics: E05999002 Marram Fields, E05999003 Lanternhill") in result.stderr
