@@ -33,20 +33,24 @@ def emerging_settings(run: StudyRun) -> dict:
     return run.manifest.get("clusters", {}).get("emerging", {})
 
 
-def gi_series_by_ward(run: StudyRun) -> dict[str, pd.DataFrame]:
-    """The run's space-time Gi* bins split by ward once (``{}`` without emerging hot spots).
+def gi_series_by_ward(run: StudyRun) -> dict[str, np.ndarray]:
+    """Row positions of each ward's space-time Gi* bins, found once (``{}`` without emerging
+    hot spots).
 
-    Ward pages each read their own rows; selecting them from the whole table ward by ward
-    cost a London-wide study's briefings seconds.
+    Ward pages each read their own rows; comparing every row's ward code ward by ward cost a
+    London-wide study's briefings seconds, and so did splitting the table into frames.
     """
     bins = run.emerging_bins
     if bins is None or not len(bins):
         return {}
-    return {str(code): rows for code, rows in bins.groupby("ward_code", sort=False, observed=True)}
+    codes, uniques = pd.factorize(bins["ward_code"].astype(str))
+    order = np.argsort(codes, kind="stable")
+    starts = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+    return {str(code): order[starts[g]:starts[g + 1]] for g, code in enumerate(uniques)}
 
 
 def ward_emerging(run: StudyRun, real: pd.DataFrame, measures: list[str], i: int,
-                  series_by_ward: dict[str, pd.DataFrame], charts: bool = True) -> list[dict]:
+                  series_by_ward: dict[str, np.ndarray], charts: bool = True) -> list[dict]:
     """Ward ``i``'s emerging hot spot categories: one item per measure with a category.
 
     Parameters
@@ -56,7 +60,7 @@ def ward_emerging(run: StudyRun, real: pd.DataFrame, measures: list[str], i: int
     i
         The ward's position.
     series_by_ward
-        :func:`gi_series_by_ward` of the run.
+        :func:`gi_series_by_ward` of the run (row positions of each ward's bins).
     charts
         Draw the Gi* series (ward pages); an overview's ward list needs only the words.
 
@@ -67,7 +71,8 @@ def ward_emerging(run: StudyRun, real: pd.DataFrame, measures: list[str], i: int
         the Gi* z series, for a ward with a pattern; ``None`` without ``charts``).
     """
     settings = emerging_settings(run)
-    ward_bins = series_by_ward.get(str(real["ward_code"].iloc[i]))
+    rows = series_by_ward.get(str(real["ward_code"].iloc[i]))
+    ward_bins = run.emerging_bins.iloc[rows] if rows is not None else None
     items = []
     for m in measures:
         column = f"{m}_ehsa_category"

@@ -491,8 +491,8 @@ class _Context:
     ward_pages: bool = True    # draw each ward's static map and charts (not needed for an overview)
     #: Each ward's outline simplified once for every page it appears on (see :func:`ward_outlines`).
     outlines: np.ndarray | None = None
-    #: Each ward's space-time Gi* rows (:func:`gi_series_by_ward`).
-    gi_series: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
+    #: Row positions of each ward's space-time Gi* bins (:func:`gi_series_by_ward`).
+    gi_series: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 def _basis(run: StudyRun, published: pd.DataFrame, settings,
