@@ -442,7 +442,8 @@ def by_unique(values: pd.Series, parse) -> pd.Series:
     return pd.Series(parsed.to_numpy()[codes], index=values.index)
 
 
-def points_from_table(layer: LayerResult, x_column: str, y_column: str, lonlat: bool) -> None:
+def points_from_table(layer: LayerResult, x_column: str, y_column: str, lonlat: bool,
+                      judge_swapped: bool = True) -> None:
     """Turn ``layer.table`` into a GeoDataFrame of points in EPSG:27700, rejecting bad rows.
 
     Rows without coordinates are rejected as ``no coordinates``, rows whose coordinates do
@@ -458,6 +459,11 @@ def points_from_table(layer: LayerResult, x_column: str, y_column: str, lonlat: 
         Longitude and latitude columns (``lonlat=True``) or easting and northing.
     lonlat
         Whether coordinates are WGS84 lon/lat (else British National Grid metres).
+    judge_swapped
+        Whether to refuse a table whose coordinates are mostly swapped. A caller that sees
+        only part of a layer (one file on a Dask worker) passes ``False`` and judges the whole
+        layer later from :func:`swapped_lonlat` of ``layer.coordinates`` with
+        :func:`refuse_swapped`; the swapped rows are rejected either way.
     """
     table = layer.table
     first_file = table["source_file"].iloc[0] if len(table) else ""
@@ -477,14 +483,12 @@ def points_from_table(layer: LayerResult, x_column: str, y_column: str, lonlat: 
 
     if lonlat:
         in_gb = x.between(*_GB_LON) & y.between(*_GB_LAT)
-        swapped = y.between(*_GB_LON) & x.between(*_GB_LAT)
-        if len(x) and swapped.sum() > len(x) / 2:
-            raise InputError(
-                f"longitude and latitude look swapped ({int(swapped.sum())} of {len(x)} rows have a "
-                f"latitude in '{x_column}' and a longitude in '{y_column}'); swap the columns or map "
-                f"them in the study file", first_file, column=x_column)
+        swapped = pd.Series(swapped_lonlat(x.to_numpy(), y.to_numpy()), index=x.index)
+        if judge_swapped:
+            refuse_swapped(int(swapped.sum()), len(x), x_column, y_column, first_file)
         layer.reject(layer.table[swapped], "longitude and latitude swapped")
-        layer.reject(layer.table[~in_gb & ~swapped], "coordinates outside Great Britain")
+        outside = (~in_gb & ~swapped)[layer.table.index]  # the swapped rows are gone from the table
+        layer.reject(layer.table[outside], "coordinates outside Great Britain")
         x, y = x[layer.table.index], y[layer.table.index]
         ex, ny = _TO_BNG.transform(x.to_numpy(), y.to_numpy())
     else:
@@ -498,6 +502,37 @@ def points_from_table(layer: LayerResult, x_column: str, y_column: str, lonlat: 
     layer.table = gpd.GeoDataFrame(layer.table, geometry=shapely.points(ex, ny), crs=ANALYSIS_CRS)
 
 
+
+
+def swapped_lonlat(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Which parsed lon/lat pairs have a latitude of Great Britain as longitude and a longitude
+    of Great Britain as latitude (the columns the wrong way round)."""
+    return (y >= _GB_LON[0]) & (y <= _GB_LON[1]) & (x >= _GB_LAT[0]) & (x <= _GB_LAT[1])
+
+
+def refuse_swapped(swapped: int, rows: int, x_column: str, y_column: str, file: str) -> None:
+    """Refuse a lon/lat layer most of whose ``rows`` with coordinates are ``swapped``.
+
+    Parameters
+    ----------
+    swapped, rows
+        Rows with swapped coordinates (:func:`swapped_lonlat`) and rows with parsed coordinates,
+        over the whole layer (all its files).
+    x_column, y_column
+        The longitude and latitude columns as the files name them.
+    file
+        The layer's first file with rows, named by the message.
+
+    Raises
+    ------
+    InputError
+        When more than half of the rows are swapped.
+    """
+    if rows and swapped > rows / 2:
+        raise InputError(
+            f"longitude and latitude look swapped ({swapped} of {rows} rows have a "
+            f"latitude in '{x_column}' and a longitude in '{y_column}'); swap the columns or map "
+            f"them in the study file", file, column=x_column)
 
 
 @dataclass
