@@ -18,7 +18,6 @@ import functools
 import hashlib
 import re
 import io
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
@@ -129,7 +128,9 @@ class LayerResult:
 
     def accounting(self) -> dict:
         """The manifest entry: files with checksums, rows read/used, excluded and rejected by reason."""
-        rejected_by_reason = dict(sorted(Counter(self.rejected["reason"]).items())) if len(self.rejected) else {}
+        # value_counts, not a Counter: a national archive rejects millions of rows.
+        rejected_by_reason = dict(sorted(self.rejected["reason"].value_counts().items())) if len(self.rejected) \
+            else {}
         return {
             "kind": self.kind,
             "files": [{"path": str(p), "sha256": sha256(p)} for p in self.paths],
@@ -144,7 +145,18 @@ def sha256(path: Path) -> str:
     """Hex SHA-256 of a file's bytes (worked out once per file version: a national year is
     over a gigabyte, and the console report and the manifest both ask)."""
     stat = Path(path).stat()
-    return _sha256(str(path), stat.st_size, stat.st_mtime_ns)
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    return _KNOWN_SHA256.get(key) or _sha256(*key)
+
+
+#: Digests worked out elsewhere (Dask workers hash the files they read), by (path, size, mtime).
+_KNOWN_SHA256: dict[tuple[str, int, int], str] = {}
+
+
+def remember_sha256(path: Path | str, size: int, mtime_ns: int, digest: str) -> None:
+    """Record the SHA-256 of a file's bytes as read by someone else (a Dask worker), so that
+    :func:`sha256` does not read the file again while its size and modification time hold."""
+    _KNOWN_SHA256[(str(path), int(size), int(mtime_ns))] = digest
 
 
 @functools.lru_cache(maxsize=4096)

@@ -173,7 +173,7 @@ class Tally:
 
 
 def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: Tally,
-                     raw: bytes | None = None, name: str | None = None) -> pd.DataFrame:
+                     raw: bytes | None = None, name: str | None = None, text_columns: bool = True) -> pd.DataFrame:
     """Read one police.uk CSV: account for its rows in ``tally``, return its analysed rows.
 
     Parameters
@@ -186,6 +186,10 @@ def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: T
         Updated with the file's rows read, excluded and rejected.
     raw, name
         The bytes and the ``zip:member`` name of a zip member.
+    text_columns
+        Whether to return ``crime_id`` and ``location`` (a caller that only counts points
+        leaves them out; they are still read, so that a file reads, or falls back to the
+        general reader, exactly as with them).
 
     Returns
     -------
@@ -266,14 +270,14 @@ def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: T
     remaining &= analysed
 
     keep = np.flatnonzero(remaining)
-    kept = table.take(pa.array(keep))
+    text = ("crime_id", "location") if text_columns else ()
+    kept = table.select([roles[r] for r in (*text, "longitude", "latitude") if roles[r]]).take(pa.array(keep))
     return pd.DataFrame({
         "month": month_of_distinct.to_numpy(dtype=object)[codes[keep]],
         "measure": measure_of_distinct.to_numpy(dtype=object)[type_codes[keep]],
         "crime_type": crime_type_of_distinct.to_numpy(dtype=object)[type_codes[keep]],
         # pandas' skipinitialspace, as the general reader does.
-        "crime_id": _text(kept, roles["crime_id"]),
-        "location": _text(kept, roles["location"]),
+        **{role: _text(kept, roles[role]) for role in text},
         "longitude": _text(kept, roles["longitude"]),
         "latitude": _text(kept, roles["latitude"]),
         "source_file": label,

@@ -38,7 +38,7 @@ from ..config import LayerSpec
 from ..errors import InputError
 from ..progress import progress
 from .base import (REJECT_COLUMNS, LayerResult, LoadContext, content_digest, points_from_table, refuse_swapped,
-                   swapped_lonlat)
+                   remember_sha256, swapped_lonlat)
 from .heat_cells import cell_keys
 from .police_uk import (Copies, Tally, check_month_column, csv_files, force_area_wards, no_files_error, read_member,
                         read_police_file, refuse_shared_force_months, tally_force_area)
@@ -81,6 +81,9 @@ class FilePart:
     counts
         Points in the study wards by ``ward`` (position in the locator), ``month``,
         ``measure``, ``cell`` (heat cell key) and ``count``.
+    stat
+        Size and modification time of a plain file as hashed (``None`` for a zip member): the
+        manifest's checksum is then ``digest``, not read again on the client.
     """
 
     name: str
@@ -92,6 +95,7 @@ class FilePart:
     with_coordinates: int = 0
     swapped: int = 0
     counts: pd.DataFrame | None = None
+    stat: tuple[int, int] | None = None
 
 
 def load_police_uk_dask(spec: LayerSpec, context: LoadContext, locator: WardLocator, ward_codes: np.ndarray,
@@ -159,6 +163,8 @@ def combine_parts(spec: LayerSpec, parts: list[FilePart], paths: list[Path], war
     kept: list[FilePart] = []
     read_paths = []
     for part, path in zip(parts, paths):
+        if part.stat is not None:
+            remember_sha256(path, *part.stat, part.digest)
         if copies.is_copy(part.name, part.digest):
             continue
         if part.error is not None:
@@ -244,11 +250,17 @@ def _partition(name: str, path: Path, member: str | None, spec: LayerSpec, conte
     engine would (a worker's traceback would also reach the console as more than one line).
     """
     raw = read_member(path, member)
+    before = path.stat() if raw is None else None
     raw = raw if raw is not None else path.read_bytes()
     part = FilePart(name=name, digest=content_digest(raw))
+    if before is not None:
+        after = path.stat()
+        # Only a file that did not change while it was read has this digest at this mtime.
+        if (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns) and len(raw) == after.st_size:
+            part.stat = (after.st_size, after.st_mtime_ns)
     tally = part.tally
     try:
-        frame = read_police_file(path, spec, context, tally, raw=raw, name=name)
+        frame = read_police_file(path, spec, context, tally, raw=raw, name=name, text_columns=False)
         del raw
         x_column, y_column = tally.coordinate_columns
         layer = LayerResult("police_uk", [path], frame.rename(columns={"longitude": x_column, "latitude": y_column}),
