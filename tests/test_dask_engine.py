@@ -6,7 +6,8 @@ Each case runs the same study through ``prepare`` twice: locally, and on a modul
 travel to real separate processes). Cases: a generated three-year archive with damaged rows
 and a zip; the real City of London Police folder over the City and a Met borough (the force
 area from ``Falls within`` and from ``covers``); two files of one force-month (refused, exit
-2); a file given twice (read once); swapped coordinates judged over all files.
+2); a file given twice (read once); swapped coordinates and coordinates of another area judged
+over all files.
 """
 
 from __future__ import annotations
@@ -225,3 +226,19 @@ def test_auto_engine_stays_local_for_a_small_archive(tiny):
     with zipfile.ZipFile(tiny / "extra.zip", "w") as bundle:
         bundle.writestr("empty.csv", "Month,Crime type,Longitude,Latitude\n")
     assert not uses_dask(load_study(write_study(tiny, "auto")))
+
+
+def test_coordinates_of_another_area_are_refused_alike(tiny, cluster):
+    """The placement check (points nowhere near the study wards under any reading) is the
+    local engine's, over all files, though the Dask layer keeps no coordinates."""
+    (tiny / "police").mkdir()
+    for month in ("2025-01", "2025-02"):
+        rows = [crime_row(month, "Drugs", 60_000 + 100 * k, 500) for k in range(10)]
+        (tiny / "police" / f"{month}.csv").write_text(HEADER + "\n" + "\n".join(rows) + "\n")
+    messages = []
+    for engine, scheduler in (("local", None), ("dask", cluster.scheduler_address)):
+        with pytest.raises(InputError) as caught:
+            prepare(load_study(write_study(tiny, engine, scheduler, paths=("police",), period=None)))
+        messages.append(str(caught.value))
+    assert messages[1] == messages[0]
+    assert "2025-01.csv" in messages[0] and "none of the 20 rows with coordinates lies within 2 km" in messages[0]

@@ -621,23 +621,52 @@ def check_placement(layer: LayerResult, study_bounds: Sequence[float]) -> None:
     parsed = layer.coordinates
     if parsed is None or not len(parsed.x):
         return
-    x, y, n = parsed.x, parsed.y, len(parsed.x)
+    judge_placement(placement_counts(parsed.x, parsed.y, study_bounds), len(parsed.x), parsed.lonlat,
+                    parsed.x_column, parsed.y_column, parsed.file)
+
+
+def placement_counts(x: np.ndarray, y: np.ndarray, study_bounds: Sequence[float]) -> dict[tuple[str, bool], int]:
+    """How many parsed coordinate pairs lie near the study wards under each of the four
+    readings of :func:`check_placement` (``("lonlat" | "grid", swapped)``, in this order).
+    The counts of parts of a layer (one file each) add up to the layer's."""
     readings = {
         ("lonlat", False): _lonlat_to_grid(x, y),
         ("lonlat", True): _lonlat_to_grid(y, x),
         ("grid", False): (x, y),
         ("grid", True): (y, x),
     }
-    near = {key: _near(ex, ny, study_bounds) for key, (ex, ny) in readings.items()}
-    declared = ("lonlat" if parsed.lonlat else "grid", False)
+    return {key: _near(ex, ny, study_bounds) for key, (ex, ny) in readings.items()}
+
+
+def judge_placement(near: dict[tuple[str, bool], int], n: int, lonlat: bool, x_column: str, y_column: str,
+                    file: str) -> None:
+    """The verdict of :func:`check_placement` from the counts of :func:`placement_counts`.
+
+    Parameters
+    ----------
+    near, n
+        Rows near the study wards by reading, and rows with parsed coordinates (the layer's).
+    lonlat, x_column, y_column
+        How the columns were read and their names.
+    file
+        The layer's first file, for the message.
+
+    Raises
+    ------
+    InputError
+        As :func:`check_placement`.
+    """
+    if not n:
+        return
+    declared = ("lonlat" if lonlat else "grid", False)
     best = max(near, key=lambda k: (near[k], k == declared))
-    columns = f"'{parsed.x_column}'/'{parsed.y_column}'"
+    columns = f"'{x_column}'/'{y_column}'"
     if best != declared and near[declared] < n / 2 and near[best] > n / 2 and near[best] > 2 * near[declared]:
         evidence = f"{near[best]} of {n} rows fall in the study area that way, {near[declared]} as read"
         if best[0] == declared[0]:
-            what = "longitude and latitude look swapped" if parsed.lonlat else "easting and northing look swapped"
+            what = "longitude and latitude look swapped" if lonlat else "easting and northing look swapped"
             fix = "swap the columns or map them in the study file"
-        elif parsed.lonlat:
+        elif lonlat:
             what = f"{columns} hold easting/northing (British National Grid metres), not longitude/latitude"
             fix = "name them easting/northing or map them in the study file"
         else:
@@ -645,13 +674,13 @@ def check_placement(layer: LayerResult, study_bounds: Sequence[float]) -> None:
             fix = "name them longitude/latitude or map them in the study file"
         if best[1] and best[0] != declared[0]:
             what += ", the other way round"
-        raise InputError(f"{what} ({evidence}); {fix}", parsed.file, column=parsed.x_column)
+        raise InputError(f"{what} ({evidence}); {fix}", file, column=x_column)
     if near[best] == 0:
-        system = "longitude/latitude" if parsed.lonlat else "easting/northing (EPSG:27700)"
+        system = "longitude/latitude" if lonlat else "easting/northing (EPSG:27700)"
         raise InputError(
             f"none of the {n} rows with coordinates lies within {PLACEMENT_MARGIN_M / 1000:g} km of the study "
             f"wards, read as {system} or any other way; is the file for another area, are the boundaries "
-            f"another borough's, or are {columns} in another CRS?", parsed.file, column=parsed.x_column)
+            f"another borough's, or are {columns} in another CRS?", file, column=x_column)
 
 
 #: Reasons of rows that are not a problem of the file (a force-wide file has many).

@@ -14,7 +14,8 @@ The client then does what the local engine does with the whole layer, with the s
 in the same order: it passes over copies of a file already read (:class:`~geomisuse.layers.
 police_uk.Copies`), raises the first file's reading error, adds the tallies up in reading order
 and refuses two files of one force-month, a wrong month column and mostly swapped coordinates
-over all files together; it finds the police force's area from ``covers`` or the files'
+over all files together, and checks that the coordinates fit the study area as read (the
+pipeline's placement check, from the files' counts); it finds the police force's area from ``covers`` or the files'
 ``Falls within`` and excludes counts in wards outside it. The layer's table holds counts per
 ward, month, measure and heat cell (``ward_code, month, measure, cell, count``), from which
 the ward table counts as from points and the map draws the local engine's heat layer.
@@ -33,12 +34,13 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
+import shapely
 
 from ..config import LayerSpec
 from ..errors import InputError
 from ..progress import progress
-from .base import (REJECT_COLUMNS, LayerResult, LoadContext, content_digest, points_from_table, refuse_swapped,
-                   remember_sha256, swapped_lonlat)
+from .base import (REJECT_COLUMNS, LayerResult, LoadContext, content_digest, judge_placement, placement_counts,
+                   points_from_table, refuse_swapped, remember_sha256, swapped_lonlat)
 from .heat_cells import cell_keys
 from .police_uk import (Copies, Tally, check_month_column, csv_files, force_area_wards, no_files_error, read_member,
                         read_police_file, refuse_shared_force_months, tally_force_area)
@@ -78,6 +80,9 @@ class FilePart:
         file with any).
     with_coordinates, swapped
         Rows with parsed coordinates, and how many of them look swapped.
+    near
+        Of those, the rows near the study wards under each reading of the columns
+        (:func:`~geomisuse.layers.base.placement_counts`), for the placement check.
     counts
         Points in the study wards by ``ward`` (position in the locator), ``month``,
         ``measure``, ``cell`` (heat cell key) and ``count``.
@@ -94,6 +99,7 @@ class FilePart:
     analysed: int = 0
     with_coordinates: int = 0
     swapped: int = 0
+    near: dict[tuple[str, bool], int] = field(default_factory=dict)
     counts: pd.DataFrame | None = None
     stat: tuple[int, int] | None = None
 
@@ -196,6 +202,13 @@ def combine_parts(spec: LayerSpec, parts: list[FilePart], paths: list[Path], war
             layer.excluded[OUTSIDE_FORCE_AREA] = layer.excluded.get(OUTSIDE_FORCE_AREA, 0) + \
                 int(table["count"].to_numpy()[outside].sum())
             layer.table = table[~outside].reset_index(drop=True)
+    # The pipeline's placement check of a point layer (check_placement, after loading), from the
+    # files' counts: the layer keeps no coordinates to check.
+    near: dict[tuple[str, bool], int] = {}
+    for part in kept:
+        for reading, count in part.near.items():
+            near[reading] = near.get(reading, 0) + count
+    judge_placement(near, sum(p.with_coordinates for p in kept), True, x_column, y_column, first)
     return layer
 
 
@@ -274,6 +287,7 @@ def _partition(name: str, path: Path, member: str | None, spec: LayerSpec, conte
     parsed = layer.coordinates
     part.with_coordinates = len(parsed.x)
     part.swapped = int(swapped_lonlat(parsed.x, parsed.y).sum())
+    part.near = placement_counts(parsed.x, parsed.y, shapely.total_bounds(locator.polygons))
     points = layer.table
     x, y = points.geometry.x.to_numpy(), points.geometry.y.to_numpy()
     position = locator.locate(x, y)
