@@ -47,8 +47,12 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", default=["floor", "plain", "run"])
     parser.add_argument("--engine", default="local", choices=["local", "dask"])
     parser.add_argument("--out", type=Path, default=Path("/tmp/geomisuse-bench"))
+    parser.add_argument("--results", type=Path, default=None,
+                        help="where the runs write their outputs (default: under --out; give your own on a shared "
+                             "machine, as each run replaces its output folder)")
     args = parser.parse_args()
     python = sys.executable
+    results_folder = args.results or args.out
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start (shared machine)")
     for rows in args.rows:
         folder = make(args.out, rows, args.years)
@@ -59,8 +63,8 @@ def main() -> None:
             study.write_text(text.replace("[study]\n", '[study]\nengine = "dask"\n', 1))
         commands = {
             "floor": [python, "benchmarks/read_floor.py", str(folder)],
-            "plain": [python, "benchmarks/plain_script.py", str(folder), str(args.out / "plain-out")],
-            "run": [python, "cli.py", "run", str(study), "--out", str(args.out / "run-out"), "--tiles", "none"],
+            "plain": [python, "benchmarks/plain_script.py", str(folder), str(results_folder / "plain-out")],
+            "run": [python, "cli.py", "run", str(study), "--out", str(results_folder / "run-out"), "--tiles", "none"],
         }
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in args.only}
         for _ in range(args.repeats):

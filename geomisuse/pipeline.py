@@ -220,7 +220,8 @@ def load_inputs(study: Study) -> Inputs:
 
             # Points are joined to wards where the workers read them: they never come back here.
             layers[kind] = load_police_uk_dask(study.layers[kind], context, WardLocator(wards.geometry.to_numpy()),
-                                               wards["ward_code"].to_numpy(), study.scheduler)
+                                               wards["ward_code"].to_numpy(), study.scheduler,
+                                               boroughs=wards["borough_name"].tolist())
         else:
             layers[kind] = LOADERS[kind](study.layers[kind], context)
         check_placement(layers[kind], wards.total_bounds)

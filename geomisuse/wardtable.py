@@ -36,6 +36,7 @@ import shapely
 from .layers.base import LayerResult, normalise_name
 from .config import MEASURES, RATE_PER, months_between
 from .errors import InputError
+from .layers.police_uk import force_area_wards
 from .layers.ward_join import OUTSIDE, WardLocator
 
 #: Point layers whose rows are counted in the ward they fall in (the rest are sites).
@@ -151,8 +152,7 @@ def join_layers_to_wards(wards: gpd.GeoDataFrame, layers: Mapping[str, LayerResu
         outside = table["ward_code"].isna()
         if layer.covers_borough is not None:
             # A force's area: the wards of the boroughs it polices (wards of unknown borough count in).
-            in_area = wards["borough_name"].map(lambda b: b is None or layer.covers_borough(normalise_name(b)))
-            layer.wards = frozenset(codes[in_area.to_numpy(dtype=bool)])
+            layer.wards = force_area_wards(codes, wards["borough_name"], layer.covers_borough)
             layer.exclude(table[~outside & ~table["ward_code"].isin(layer.wards)],
                           "in a ward outside the police force's area")
             table = layer.table

@@ -18,7 +18,6 @@ import functools
 import hashlib
 import re
 import io
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
@@ -133,7 +132,9 @@ class LayerResult:
 
     def accounting(self) -> dict:
         """The manifest entry: files with checksums, rows read/used, excluded and rejected by reason."""
-        rejected_by_reason = dict(sorted(Counter(self.rejected["reason"]).items())) if len(self.rejected) else {}
+        # value_counts, not a Counter: a national archive rejects millions of rows.
+        rejected_by_reason = dict(sorted(self.rejected["reason"].value_counts().items())) if len(self.rejected) \
+            else {}
         return {
             "kind": self.kind,
             "files": [{"path": str(p), "sha256": sha256(p)} for p in self.paths],
@@ -148,7 +149,18 @@ def sha256(path: Path) -> str:
     """Hex SHA-256 of a file's bytes (worked out once per file version: a national year is
     over a gigabyte, and the console report and the manifest both ask)."""
     stat = Path(path).stat()
-    return _sha256(str(path), stat.st_size, stat.st_mtime_ns)
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    return _KNOWN_SHA256.get(key) or _sha256(*key)
+
+
+#: Digests worked out elsewhere (Dask workers hash the files they read), by (path, size, mtime).
+_KNOWN_SHA256: dict[tuple[str, int, int], str] = {}
+
+
+def remember_sha256(path: Path | str, size: int, mtime_ns: int, digest: str) -> None:
+    """Record the SHA-256 of a file's bytes as read by someone else (a Dask worker), so that
+    :func:`sha256` does not read the file again while its size and modification time hold."""
+    _KNOWN_SHA256[(str(path), int(size), int(mtime_ns))] = digest
 
 
 @functools.lru_cache(maxsize=4096)
@@ -446,7 +458,8 @@ def by_unique(values: pd.Series, parse) -> pd.Series:
     return pd.Series(parsed.to_numpy()[codes], index=values.index)
 
 
-def points_from_table(layer: LayerResult, x_column: str, y_column: str, lonlat: bool) -> None:
+def points_from_table(layer: LayerResult, x_column: str, y_column: str, lonlat: bool,
+                      judge_swapped: bool = True) -> None:
     """Turn ``layer.table`` into a GeoDataFrame of points in EPSG:27700, rejecting bad rows.
 
     Rows without coordinates are rejected as ``no coordinates``, rows whose coordinates do
@@ -462,6 +475,11 @@ def points_from_table(layer: LayerResult, x_column: str, y_column: str, lonlat: 
         Longitude and latitude columns (``lonlat=True``) or easting and northing.
     lonlat
         Whether coordinates are WGS84 lon/lat (else British National Grid metres).
+    judge_swapped
+        Whether to refuse a table whose coordinates are mostly swapped. A caller that sees
+        only part of a layer (one file on a Dask worker) passes ``False`` and judges the whole
+        layer later from :func:`swapped_lonlat` of ``layer.coordinates`` with
+        :func:`refuse_swapped`; the swapped rows are rejected either way.
     """
     table = layer.table
     first_file = table["source_file"].iloc[0] if len(table) else ""
@@ -481,14 +499,12 @@ def points_from_table(layer: LayerResult, x_column: str, y_column: str, lonlat: 
 
     if lonlat:
         in_gb = x.between(*_GB_LON) & y.between(*_GB_LAT)
-        swapped = y.between(*_GB_LON) & x.between(*_GB_LAT)
-        if len(x) and swapped.sum() > len(x) / 2:
-            raise InputError(
-                f"longitude and latitude look swapped ({int(swapped.sum())} of {len(x)} rows have a "
-                f"latitude in '{x_column}' and a longitude in '{y_column}'); swap the columns or map "
-                f"them in the study file", first_file, column=x_column)
+        swapped = pd.Series(swapped_lonlat(x.to_numpy(), y.to_numpy()), index=x.index)
+        if judge_swapped:
+            refuse_swapped(int(swapped.sum()), len(x), x_column, y_column, first_file)
         layer.reject(layer.table[swapped], "longitude and latitude swapped")
-        layer.reject(layer.table[~in_gb & ~swapped], "coordinates outside Great Britain")
+        outside = (~in_gb & ~swapped)[layer.table.index]  # the swapped rows are gone from the table
+        layer.reject(layer.table[outside], "coordinates outside Great Britain")
         x, y = x[layer.table.index], y[layer.table.index]
         ex, ny = _TO_BNG.transform(x.to_numpy(), y.to_numpy())
     else:
@@ -502,6 +518,37 @@ def points_from_table(layer: LayerResult, x_column: str, y_column: str, lonlat: 
     layer.table = gpd.GeoDataFrame(layer.table, geometry=shapely.points(ex, ny), crs=ANALYSIS_CRS)
 
 
+
+
+def swapped_lonlat(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Which parsed lon/lat pairs have a latitude of Great Britain as longitude and a longitude
+    of Great Britain as latitude (the columns the wrong way round)."""
+    return (y >= _GB_LON[0]) & (y <= _GB_LON[1]) & (x >= _GB_LAT[0]) & (x <= _GB_LAT[1])
+
+
+def refuse_swapped(swapped: int, rows: int, x_column: str, y_column: str, file: str) -> None:
+    """Refuse a lon/lat layer most of whose ``rows`` with coordinates are ``swapped``.
+
+    Parameters
+    ----------
+    swapped, rows
+        Rows with swapped coordinates (:func:`swapped_lonlat`) and rows with parsed coordinates,
+        over the whole layer (all its files).
+    x_column, y_column
+        The longitude and latitude columns as the files name them.
+    file
+        The layer's first file with rows, named by the message.
+
+    Raises
+    ------
+    InputError
+        When more than half of the rows are swapped.
+    """
+    if rows and swapped > rows / 2:
+        raise InputError(
+            f"longitude and latitude look swapped ({swapped} of {rows} rows have a "
+            f"latitude in '{x_column}' and a longitude in '{y_column}'); swap the columns or map "
+            f"them in the study file", file, column=x_column)
 
 
 @dataclass
@@ -578,23 +625,52 @@ def check_placement(layer: LayerResult, study_bounds: Sequence[float]) -> None:
     parsed = layer.coordinates
     if parsed is None or not len(parsed.x):
         return
-    x, y, n = parsed.x, parsed.y, len(parsed.x)
+    judge_placement(placement_counts(parsed.x, parsed.y, study_bounds), len(parsed.x), parsed.lonlat,
+                    parsed.x_column, parsed.y_column, parsed.file)
+
+
+def placement_counts(x: np.ndarray, y: np.ndarray, study_bounds: Sequence[float]) -> dict[tuple[str, bool], int]:
+    """How many parsed coordinate pairs lie near the study wards under each of the four
+    readings of :func:`check_placement` (``("lonlat" | "grid", swapped)``, in this order).
+    The counts of parts of a layer (one file each) add up to the layer's."""
     readings = {
         ("lonlat", False): _lonlat_to_grid(x, y),
         ("lonlat", True): _lonlat_to_grid(y, x),
         ("grid", False): (x, y),
         ("grid", True): (y, x),
     }
-    near = {key: _near(ex, ny, study_bounds) for key, (ex, ny) in readings.items()}
-    declared = ("lonlat" if parsed.lonlat else "grid", False)
+    return {key: _near(ex, ny, study_bounds) for key, (ex, ny) in readings.items()}
+
+
+def judge_placement(near: dict[tuple[str, bool], int], n: int, lonlat: bool, x_column: str, y_column: str,
+                    file: str) -> None:
+    """The verdict of :func:`check_placement` from the counts of :func:`placement_counts`.
+
+    Parameters
+    ----------
+    near, n
+        Rows near the study wards by reading, and rows with parsed coordinates (the layer's).
+    lonlat, x_column, y_column
+        How the columns were read and their names.
+    file
+        The layer's first file, for the message.
+
+    Raises
+    ------
+    InputError
+        As :func:`check_placement`.
+    """
+    if not n:
+        return
+    declared = ("lonlat" if lonlat else "grid", False)
     best = max(near, key=lambda k: (near[k], k == declared))
-    columns = f"'{parsed.x_column}'/'{parsed.y_column}'"
+    columns = f"'{x_column}'/'{y_column}'"
     if best != declared and near[declared] < n / 2 and near[best] > n / 2 and near[best] > 2 * near[declared]:
         evidence = f"{near[best]} of {n} rows fall in the study area that way, {near[declared]} as read"
         if best[0] == declared[0]:
-            what = "longitude and latitude look swapped" if parsed.lonlat else "easting and northing look swapped"
+            what = "longitude and latitude look swapped" if lonlat else "easting and northing look swapped"
             fix = "swap the columns or map them in the study file"
-        elif parsed.lonlat:
+        elif lonlat:
             what = f"{columns} hold easting/northing (British National Grid metres), not longitude/latitude"
             fix = "name them easting/northing or map them in the study file"
         else:
@@ -602,13 +678,13 @@ def check_placement(layer: LayerResult, study_bounds: Sequence[float]) -> None:
             fix = "name them longitude/latitude or map them in the study file"
         if best[1] and best[0] != declared[0]:
             what += ", the other way round"
-        raise InputError(f"{what} ({evidence}); {fix}", parsed.file, column=parsed.x_column)
+        raise InputError(f"{what} ({evidence}); {fix}", file, column=x_column)
     if near[best] == 0:
-        system = "longitude/latitude" if parsed.lonlat else "easting/northing (EPSG:27700)"
+        system = "longitude/latitude" if lonlat else "easting/northing (EPSG:27700)"
         raise InputError(
             f"none of the {n} rows with coordinates lies within {PLACEMENT_MARGIN_M / 1000:g} km of the study "
             f"wards, read as {system} or any other way; is the file for another area, are the boundaries "
-            f"another borough's, or are {columns} in another CRS?", parsed.file, column=parsed.x_column)
+            f"another borough's, or are {columns} in another CRS?", file, column=x_column)
 
 
 #: Reasons of rows that are not a problem of the file (a force-wide file has many).

@@ -21,7 +21,7 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -69,27 +69,67 @@ def load_police_uk(spec: LayerSpec, context: LoadContext) -> LayerResult:
         (Arrow strings) and ``source_row``; ``months``: every month with a row at all.
     """
     tally = Tally()
-    parts, paths, seen, duplicates = [], [], {}, []
+    copies = Copies()
+    parts, paths = [], []
     for name, raw, source in progress(csv_sources(spec.paths), "reading police.uk files"):
         raw = raw if raw is not None else source.read_bytes()
-        digest = content_digest(raw)
-        if digest in seen:  # the same download twice (a folder and its zip): read once
-            duplicates.append(f"{name} is a copy of {seen[digest]}, read once")
+        if copies.is_copy(name, content_digest(raw)):
             continue
-        seen[digest] = name
         parts.append(read_police_file(source, spec, context, tally, raw=raw, name=name))
         paths.append(source)
     if not parts:
-        raise InputError("no CSV files found; point police_uk at a CSV, a folder of CSVs or a zip",
-                         spec.paths[0])
+        raise no_files_error(spec)
+    refuse_shared_force_months(tally, spec)
+    layer = finish_layer(spec, tally, parts, sorted(set(paths)))
+    layer.warnings.extend(copies.warnings)
+    layer.covers_borough = tally_force_area(tally, spec)
+    return layer
+
+
+def no_files_error(spec: LayerSpec) -> InputError:
+    """The error for a police.uk layer whose paths hold no CSV file."""
+    return InputError("no CSV files found; point police_uk at a CSV, a folder of CSVs or a zip", spec.paths[0])
+
+
+@dataclass
+class Copies:
+    """The files read so far, by content: the same download given twice (a folder and its zip,
+    or a file copied into two folders) is read once, with a warning.
+
+    Attributes
+    ----------
+    seen
+        Content digest -> the name of the first file with that content.
+    warnings
+        One message per copy passed over, in reading order.
+    """
+
+    seen: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def is_copy(self, name: str, digest: str) -> bool:
+        """Whether the file ``name`` with content ``digest`` repeats an earlier file (warned);
+        else it is remembered as read."""
+        if digest in self.seen:
+            self.warnings.append(f"{name} is a copy of {self.seen[digest]}, read once")
+            return True
+        self.seen[digest] = name
+        return False
+
+
+def refuse_shared_force_months(tally: Tally, spec: LayerSpec) -> None:
+    """Refuse two files holding the same force and month (``Reported by``, ``Month``): reading
+    both would count each crime twice (a copy with other bytes, or an edited download)."""
     if tally.force_months:
         refuse_overlapping_files(pd.concat(tally.force_months, ignore_index=True), ("Reported by", "Month"),
                                  spec.paths[0], "the force and month")
-    layer = finish_layer(spec, tally, parts, sorted(set(paths)))
-    layer.warnings.extend(duplicates)
+
+
+def tally_force_area(tally: Tally, spec: LayerSpec) -> Callable[[str], bool] | None:
+    """The boroughs the layer covers (:func:`force_area`), from ``covers`` or from the forces
+    the files name in ``Falls within``."""
     forces = pd.DataFrame({"Falls within": sorted(tally.forces)}) if tally.forces else pd.DataFrame()
-    layer.covers_borough = force_area(forces, spec.options.get("covers"))
-    return layer
+    return force_area(forces, spec.options.get("covers"))
 
 
 @dataclass
@@ -115,9 +155,25 @@ class Tally:
     #: Forces named in ``Falls within`` (which boroughs the files cover).
     forces: set[str] = field(default_factory=set)
 
+    def add(self, other: Tally) -> None:
+        """Add the tally of the next file(s) in reading order, as if this tally had read them
+        (the Dask engine tallies each file on a worker and adds them up in reading order)."""
+        self.rows_read += other.rows_read
+        self.excluded.update(other.excluded)
+        self.rejected.extend(other.rejected)
+        self.months |= other.months
+        self.dated_rows += other.dated_rows
+        self.undated_rows += other.undated_rows
+        self.first_undated = self.first_undated or other.first_undated
+        # Each file read sets these (the last file's names are the ones messages quote).
+        self.month_column = other.month_column
+        self.coordinate_columns = other.coordinate_columns
+        self.force_months.extend(other.force_months)
+        self.forces |= other.forces
+
 
 def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: Tally,
-                     raw: bytes | None = None, name: str | None = None) -> pd.DataFrame:
+                     raw: bytes | None = None, name: str | None = None, text_columns: bool = True) -> pd.DataFrame:
     """Read one police.uk CSV: account for its rows in ``tally``, return its analysed rows.
 
     Parameters
@@ -130,6 +186,10 @@ def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: T
         Updated with the file's rows read, excluded and rejected.
     raw, name
         The bytes and the ``zip:member`` name of a zip member.
+    text_columns
+        Whether to return ``crime_id`` and ``location`` (a caller that only counts points
+        leaves them out; they are still read, so that a file reads, or falls back to the
+        general reader, exactly as with them).
 
     Returns
     -------
@@ -210,14 +270,14 @@ def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: T
     remaining &= analysed
 
     keep = np.flatnonzero(remaining)
-    kept = table.take(pa.array(keep))
+    text = ("crime_id", "location") if text_columns else ()
+    kept = table.select([roles[r] for r in (*text, "longitude", "latitude") if roles[r]]).take(pa.array(keep))
     return pd.DataFrame({
         "month": month_of_distinct.to_numpy(dtype=object)[codes[keep]],
         "measure": measure_of_distinct.to_numpy(dtype=object)[type_codes[keep]],
         "crime_type": crime_type_of_distinct.to_numpy(dtype=object)[type_codes[keep]],
         # pandas' skipinitialspace, as the general reader does.
-        "crime_id": _text(kept, roles["crime_id"]),
-        "location": _text(kept, roles["location"]),
+        **{role: _text(kept, roles[role]) for role in text},
         "longitude": _text(kept, roles["longitude"]),
         "latitude": _text(kept, roles["latitude"]),
         "source_file": label,
@@ -244,10 +304,7 @@ def finish_layer(spec: LayerSpec, tally: Tally, parts: list[pd.DataFrame], paths
     LayerResult
         See :func:`load_police_uk`.
     """
-    considered = tally.dated_rows + tally.undated_rows
-    if considered and tally.dated_rows < considered / 2:
-        value, label, row = tally.first_undated
-        raise month_column_error(value, label, row, tally.month_column)
+    check_month_column(tally)
     frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     for column in _CATEGORICAL:
         frame[column] = pd.Categorical(frame[column])
@@ -261,6 +318,15 @@ def finish_layer(spec: LayerSpec, tally: Tally, parts: list[pd.DataFrame], paths
     points_from_table(layer, x_column, y_column, lonlat=True)
     layer.table = layer.table.drop(columns=[x_column, y_column]).reset_index(drop=True)
     return layer
+
+
+def check_month_column(tally: Tally) -> None:
+    """Refuse a layer most of whose rows (after ``where``) have no parseable month: the month
+    column is the wrong one, or in a format we do not read. Judged over every file read."""
+    considered = tally.dated_rows + tally.undated_rows
+    if considered and tally.dated_rows < considered / 2:
+        value, label, row = tally.first_undated
+        raise month_column_error(value, label, row, tally.month_column)
 
 
 #: London's police force areas by borough: the City of London Police polices the City, the
@@ -287,6 +353,22 @@ def force_area(table: pd.DataFrame, covers: list[str] | str | None) -> Callable[
     if not forces or not forces <= set(FORCE_AREAS):
         return None
     return lambda borough: any(FORCE_AREAS[force](borough) for force in forces)
+
+
+def force_area_wards(ward_codes: np.ndarray, boroughs: Sequence[str | None],
+                     covers_borough: Callable[[str], bool]) -> frozenset[str]:
+    """The wards of a police force's area: those of the boroughs it covers, and wards whose
+    borough is unknown (``None``; nothing says they are another force's).
+
+    Parameters
+    ----------
+    ward_codes, boroughs
+        The study's ward codes and their borough names, in the same order.
+    covers_borough
+        From :func:`force_area` (normalised borough name -> covered).
+    """
+    inside = [b is None or covers_borough(normalise_name(b)) for b in boroughs]
+    return frozenset(np.asarray(ward_codes)[np.asarray(inside, dtype=bool)])
 
 
 def _encoded(column: pa.ChunkedArray) -> tuple[np.ndarray, pd.Series]:
