@@ -278,7 +278,6 @@ def build_ward_table(wards: gpd.GeoDataFrame, layers: Mapping[str, LayerResult |
     monthly = monthly.reset_index()
     yearly = _yearly_table(monthly, annual, all_months, previous_years + years)
     earlier = monthly[monthly["month"].isin(previous_months)]
-    earlier_years = yearly[yearly["year"].isin(previous_years)]
     yearly = yearly[yearly["year"].isin(years)].reset_index(drop=True)
     monthly = monthly[monthly["month"].isin(months)].reset_index(drop=True)
 
