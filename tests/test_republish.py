@@ -213,3 +213,24 @@ def test_a_restored_run_cannot_write_every_output(run_dir, tmp_path):
     with pytest.raises(ValueError, match="map or the briefings only"):
         write_outputs(run, tmp_path / "all", saved.settings)
     assert not (tmp_path / "all").exists()
+
+
+def test_a_layer_column_of_mixed_values_is_saved_as_text(tmp_path):
+    import geopandas as gpd
+    import shapely
+
+    from conftest import demo_run_copy
+    from geomisuse.pipeline import load_run
+    from geomisuse.publish.state import write_state
+    from geomisuse.publish.tables import PublishSettings
+
+    run = demo_run_copy()
+    estates = run.layers["estates"].table
+    estates["landlord"] = [7, "Council", None, *["Trust"] * (len(estates) - 3)]   # Parquet refuses this mixture
+    out = tmp_path / "out"
+    out.mkdir()
+    write_state(run, out, PublishSettings())
+    back, _ = load_run(out)
+    assert list(back.layer_table("estates")["landlord"])[:3] == ["7", "Council", None]
+    assert isinstance(back.layer_table("estates"), gpd.GeoDataFrame) and back.wards.equals(run.wards)
+    assert all(isinstance(g, shapely.Geometry) for g in back.layer_table("police_uk").geometry)

@@ -11,7 +11,8 @@ Format (version :data:`FORMAT_VERSION`):
 - one Parquet file per table (GeoParquet for tables with geometry): the ward table, monthly
   counts, global Moran, emerging hot spot bins, satellite sites and their coverage, walk
   catchments, context wards, and the tables of the layers the map and briefings draw
-  (:data:`PUBLISHED_LAYERS`).
+  (:data:`PUBLISHED_LAYERS`). An object column mixing types of value (a GeoJSON property that
+  is a number in one feature and text in another), which Parquet refuses, is kept as text.
 
 Nothing is pickled: pickles run code when loaded and break across library versions.
 
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ..config import (GAP_PATH_KEYS, PATH_OPTIONS, ClusterSettings, GapSettings, LayerSpec, PublishSettings, Study)
 from ..errors import InputError
@@ -120,9 +122,12 @@ def write_state(run: StudyRun, folder: Path, settings: PublishSettings) -> list[
             return
         geo = isinstance(frame, gpd.GeoDataFrame)
         # Parquet reads text back as pandas' string dtype; record the object columns to restore.
-        objects = [str(c) for c in frame.columns if frame[c].dtype == object and (not geo or c != frame.geometry.name)]
+        objects = [c for c in frame.columns if frame[c].dtype == object and (not geo or c != frame.geometry.name)]
+        mixed = [c for c in objects if not _parquet_values(frame[c])]
+        if mixed:  # e.g. a GeoJSON property that is a number in one feature and text in another
+            frame = frame.assign(**{c: frame[c].map(lambda v: v if _missing(v) else str(v)) for c in mixed})
         frame.to_parquet(state / f"{name}.parquet", index=True)
-        tables[name] = {"geo": geo, "object_columns": objects}
+        tables[name] = {"geo": geo, "object_columns": [str(c) for c in objects]}
 
     for name in RUN_TABLES:
         save(name, getattr(run, name))
@@ -152,6 +157,20 @@ def write_state(run: StudyRun, folder: Path, settings: PublishSettings) -> list[
     }
     (state / STATE_FILE).write_text(json.dumps(description, default=_json_value) + "\n", encoding="utf-8")
     return [f"{STATE_FOLDER}/{p.name}" for p in sorted(state.iterdir())]
+
+
+def _parquet_values(column: pd.Series) -> bool:
+    """Whether Parquet stores an object column as it is (one type of value; not a mixture
+    such as numbers and text, which it refuses)."""
+    try:
+        pa.array(column, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return False
+    return True
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
 
 
 def _published_columns(table: pd.DataFrame, columns: tuple[str, ...] | None) -> pd.DataFrame:
