@@ -8,13 +8,15 @@ from __future__ import annotations
 import math
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from .errors import InputError
+from .version import __version__
 from .publish.escaping import terminal_text
-from .pipeline import analyse, prepare
+from .pipeline import analyse, load_run, prepare
 from .publish.tables import PublishSettings, check_out_folder, write_outputs
 from .pipeline import StudyRun
 from .config import DEFAULT_OUT
@@ -88,10 +90,10 @@ def _study(path: str, seed: int | None) -> Study:
     return study
 
 
-def _publish_settings(study: Study, unsuppressed: bool = False, tiles: str | None = None, offline: bool = False,
-                      pdf: bool = False, simplify: float | None = None) -> PublishSettings:
-    """The study's ``[publish]`` settings with the command-line options applied (a copy)."""
-    settings = study.publish
+def _publish_settings(settings: PublishSettings, unsuppressed: bool = False, tiles: str | None = None,
+                      offline: bool = False, pdf: bool = False, simplify: float | None = None) -> PublishSettings:
+    """Publishing settings (a study's ``[publish]``, or those a saved run was written with)
+    with the command-line options applied (a copy)."""
     return settings.with_changes(
         map_simplify_m=settings.map_simplify_m if simplify is None else simplify,
         unsuppressed=settings.unsuppressed or unsuppressed, tiles=tiles or settings.tiles,
@@ -156,7 +158,7 @@ with_publish_options = _options(_OUT, _SEED, _UNSUPPRESSED, _TILES, _OFFLINE, _S
 def _run_and_write(study: Study, out: str | None, stages: tuple[str, ...], unsuppressed: bool = False,
                    tiles: str | None = None, offline: bool = False, pdf: bool = False,
                    simplify: float | None = None, skip_unavailable: bool = False) -> Path:
-    settings = _publish_settings(study, unsuppressed, tiles, offline, pdf, simplify)
+    settings = _publish_settings(study.publish, unsuppressed, tiles, offline, pdf, simplify)
     folder = _out_folder(study, out)
     run, summary = analyse(study, stages, skip_unavailable)
     write_outputs(run, folder, settings)
@@ -217,34 +219,91 @@ def gaps(study_file: str, out, seed, **publish) -> None:
     _stage(study_file, ("clusters", "gaps"), out, seed, **publish)
 
 
+@dataclass
+class _Source:
+    """What ``map`` and ``brief`` publish from: a run analysed now (a study file) or read
+    back from the saved state of a finished run's folder (``RUN_DIR``)."""
+
+    run: StudyRun
+    #: The publishing settings before the command's options: the study's, or the saved run's
+    #: without ``unsuppressed`` (real small counts are never carried over: give it again).
+    settings: PublishSettings
+    folder: Path
+    #: The analysis' summary lines (a study file), or ``None`` for a saved run.
+    summary: list[str] | None
+    #: A saved run that was written unsuppressed.
+    was_unsuppressed: bool = False
+
+
+def _source(target: str, out: str | None, seed: int | None) -> _Source:
+    """Analyse the study file ``target``, or read the saved run in the folder ``target``
+    (refusing ``--seed``: it changes the analysis). A study's output folder is checked before
+    the analysis, so that a refused folder costs nothing."""
+    if not Path(target).is_dir():
+        study = _study(target, seed)
+        folder = _out_folder(study, out)
+        run_, summary = analyse(study, skip_unavailable=True)
+        return _Source(run_, study.publish, folder, summary)
+    if seed is not None:
+        raise InputError("--seed changes the analysis, and this is a finished run's folder; re-run "
+                         "'geomisuse run STUDY --seed N' (or give the study file)", target)
+    run_, saved = load_run(target)   # first: a folder without a saved run is told to re-run
+    folder = Path(out) if out else Path(target)
+    check_out_folder(folder)
+    if saved.geomisuse_version != __version__:
+        echo(f"warning: the saved run was written by geomisuse {saved.geomisuse_version} and this is "
+             f"{__version__}; re-run 'geomisuse run' for this version's outputs", err=True)
+    return _Source(run_, saved.settings.with_changes(unsuppressed=False), folder, None,
+                   was_unsuppressed=saved.settings.unsuppressed)
+
+
+def _publish_part(source: _Source, part: str, settings: PublishSettings, wards: list[str] | None = None) -> None:
+    """Write one part of the outputs from ``source`` and print what a user should read: the
+    analysis' accounting and findings, or (a saved run, whose were printed by its run) the
+    warnings publishing adds."""
+    run_ = source.run
+    known = len(run_.warnings)
+    write_outputs(run_, source.folder, settings, part=part, wards=wards)
+    if source.summary is not None:
+        _report(run_, source.summary)
+        return
+    for warning in run_.warnings[known:]:
+        echo(f"warning: {warning}", err=True)
+    if source.was_unsuppressed and not settings.unsuppressed:
+        echo("note: the run was written --unsuppressed; this republished part protects small counts "
+             "(give --unsuppressed again for real counts)", err=True)
+
+
+_TARGET = click.argument("target", metavar="STUDY_FILE|RUN_DIR", type=click.Path())
+
+
 @cli.command("map")
-@click.argument("study_file", type=click.Path())
+@_TARGET
 @_options(_OUT, _SEED, _UNSUPPRESSED, _TILES, _OFFLINE, _SIMPLIFY)
-def map_(study_file: str, out, seed, unsuppressed, tiles, offline, simplify) -> None:
-    """Write only the interactive map (map.html) of a study into OUT."""
-    study = _study(study_file, seed)
-    folder = _out_folder(study, out)
-    run_, summary = analyse(study, skip_unavailable=True)
-    write_outputs(run_, folder, _publish_settings(study, unsuppressed, tiles, offline, simplify=simplify), part="map")
-    _report(run_, summary)
-    echo(f"map: {folder / 'map.html'}")
+def map_(target: str, out, seed, unsuppressed, tiles, offline, simplify) -> None:
+    """Write only the interactive map (map.html): of a study file (analysed again), or of a
+    finished run's folder RUN_DIR from its saved state (no analysis; written into RUN_DIR
+    unless --out is given)."""
+    source = _source(target, out, seed)
+    settings = _publish_settings(source.settings, unsuppressed, tiles, offline, simplify=simplify)
+    _publish_part(source, "map", settings)
+    echo(f"map: {source.folder / 'map.html'}")
 
 
 @cli.command()
-@click.argument("study_file", type=click.Path())
+@_TARGET
 @click.option("--ward", "ward_args", multiple=True, help="Ward code or name (repeatable); default every ward.")
 @_options(_OUT, _SEED, _UNSUPPRESSED, _PDF)
-def brief(study_file: str, ward_args, out, seed, unsuppressed, pdf) -> None:
-    """Write ward briefings (borough overview and one page per ward) into OUT/briefings."""
+def brief(target: str, ward_args, out, seed, unsuppressed, pdf) -> None:
+    """Write ward briefings (overview and one page per ward) into OUT/briefings: of a study
+    file (analysed again), or of a finished run's folder RUN_DIR from its saved state (no
+    analysis; written into RUN_DIR unless --out is given)."""
     from .publish.briefings.pages import resolve_ward
 
-    study = _study(study_file, seed)
-    folder = _out_folder(study, out)
-    run_, summary = analyse(study, skip_unavailable=True)
-    codes = [resolve_ward(run_, text) for text in ward_args] or None
-    write_outputs(run_, folder, _publish_settings(study, unsuppressed, pdf=pdf), part="briefings", wards=codes)
-    _report(run_, summary)
-    echo(f"briefings: {folder / 'briefings' / 'index.html'}")
+    source = _source(target, out, seed)
+    codes = [resolve_ward(source.run, text) for text in ward_args] or None
+    _publish_part(source, "briefings", _publish_settings(source.settings, unsuppressed, pdf=pdf), codes)
+    echo(f"briefings: {source.folder / 'briefings' / 'index.html'}")
 
 
 @cli.command()

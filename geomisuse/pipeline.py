@@ -25,6 +25,7 @@ from .wardtable import WardTable, build_ward_table, months_in_data, with_columns
 if TYPE_CHECKING:  # the stages are imported when they run: the demo and the CLI start faster
     from .clusters import ClusterResult
     from .gaps import GapResult
+    from .publish.state import SavedRun
 
 
 @dataclass
@@ -74,6 +75,9 @@ class StudyRun:
         ``ward_code``, ``year`` (``YYYY``) and ``M_count`` per measure for the period's whole
         calendar years (:attr:`WardTable.yearly`: annual sources, and the monthly ones summed),
         study wards only; ``None`` for a run assembled without it.
+    restored_from
+        The output folder whose saved state this run was read from (:func:`load_run`), else
+        ``None``. Such a run holds what the map and briefings read, and no more.
     """
 
     study: Study
@@ -93,6 +97,7 @@ class StudyRun:
     neighbours: list[list[int]] | None = None
     context_wards: gpd.GeoDataFrame | None = None
     yearly: pd.DataFrame | None = None
+    restored_from: Path | None = None
 
     def ward_neighbours(self) -> list[list[int]]:
         """Each ward's neighbours, as the cluster statistics define them.
@@ -416,6 +421,34 @@ def analyse(study: Study, stages: tuple[str, ...] = STAGES,
     for stage in progress(stages, "analysing"):
         summary.extend({"clusters": add_clusters, "gaps": add_gaps}[stage](run))
     return run, summary
+
+
+def load_run(folder: str | Path) -> tuple[StudyRun, SavedRun]:
+    """A finished run read back from the saved state in its output folder (no analysis).
+
+    Parameters
+    ----------
+    folder
+        An output folder written by ``geomisuse run`` (``demo``, ``clusters --out``,
+        ``gaps --out``, :func:`publish` with ``part="all"``).
+
+    Returns
+    -------
+    (run, saved)
+        The run, enough to republish the map and the briefings (:attr:`StudyRun.restored_from`
+        is ``folder``), and the state (its publishing settings and the geomisuse version that
+        wrote it).
+
+    Raises
+    ------
+    InputError
+        No saved state, an incompatible one, or inputs changed since the run
+        (:func:`geomisuse.publish.state.read_state`).
+    """
+    from .publish.state import read_state
+
+    saved = read_state(Path(folder))
+    return StudyRun(**saved.run_fields, restored_from=Path(folder)), saved
 
 
 def publish(out: str | Path, *, study: Study, inputs: Inputs, table: WardTable,

@@ -25,6 +25,7 @@ from .exports import csv_table, gpkg_table
 from .published import published_emerging, published_monthly, published_wards, published_yearly, study_protection
 from ..config import MEASURES, PublishSettings
 from .escaping import neutralise_csv
+from .state import STATE_FOLDER, write_state
 from ..errors import InputError
 
 if TYPE_CHECKING:  # publishing reads a run's results; it never drives the pipeline
@@ -118,7 +119,8 @@ OUTPUT_MARKER = ".geomisuse-output"
 #: Everything geomisuse writes at the top of an output folder.
 OUTPUT_NAMES = frozenset({OUTPUT_MARKER, "map.html", "wards.gpkg", "wards.csv", "wards_monthly.csv",
                           "wards_yearly.csv", "global_moran.csv", "emerging_hotspots.csv", "satellites.csv",
-                          "satellite_coverage.csv", "unmatched.csv", "manifest.json", "briefings"})
+                          "satellite_coverage.csv", "unmatched.csv", "manifest.json", "briefings",
+                          STATE_FOLDER})
 
 
 def check_out_folder(out: Path) -> str:
@@ -194,7 +196,12 @@ def write_outputs(run: StudyRun, out: Path, settings: PublishSettings, part: str
     ------
     InputError
         ``out`` is not geomisuse's to write, or cannot be written (permissions, disk space).
+    ValueError
+        ``part="all"`` of a run read back from a saved state, which holds only what the map
+        and briefings read (not the accounting, the manifest or the unmatched rows).
     """
+    if part == "all" and getattr(run, "restored_from", None) is not None:
+        raise ValueError("a run read back from its saved state republishes the map or the briefings only")
     out = Path(out).absolute()
     state = check_out_folder(out)
     try:
@@ -304,6 +311,9 @@ def _write_all(run: StudyRun, folder: Path, settings: PublishSettings) -> list[s
         names.append("satellite_coverage.csv")
     write_csv(unmatched_rows(run), folder / "unmatched.csv")
     names.append("unmatched.csv")
+    # Before the map and briefings, so that it is what they are made from. Not listed in the
+    # manifest's outputs: an internal folder holding unprotected counts, never published.
+    write_state(run, folder, settings)
     write_map(run, wards, folder / "map.html", settings)
     names.append("map.html")
     if settings.briefings:

@@ -126,7 +126,28 @@ def write_map(run: StudyRun, published: pd.DataFrame, path: Path, settings) -> N
         ``suppression_threshold`` and optionally ``map_simplify_m``).
     """
     fmap = build_map(run, published, settings)
-    Path(path).write_text(fmap.get_root().render(), encoding="utf-8")
+    root = fmap.get_root()
+    number_elements(root)
+    Path(path).write_text(root.render(), encoding="utf-8")
+
+
+def number_elements(root: Element) -> None:
+    """Give every element of a page an id from its place in the page (``0000...0001``, ...).
+
+    folium draws each element's id (``map_<id>``, ``geomisuse_layer_<id>`` in the page's
+    script) from ``os.urandom``; numbering them in document order makes the same run give the
+    same page byte for byte (``geomisuse map RUN_DIR`` rebuilds exactly what the run wrote).
+    """
+    count = 0
+
+    def visit(element: Element) -> None:
+        nonlocal count
+        element._id = f"{count:032x}"
+        count += 1
+        for child in element._children.values():
+            visit(child)
+
+    visit(root)
 
 
 #: Fill of the context wards: grey, outside the study.
