@@ -166,7 +166,8 @@ def _run_and_write(study: Study, out: str | None, stages: tuple[str, ...], unsup
     echo(f"{study.name}: {len(run.wards)} wards, {period}")
     _report(run, summary)
     echo(f"map:    {folder / 'map.html'}")
-    echo(f"tables: {folder / 'wards.csv'} (and wards.gpkg, wards_monthly.csv, manifest.json)")
+    counts = "wards_monthly.csv, wards_yearly.csv" if (folder / "wards_yearly.csv").exists() else "wards_monthly.csv"
+    echo(f"tables: {folder / 'wards.csv'} (and wards.gpkg, {counts}, manifest.json)")
     if settings.briefings:
         echo(f"briefings: {folder / 'briefings' / 'index.html'}")
     return folder

@@ -318,3 +318,18 @@ def test_protected_yearly_counts_are_hidden_with_their_period_counts(tiny):
     study = load_study(tiny / "study.toml")
     yearly = published_yearly(prepare(study), study.publish).set_index(["ward_code", "year"])["drug_offences_count"]
     assert yearly[(TINY_CODES[0], "2014")] == 2
+
+
+def test_a_yearly_run_republishes_its_briefings_byte_for_byte(real, tmp_path):
+    # The yearly counts are part of the saved run: a ward page's year-by-year chart comes back.
+    study = tower_hamlets_yearly(real, tmp_path, extra="[gaps]\nsatellites = 0\n")
+    out = tmp_path / "out"
+    assert run_cli("run", str(study), "--out", str(out), "--tiles", "none").returncode == 0
+    code = pd.read_csv(out / "wards.csv")["ward_code"].iloc[0]
+    page = out / "briefings" / f"{code}.html"
+    before = page.read_bytes()
+    assert b"<svg" in before
+    page.unlink()
+    result = run_cli("brief", str(out), "--ward", code)
+    assert result.returncode == 0, result.stderr
+    assert page.read_bytes() == before
