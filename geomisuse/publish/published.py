@@ -122,13 +122,7 @@ def published_monthly(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:
     if settings.unsuppressed or monthly.empty:
         return monthly.copy()
     protection = study_protection(run, settings)
-    codes = run.wards["ward_code"].to_numpy()
-    published = monthly.copy()
-    for column, grid in protection.monthly_text.items():
-        frame = pd.DataFrame(grid, index=codes, columns=list(run.months))
-        long = frame.rename_axis(index="ward_code", columns="month").stack().rename(column).reset_index()
-        published = published.drop(columns=column).merge(long, on=["ward_code", "month"], how="left")
-    return published[monthly.columns]
+    return _with_grids(monthly, protection.monthly_text, run.wards["ward_code"].to_numpy(), list(run.months), "month")
 
 
 def published_yearly(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:
@@ -147,13 +141,19 @@ def published_yearly(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:
     if settings.unsuppressed or yearly.empty:
         return yearly.copy()
     protection = study_protection(run, settings)
-    codes = run.wards["ward_code"].to_numpy()
-    published = yearly.copy()
-    for column, grid in protection.yearly_text.items():
-        frame = pd.DataFrame(grid, index=codes, columns=protection.years)
-        long = frame.rename_axis(index="ward_code", columns="year").stack().rename(column).reset_index()
-        published = published.drop(columns=column).merge(long, on=["ward_code", "year"], how="left")
-    return published[yearly.columns]
+    return _with_grids(yearly, protection.yearly_text, run.wards["ward_code"].to_numpy(), protection.years, "year")
+
+
+def _with_grids(table: pd.DataFrame, grids: dict[str, np.ndarray], codes: np.ndarray, steps: list[str],
+                step: str) -> pd.DataFrame:
+    """``table`` (long: ``ward_code``, ``step``, counts) with each column in ``grids`` replaced
+    by its published grid (wards x steps, as protected)."""
+    published = table.copy()
+    for column, grid in grids.items():
+        frame = pd.DataFrame(grid, index=codes, columns=list(steps))
+        long = frame.rename_axis(index="ward_code", columns=step).stack().rename(column).reset_index()
+        published = published.drop(columns=column).merge(long, on=["ward_code", step], how="left")
+    return published[table.columns]
 
 
 def published_emerging(run: StudyRun, settings: PublishSettings) -> pd.DataFrame:

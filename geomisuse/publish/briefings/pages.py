@@ -189,6 +189,7 @@ def borough_overviews(run: StudyRun, published: pd.DataFrame, settings, data: di
     overviews = []
     monthly = published_monthly(run, settings) if groups and len(run.monthly) else run.monthly
     page_of: dict[str, str] = {}
+    protection, sites = (study_protection(run, settings), _sites(run)) if groups else (None, [])
     for position, (name, codes) in enumerate(groups.items()):
         slug = re.sub(r"[^a-z0-9]+", "-", normalise_name(name)).strip("-") or f"{position + 1:02d}"
         page = f"borough-{slug}"
@@ -201,7 +202,7 @@ def borough_overviews(run: StudyRun, published: pd.DataFrame, settings, data: di
                                   neighbours=run.part_neighbours(keep.to_numpy()))
         sub_data = build_data(sub, published[published["ward_code"].isin(codes)], settings, overview_only=True,
                               monthly_published=monthly, study_halves=data["halves_by_code"],
-                              protection=study_protection(run, settings))
+                              protection=protection, sites=sites)
         sub_data.update(title=name, borough=name, parent={"page": "index.html", "title": data["title"]})
         for code in codes:
             page_of[code] = page
@@ -345,7 +346,7 @@ def ordinal(n: int) -> str:
 
 def build_data(run: StudyRun, published: pd.DataFrame, settings, overview_only: bool = False,
                monthly_published: pd.DataFrame | None = None, study_halves: dict | None = None,
-               protection: StudyProtection | None = None) -> dict:
+               protection: StudyProtection | None = None, sites: list[_Site] | None = None) -> dict:
     """Everything the templates show, from published figures (see the module docstring).
 
     Borough-level figures come first (measure summaries, comparisons, clusters, gaps, sites),
@@ -355,6 +356,8 @@ def build_data(run: StudyRun, published: pd.DataFrame, settings, overview_only: 
     are the study's published months and half-period counts, for a borough of a larger study:
     its pages show the study's protected figures, never a second, differently protected set
     (``protection``, the study's :class:`StudyProtection`; default: the run's own).
+    ``sites`` are the study's services and needle exchanges (:func:`_sites`), when already
+    gathered for another part of the study.
     """
     b = _basis(run, published, settings, monthly_published, protection)
     if study_halves is not None:
@@ -366,7 +369,7 @@ def build_data(run: StudyRun, published: pd.DataFrame, settings, overview_only: 
     clusters, component_of, hot_spots = _cluster_groups(b)
     gap_list = _gap_list(b.pub)
     context = _Context(measure_info=measure_info, comparisons=comparisons, component_of=component_of,
-                       walk=_walk(run), sites=_sites(run), satellites=_satellites(run, b.codes, b.names),
+                       walk=_walk(run), sites=_sites(run) if sites is None else sites, satellites=_satellites(run, b.codes, b.names),
                        estates=run.layer_table("estates"), centres=list(ward_centres(b.real.geometry)),
                        ward_pages=not overview_only,
                        outlines=ward_outlines(b.real.geometry.to_numpy(), b.neighbours) if not overview_only else None,
@@ -925,7 +928,13 @@ def _provision(sites: list[_Site], centre, reach_m: float, speed: float, detour:
     (``None`` when the study has no sites at all)."""
     rows, within = [], 0
     for kind in ("treatment", "needle_exchange"):
-        found = sorted(((s.point.distance(centre), s) for s in sites if s.kind == kind), key=lambda t: t[0])
+        of_kind = [s for s in sites if s.kind == kind]
+        if not of_kind:
+            continue
+        # Every site's distance at once; a stable sort keeps the sites' order among equal distances.
+        distance = shapely.distance(np.array([s.point for s in of_kind], dtype=object), centre)
+        order = np.argsort(distance, kind="stable")
+        found = [(float(distance[j]), of_kind[j]) for j in order]
         near = [(d, s) for d, s in found if d <= reach_m][:8]
         within += len(near)
         chosen = near or found[:1]
