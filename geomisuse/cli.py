@@ -16,7 +16,7 @@ import click
 from .errors import InputError
 from .version import __version__
 from .publish.escaping import terminal_text
-from .pipeline import analyse, load_run, prepare
+from .pipeline import analyse, load_run, network_inputs, prepare
 from .publish.tables import PublishSettings, check_out_folder, write_outputs
 from .pipeline import StudyRun
 from .config import DEFAULT_OUT
@@ -188,9 +188,19 @@ def validate(study_file: str) -> None:
     """Check every input of a study and print the accounting; writes nothing."""
     study = load_study(study_file)
     run_ = prepare(study)
+    # The gap stage's own inputs are read too, so a broken network or postcode file shows here.
+    network, postcodes = network_inputs(run_, write_cache=False)
     echo(f"{study.name}: {len(run_.wards)} wards, {len(run_.months)} months; measures: "
                f"{', '.join(run_.measures) or 'none'}")
     _report(run_, [], reasons=True)
+    if network is not None:
+        r = network.report
+        echo(f"  walking network    {r['nodes']:,} nodes, {r['segments']:,} segments, {r['km']:,} km "
+             f"(cache: {r['cache']})")
+    if postcodes is not None:
+        r = postcodes.report
+        echo(f"  postcodes          read {r['rows_read']:>8,}  used {r['rows_used']:>8,}  "
+             f"without a position {r['rows_without_position']:,}")
     echo("ok: every input read")
 
 

@@ -356,10 +356,11 @@ def record_gaps(run: StudyRun, result: GapResult) -> None:
     run.warnings.extend(result.warnings)
 
 
-def network_inputs(run: StudyRun):
+def network_inputs(run: StudyRun, write_cache: bool = True):
     """The walking network (cached in :data:`geomisuse.gaps.network.CACHE_FOLDER` next to the
-    study file) and the postcodes that ``[gaps] network`` / ``postcodes`` name, each ``None``
-    when not named; the postcode file's accounting goes into the manifest.
+    study file; ``write_cache=False`` only reads a cache) and the postcodes that ``[gaps]
+    network`` / ``postcodes`` name, each ``None`` when not named; the postcode file's
+    accounting goes into the manifest.
 
     Returns
     -------
@@ -373,7 +374,7 @@ def network_inputs(run: StudyRun):
     network = postcodes = None
     if settings.network:
         cache = run.study.path.parent / CACHE_FOLDER if run.study.path is not None else None
-        network = load_walking_network(settings.network, cache)
+        network = load_walking_network(settings.network, cache, write_cache)
     if settings.postcodes:
         postcodes = read_postcodes(settings.postcodes)
         run.manifest["postcodes"] = postcodes.report

@@ -351,7 +351,8 @@ def cache_path(path: Path, cache_dir: Path, digest: str) -> Path:
     return cache_dir / f"{stem}-{digest[:16]}-walking-v{CACHE_VERSION}.npz"
 
 
-def load_walking_network(path: str | Path, cache_dir: str | Path | None) -> WalkingNetwork:
+def load_walking_network(path: str | Path, cache_dir: str | Path | None,
+                         write_cache: bool = True) -> WalkingNetwork:
     """The walking graph of an OSM file, from the cache when it holds this file's graph.
 
     Parameters
@@ -360,6 +361,8 @@ def load_walking_network(path: str | Path, cache_dir: str | Path | None) -> Walk
         OSM PBF or XML file.
     cache_dir
         Folder of cached graphs (created when missing); ``None`` -> no cache.
+    write_cache
+        ``False``: use a cached graph but never write one (``geomisuse validate`` writes nothing).
 
     Returns
     -------
@@ -388,8 +391,8 @@ def load_walking_network(path: str | Path, cache_dir: str | Path | None) -> Walk
                                   load_seconds=round(time.perf_counter() - start, 3))
             return network
     network = build_walking_network(path)
-    network.report["cache"] = "off"
-    if cached is not None:
+    network.report["cache"] = "off" if write_cache or cached is None else "not written (validate)"
+    if cached is not None and write_cache:
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
             _write_cache(network, cached)
