@@ -9,6 +9,7 @@ space-time Gi* bins (z-scores, not counts).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,24 +34,49 @@ def emerging_settings(run: StudyRun) -> dict:
     return run.manifest.get("clusters", {}).get("emerging", {})
 
 
-def gi_series_by_ward(run: StudyRun) -> dict[str, np.ndarray]:
-    """Row positions of each ward's space-time Gi* bins, found once (``{}`` without emerging
-    hot spots).
+@dataclass
+class GiSeries:
+    """The run's space-time Gi* bins arranged for ward pages (:func:`gi_series_by_ward`).
 
-    Ward pages each read their own rows; comparing every row's ward code ward by ward cost a
-    London-wide study's briefings seconds, and so did splitting the table into frames.
+    Attributes
+    ----------
+    rows
+        Ward code -> positions of its bins, in step order.
+    steps
+        Each bin's step (``YYYY-MM``, ``YYYY-Qn`` or ``YYYY``).
+    z, p_adjusted
+        Measure -> each bin's Gi* z and its p-value after the correction.
+    """
+
+    rows: dict[str, np.ndarray]
+    steps: np.ndarray
+    z: dict[str, np.ndarray]
+    p_adjusted: dict[str, np.ndarray]
+
+
+def gi_series_by_ward(run: StudyRun, measures: list[str]) -> GiSeries | None:
+    """The run's Gi* bins as plain arrays with each ward's row positions, found once (``None``
+    without emerging hot spots).
+
+    Ward pages each read their own rows; selecting them from the table ward by ward cost a
+    London-wide study's briefings seconds.
     """
     bins = run.emerging_bins
     if bins is None or not len(bins):
-        return {}
+        return None
     codes, uniques = pd.factorize(bins["ward_code"].astype(str))
     order = np.argsort(codes, kind="stable")
     starts = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
-    return {str(code): order[starts[g]:starts[g + 1]] for g, code in enumerate(uniques)}
+    shown = [m for m in measures if f"{m}_gi_z" in bins]
+    return GiSeries(rows={str(code): order[starts[g]:starts[g + 1]] for g, code in enumerate(uniques)},
+                    steps=bins["step"].astype(str).to_numpy(dtype=object),
+                    z={m: bins[f"{m}_gi_z"].to_numpy(dtype=float, na_value=np.nan) for m in shown},
+                    p_adjusted={m: bins[f"{m}_gi_p_adjusted"].to_numpy(dtype=float, na_value=np.nan)
+                                for m in shown})
 
 
 def ward_emerging(run: StudyRun, real: pd.DataFrame, measures: list[str], i: int,
-                  series_by_ward: dict[str, np.ndarray], charts: bool = True) -> list[dict]:
+                  series: GiSeries | None, charts: bool = True) -> list[dict]:
     """Ward ``i``'s emerging hot spot categories: one item per measure with a category.
 
     Parameters
@@ -59,8 +85,8 @@ def ward_emerging(run: StudyRun, real: pd.DataFrame, measures: list[str], i: int
         The run, its ward table (positions as ``i``) and the measures shown.
     i
         The ward's position.
-    series_by_ward
-        :func:`gi_series_by_ward` of the run (row positions of each ward's bins).
+    series
+        :func:`gi_series_by_ward` of the run.
     charts
         Draw the Gi* series (ward pages); an overview's ward list needs only the words.
 
@@ -71,8 +97,8 @@ def ward_emerging(run: StudyRun, real: pd.DataFrame, measures: list[str], i: int
         the Gi* z series, for a ward with a pattern; ``None`` without ``charts``).
     """
     settings = emerging_settings(run)
-    rows = series_by_ward.get(str(real["ward_code"].iloc[i]))
-    ward_bins = run.emerging_bins.iloc[rows] if rows is not None else None
+    rows = series.rows.get(str(real["ward_code"].iloc[i])) if series is not None else None
+    alpha = settings.get("alpha", 0.05)
     items = []
     for m in measures:
         column = f"{m}_ehsa_category"
@@ -81,11 +107,11 @@ def ward_emerging(run: StudyRun, real: pd.DataFrame, measures: list[str], i: int
         category = real[column].iloc[i]
         record = settings.get("by_measure", {}).get(m, {})
         step, last = settings.get("time_step", "month"), record.get("last_step", "")
-        series = ward_bins if ward_bins is not None and f"{m}_gi_z" in ward_bins else None
-        run_length, significant = None, []
-        if series is not None:
+        has_series = rows is not None and m in series.z
+        run_length, significant = None, np.zeros(0, dtype=bool)
+        if has_series:
             # A bin is hot or cold at the analysis's alpha after the correction (clusters/emerging.py).
-            significant = (series[f"{m}_gi_p_adjusted"] <= settings.get("alpha", 0.05)).to_numpy()
+            significant = series.p_adjusted[m][rows] <= alpha
             if category.startswith("consecutive"):
                 flags = significant[::-1]
                 run_length = int(np.argmin(flags)) if not flags.all() else len(flags)
@@ -94,9 +120,9 @@ def ward_emerging(run: StudyRun, real: pd.DataFrame, measures: list[str], i: int
         items.append({
             "measure": m, "label": label, "category": category,
             "words": f"{label.capitalize()}: {words}." if words else f"{label.capitalize()}: no emerging pattern.",
-            "chart": (gi_series_svg(series["step"].tolist(), series[f"{m}_gi_z"].tolist(),
+            "chart": (gi_series_svg(series.steps[rows].tolist(), series.z[m][rows].tolist(),
                                     significant.tolist(), f"e{i}-{m}")
-                      if charts and series is not None and category != EHSA_NO_PATTERN else None),
+                      if charts and has_series and category != EHSA_NO_PATTERN else None),
         })
     return items
 

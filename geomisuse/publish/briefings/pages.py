@@ -34,6 +34,7 @@ import re
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,7 +51,7 @@ from ..places import ward_centres
 from ..published import published_monthly, published_yearly, study_protection
 from ..disclosure import ROUND5_THRESHOLD, StudyProtection, rounded_counts, suppress_value
 from ...errors import InputError
-from .change import emerging_list, emerging_settings, gi_series_by_ward, increase_tables, ward_emerging
+from .change import GiSeries, emerging_list, emerging_settings, gi_series_by_ward, increase_tables, ward_emerging
 from .findings import HEADLINE_FINDINGS, Change, change, cluster_words, key_findings, suggestions
 from ..text import (count_text, distance_text, is_hidden, join_names, month_name, number, span,
                     vintage_text, walk_text)
@@ -118,7 +119,7 @@ def write_briefings(run: StudyRun, published: pd.DataFrame, folder: Path, settin
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    data = build_data(run, published, settings)
+    data = build_data(run, published, settings, page_codes=wards)
     codes = [w["code"] for w in data["wards"]]
     selected = codes if wards is None else [c for c in codes if c in set(wards)]
     unknown = sorted(set(wards or []) - set(codes))
@@ -346,7 +347,8 @@ def ordinal(n: int) -> str:
 
 def build_data(run: StudyRun, published: pd.DataFrame, settings, overview_only: bool = False,
                monthly_published: pd.DataFrame | None = None, study_halves: dict | None = None,
-               protection: StudyProtection | None = None, sites: list[_Site] | None = None) -> dict:
+               protection: StudyProtection | None = None, sites: list[_Site] | None = None,
+               page_codes: Iterable[str] | None = None) -> dict:
     """Everything the templates show, from published figures (see the module docstring).
 
     Borough-level figures come first (measure summaries, comparisons, clusters, gaps, sites),
@@ -357,7 +359,8 @@ def build_data(run: StudyRun, published: pd.DataFrame, settings, overview_only: 
     its pages show the study's protected figures, never a second, differently protected set
     (``protection``, the study's :class:`StudyProtection`; default: the run's own).
     ``sites`` are the study's services and needle exchanges (:func:`_sites`), when already
-    gathered for another part of the study.
+    gathered for another part of the study; ``page_codes`` the wards whose pages will be
+    written (default all), the only ones whose maps and charts are drawn.
     """
     b = _basis(run, published, settings, monthly_published, protection)
     if study_halves is not None:
@@ -373,7 +376,8 @@ def build_data(run: StudyRun, published: pd.DataFrame, settings, overview_only: 
                        estates=run.layer_table("estates"), centres=list(ward_centres(b.real.geometry)),
                        ward_pages=not overview_only,
                        outlines=ward_outlines(b.real.geometry.to_numpy(), b.neighbours) if not overview_only else None,
-                       gi_series=gi_series_by_ward(run))
+                       gi_series=gi_series_by_ward(run, b.measures),
+                       page_codes=frozenset(page_codes) if page_codes is not None else None)
     ward_items = [_ward(b, context, i) for i in range(len(b.codes))]
     findings = key_findings({
         "measures": b.measures, "clusters": clusters, "hot_spots": hot_spots, "changes": _changes(b, comparisons),
@@ -492,10 +496,16 @@ class _Context:
     estates: pd.DataFrame | None
     centres: list
     ward_pages: bool = True    # draw each ward's static map and charts (not needed for an overview)
+    #: The wards whose pages are written (``None``: all): only they need their drawings.
+    page_codes: frozenset[str] | None = None
+
+    def draws(self, code: str) -> bool:
+        """Does ward ``code``'s page get its static map and charts drawn?"""
+        return self.ward_pages and (self.page_codes is None or code in self.page_codes)
     #: Each ward's outline simplified once for every page it appears on (see :func:`ward_outlines`).
     outlines: np.ndarray | None = None
-    #: Row positions of each ward's space-time Gi* bins (:func:`gi_series_by_ward`).
-    gi_series: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    #: The space-time Gi* bins arranged by ward (:func:`gi_series_by_ward`).
+    gi_series: GiSeries | None = None
 
 
 def _basis(run: StudyRun, published: pd.DataFrame, settings,
@@ -701,14 +711,14 @@ def _ward(b: _Basis, context: _Context, i: int) -> dict:
         "population_sort": "" if math.isnan(population) else f"{population:.0f}",
         "area": f"{float(row['area_km2']):.2f}" if number(row.get("area_km2")) is not None else "",
         "figures": figures, "clusters": cluster_items, "cluster_summary": _cluster_summary(cluster_items),
-        "emerging": ward_emerging(b.run, b.real, b.measures, i, context.gi_series, charts=context.ward_pages),
+        "emerging": ward_emerging(b.run, b.real, b.measures, i, context.gi_series, charts=context.draws(code)),
         "gap": gap, "provision": provision, "within_reach": within,
         "estates": estates, "satellites_here": here,
         "satellites_near": [dict(s, distance=f"{distance_text(s['point'].distance(centre))} from the ward centre")
                             for s in near],
         "neighbours": [b.names[k] for k in b.neighbours[i]],
         "map": (ward_map_svg(b.real, i, b.neighbours[i], context.sites, context.estates, context.satellites, f"m{i}",
-                             outlines=context.outlines) if context.ward_pages else ""),
+                             outlines=context.outlines) if context.draws(code) else ""),
         "borough_page": "",
         "names_in_sources": _names_in_sources(row),
         "prev": (b.codes[i - 1], b.pages[i - 1], b.names[i - 1]) if i > 0 else None,
@@ -741,7 +751,7 @@ def _ward_figures(b: _Basis, context: _Context, i: int) -> tuple[list[dict], lis
         if item is not None and item.percent is not None and item.percent >= 25 and item.difference >= b.threshold \
                 and m not in b.totals_of_parts:
             rises.append(MEASURE_LABELS[m])
-        chart, chart_note = _ward_chart(b, m, i, j, shown) if context.ward_pages else (None, "")
+        chart, chart_note = _ward_chart(b, m, i, j, shown) if context.draws(code) else (None, "")
         figures.append({
             "measure": m, "label": MEASURE_LABELS[m], "count": count_text(shown),
             "count_sort": _sort_key(shown, b.threshold),
