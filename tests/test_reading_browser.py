@@ -180,6 +180,17 @@ def test_search_finds_a_ward_by_name_and_code(browser, demo_out):
         page.page.fill("#gm-search-input", "no such ward")
         page.page.press("#gm-search-input", "Enter")
         assert page.eval("document.getElementById('gm-search-msg').textContent") == "no ward matches"
+        # One search per Enter, and a ward picked from the list is found without Enter.
+        page.eval("(() => { window.searches = 0; const find = geomisuse.findWard;"
+                  " geomisuse.findWard = t => { window.searches += 1; return find(t); }; })()")
+        page.page.fill("#gm-search-input", "quaysid")
+        page.page.press("#gm-search-input", "Enter")
+        assert page.eval("window.searches") == 1
+        choice = page.eval("document.querySelector('#gm-ward-list option:last-child').value")
+        page.page.fill("#gm-search-input", choice)
+        last = choice.rsplit(" ", 1)[1]
+        page.page.wait_for_function(f"geomisuse.selectedWard === '{last}'", timeout=5_000)
+        assert page.eval("window.searches") == 2
     finally:
         page.close()
 

@@ -506,10 +506,11 @@
   G.buildSearch = function () {
     var form = document.getElementById("gm-search");
     if (!form) { return; }
-    var list = document.getElementById("gm-ward-list"), W = G.data.ward;
+    var list = document.getElementById("gm-ward-list"), W = G.data.ward, choices = {};
     W.code.forEach(function (c, i) {
       var o = document.createElement("option");
       o.value = plainText(W.name[i] + " " + c);
+      choices[o.value] = true;
       list.appendChild(o);
     });
     var input = document.getElementById("gm-search-input"), msg = document.getElementById("gm-search-msg");
@@ -521,8 +522,10 @@
       var hash = "#ward=" + encodeURIComponent(plainText(W.code[i]));
       if (window.location.hash === hash) { G.applyHash(); } else { window.location.hash = hash; }
     }
+    // Enter submits; a ward picked from the list (no Enter) is taken as it arrives. Listening
+    // to "change" as well searched twice on every Enter.
     form.addEventListener("submit", go);
-    input.addEventListener("change", go);
+    input.addEventListener("input", function () { if (choices[input.value]) { go(); } });
     L.DomEvent.disableClickPropagation(form);
   };
 
