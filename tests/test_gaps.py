@@ -20,6 +20,7 @@ from geomisuse.gaps import walking as access
 from geomisuse.gaps import sites as sat
 from geomisuse.errors import InputError
 from geomisuse.gaps import GapSettings, find_gaps
+from geomisuse.gaps.places import from_ward_centre
 from geomisuse.gaps.sites import SATELLITE_COLUMNS
 from geomisuse.gaps.stage import GAP_COLUMNS
 
@@ -645,3 +646,30 @@ def test_scipy_milp_matches_cbc_on_a_larger_merged_instance():
     cbc = sat.solve_mclp(patterns, merged, 5, "cbc")
     assert milp.objective == pytest.approx(cbc.objective)
     assert milp.sites == cbc.sites
+
+
+def test_grid_sites_say_where_they_are_from_their_ward_centre():
+    xy = np.array([[424.0, 424.0], [0.0, -30.0], [-1000.0, 0.0], [100.0, -1240.0], [-300.0, 300.0]])
+    words = from_ward_centre(xy, np.zeros((5, 2)), ["A", "B", "C", "D", "E"])
+    assert words == ["about 600 m north-east of the centre of A", "at the centre of B",
+                     "about 1.0 km west of the centre of C", "about 1.2 km south of the centre of D",
+                     "about 400 m north-west of the centre of E"]
+
+
+def test_demo_grid_sites_are_located_from_the_ward_centre_and_pharmacies_keep_their_name():
+    from geomisuse.publish.places import ward_centres
+    from geomisuse.publish.text import distance_text
+
+    run = demo_run_copy(("clusters", "gaps"))
+    sites, wards = run.satellites, run.wards.set_index("ward_code")
+    grid = sites[sites["source"] == "grid"]
+    assert len(grid) and (sites.loc[sites["source"] != "grid", "location"] == "").all()
+    centres = ward_centres(wards.geometry)
+    for row in grid.itertuples():
+        centre = centres.loc[row.ward_code]
+        dx, dy = row.easting - centre.x, row.northing - centre.y
+        assert row.location.startswith(f"about {distance_text(round(float(np.hypot(dx, dy)), -2))} ")
+        assert row.location.endswith(f"of the centre of {row.ward_name}")
+        direction = row.location.split(" of the centre")[0].split(" ")[-1]
+        assert ("north" in direction) <= (dy > 0) and ("south" in direction) <= (dy < 0)
+        assert ("east" in direction) <= (dx > 0) and ("west" in direction) <= (dx < 0)

@@ -135,7 +135,8 @@ def summary_lines(wards: pd.DataFrame, columns: pd.DataFrame, sites: pd.DataFram
                      + f" ({found}, greedy {sat_manifest.get('greedy_need_covered')})")
         for _, row in sites.iterrows():
             adds = row["share_of_unmet_need_covered"]
-            lines.append(f"  {row['rank']}. {row['name']} ({row['ward_name']})"
+            where = row["location"] if isinstance(row.get("location"), str) and row["location"] else row["ward_name"]
+            lines.append(f"  {row['rank']}. {row['name']} ({where})"
                          + (f": adds {share_percent(adds)}" if pd.notna(adds) else ""))
     elif "skipped" in sat_manifest:
         lines.append(f"Satellite sites: none ({sat_manifest['skipped']})")

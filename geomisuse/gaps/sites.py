@@ -55,10 +55,11 @@ from ..config import ANALYSIS_CRS, MAP_CRS
 from ..errors import InputError
 from . import walking as access
 from .network import WalkingNetwork, network_distances_within
-from .places import PLACE_COLUMNS, describe_places
+from .places import PLACE_COLUMNS, describe_places, from_ward_centre
 from .settings import GapSettings
 from .walking import point_layer
 from ..layers.postcodes import Postcodes
+from ..publish.places import ward_centres
 
 #: ``source`` values of candidate sites.
 SOURCE_FILE = "candidate file"
@@ -921,7 +922,14 @@ def _site_rows(wards: gpd.GeoDataFrame, candidates: gpd.GeoDataFrame, solution: 
     covered = np.zeros(solution.cover.shape[0], dtype=bool)
     chosen, greedy = solution.chosen, set(solution.greedy)
     site_ward = access.assign_points_to_wards(wards, candidates.iloc[chosen])
-    places = describe_places(access.service_xy(candidates.iloc[chosen]), network, postcodes)
+    site_xy = access.service_xy(candidates.iloc[chosen])
+    # A grid point's name says nothing of where it is: without a street or postcode, say where
+    # it is from its ward's centre (the centre the briefings measure distances from).
+    centres = shapely.get_coordinates(ward_centres(wards.geometry).to_numpy())
+    fallback = [from_ward_centre(site_xy[[k]], centres[[w]], [str(wards["ward_name"].iloc[w])])[0]
+                if w >= 0 and candidates["source"].iloc[j] == SOURCE_GRID else ""
+                for k, (j, w) in enumerate(zip(chosen, site_ward))]
+    places = describe_places(site_xy, network, postcodes, fallback)
     rows = []
     cumulative = cumulative_all = 0.0
     for rank, (j, w) in enumerate(zip(chosen, site_ward), start=1):

@@ -218,7 +218,8 @@ def key_findings(data: dict) -> list[str]:
             if site.get("residents"):
                 share += f" (about {site['residents']} more residents within a walk)"
             where = f" ({site['ward_name']} ward)" if site["ward_name"] else ""
-            site_lines.append(f"Suggested satellite site {site['rank']}: {site['name']}{where}{share}.")
+            site_lines.append(f"Suggested satellite site {site['rank']}: {site.get('finding_name', site['name'])}"
+                              f"{where}{share}.")
     else:
         other_lines.append("The outreach gap analysis was not run for this briefing.")
     kinds = [gap_lines, cluster_lines, hot_lines, change_lines, site_lines]

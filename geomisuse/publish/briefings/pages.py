@@ -919,11 +919,16 @@ def _satellites(run: StudyRun, codes: list[str], names: list[str]) -> list[dict]
         code = _text(row.get("ward_code"))
         ward_name = _text(row.get("ward_name")) or (names[codes.index(code)] if code in codes else "")
         residents = _int_or(row.get("residents_newly_within_walk"))
-        # With a walking network and a postcode file a site also has a street and postcode.
+        # With a walking network and a postcode file a site also has a street and postcode; a
+        # grid point without them is placed from its ward's centre.
         location = _text(row.get("location"))
         name = _text(row.get("name")) or "(unnamed site)"
+        located = f"{name} ({location})" if location and location not in name else name
+        by_street = bool(_text(row.get("street_name")) or _text(row.get("postcode")))
         out.append({"rank": _int_or(row.get("rank")) or k + 1,
-                    "name": f"{name} ({location})" if location and location not in name else name,
+                    "name": located,
+                    # The overview's findings, one line a site, name the place only by street.
+                    "finding_name": located if by_street else name,
                     "ward_code": code, "ward_name": ward_name, "point": point,
                     # One metric throughout: the share of the unmet need each site adds.
                     "share": "" if share is None else f"{100 * share:.0f}%",
