@@ -299,7 +299,7 @@ def test_multi_year_police_uk_gives_yearly_steps_and_leaves_a_partial_year_out(t
 
 
 def test_protected_yearly_counts_are_hidden_with_their_period_counts(tiny):
-    from geomisuse.publish.published import published_wards, published_yearly
+    from geomisuse.publish.published import published_wards, published_yearly, study_protection
 
     tiny_lookup(tiny)
     tiny_annual_file(tiny)
@@ -310,7 +310,13 @@ def test_protected_yearly_counts_are_hidden_with_their_period_counts(tiny):
     yearly = published_yearly(run, study.publish).set_index(["ward_code", "year"])["drug_offences_count"]
     # Ward 1's years are 2 and 3 (its second area rejected): both below 5, so hidden.
     assert yearly[(TINY_CODES[0], "2014")] == "<5" and yearly[(TINY_CODES[0], "2015")] == "<5"
-    assert yearly[(TINY_CODES[1], "2014")] == "14"
+    # The briefings compare 2015 with 2014 (halves by whole years) and show the borough's total of
+    # each: one more 2014 count is hidden, or ward 1's would be the total less the others.
+    borough = study_protection(run, study.publish).borough_text[("drug_offences", "half1")]
+    hidden_2014 = [c for c in TINY_CODES if not str(yearly[(c, "2014")]).isdigit()]
+    assert borough.isdigit() and len(hidden_2014) >= 2
+    # Every 2014 count shown is the real one (wards 2.. hold areas 2w, 2w + 1: (2w+1)*2 + (2w+2)*2).
+    assert all(yearly[(c, "2014")] in (str(8 * w + 6), "c") for w, c in enumerate(TINY_CODES) if w > 0)
     wards = published_wards(run, study.publish).set_index("ward_code")["drug_offences_count"]
     assert wards[TINY_CODES[0]] == "5"  # 2 + 3: the period count stays, the years give no more away
     # Published in full by default (the Met publishes the LSOA counts).
@@ -333,3 +339,23 @@ def test_a_yearly_run_republishes_its_briefings_byte_for_byte(real, tmp_path):
     result = run_cli("brief", str(out), "--ward", code)
     assert result.returncode == 0, result.stderr
     assert page.read_bytes() == before
+
+
+def test_an_annual_source_is_compared_half_against_half_by_whole_years(real, tmp_path):
+    # 2011-2021 is 11 years: 2017-2021 against 2011-2015, 2016 in neither (months would split 2016).
+    from geomisuse.publish.disclosure import protect_study
+
+    run = prepare(load_study(tower_hamlets_yearly(real, tmp_path)))
+    halves = protect_study(run, threshold=5).halves["drug_offences"]
+    first, second = halves["months"]
+    assert (first[0], first[-1], second[0], second[-1]) == ("2011-01", "2015-12", "2017-01", "2021-12")
+    yearly = run.yearly.pivot(index="ward_code", columns="year", values="drug_offences_count")
+    expected = [[int(yearly.loc[c, YEARS[:5]].sum()), int(yearly.loc[c, YEARS[-5:]].sum())]
+                for c in run.wards["ward_code"]]
+    assert halves["texts"] == [[str(a), str(b)] for a, b in expected]   # a public source, in full
+    assert halves["borough"] == [str(sum(e[0] for e in expected)), str(sum(e[1] for e in expected))]
+    # Protected, the halves are hidden with the years they add up from; never "no data" for all.
+    (tmp_path / "p").mkdir()
+    protected = prepare(load_study(tower_hamlets_yearly(real, tmp_path / "p", extra="[publish]\nsuppress = \"all\"\n")))
+    texts = protect_study(protected, threshold=5, suppress="all").halves["drug_offences"]["texts"]
+    assert len(texts) == 20 and all(t != ["", ""] for t in texts)

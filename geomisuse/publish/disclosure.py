@@ -783,7 +783,9 @@ class StudyProtection:
     halves
         Measure -> half-period comparison: ``months`` (first, second), ``texts`` per ward
         ``[first, second]`` and ``borough`` ``[first, second]`` (measures without a previous
-        period, when the study has at least two months).
+        period, when the study has at least two months). A measure some wards of which have
+        only annual counts (the MPS LSOA file) is halved by whole years (the middle year of
+        an odd number left out), its ``months`` those of the years.
     audit
         Summary for the manifest: cells, hidden, rounds, LPs, narrowest interval.
     """
@@ -949,6 +951,7 @@ def protect_study(run: "StudyRun", threshold: int, rule: str = "threshold", supp
     cells = _Cells()
     positions: dict[str, dict[str, np.ndarray]] = {}
     real: dict[str, dict[str, np.ndarray]] = {}
+    halves_of: dict[str, tuple[str, list[list[str]]]] = {}  # measure -> ("months"|"years", the two halves)
     for m in measures:
         g = grid(m)
         blocks = {"period": wards[f"{m}_count"].astype("float64").to_numpy()}
@@ -959,11 +962,21 @@ def protect_study(run: "StudyRun", threshold: int, rule: str = "threshold", supp
             blocks["years"] = yg
         if g is not None:
             blocks["months"] = g
-            if not has_previous(m) and halves_months:
-                index = {mo: k for k, mo in enumerate(months)}
-                blocks["halves"] = np.column_stack([
-                    pd.DataFrame(g[:, [index[mo] for mo in part]]).sum(axis=1, min_count=len(part)).to_numpy(float)
-                    for part in halves_months])
+        # Wards with years but no months (an annual source) can only be halved by whole years.
+        no_months = np.isnan(g).all(axis=1) if g is not None else np.ones(len(codes), dtype=bool)
+        annual = yg is not None and bool((no_months & ~np.isnan(yg).all(axis=1)).any())
+        if not has_previous(m):
+            if annual and _halves(years):
+                halves_of[m] = ("years", list(_halves(years)))
+            elif g is not None and halves_months:
+                halves_of[m] = ("months", list(halves_months))
+        if m in halves_of:
+            unit, parts_of = halves_of[m]
+            source, steps = (yg, years) if unit == "years" else (g, months)
+            index = {step: k for k, step in enumerate(steps)}
+            blocks["halves"] = np.column_stack([
+                pd.DataFrame(source[:, [index[step] for step in part]]).sum(axis=1, min_count=len(part)).to_numpy(float)
+                for part in parts_of])
         real[m] = blocks
         if not policies[m].protected:
             continue
@@ -986,11 +999,12 @@ def protect_study(run: "StudyRun", threshold: int, rule: str = "threshold", supp
                         if in_year[y]:
                             cells.relate(pos["years"][w, k], pos["months"][w, in_year[y]])
         if "halves" in pos:
-            index = {mo: k for k, mo in enumerate(months)}
-            for h, part in enumerate(halves_months):
-                cols = [index[mo] for mo in part]
+            unit, parts_of = halves_of[m]
+            index = {step: k for k, step in enumerate(years if unit == "years" else months)}
+            for h, part in enumerate(parts_of):
+                cols = [index[step] for step in part]
                 for w in range(len(codes)):
-                    cells.relate(pos["halves"][w, h], pos["months"][w, cols])
+                    cells.relate(pos["halves"][w, h], pos[unit][w, cols])
                 pos[f"borough_half{h + 1}"] = cells.add([_total(blocks["halves"][:, h])], BOROUGH_COST_FACTOR)
                 cells.relate(pos[f"borough_half{h + 1}"][0], pos["halves"][:, h])
         positions[m] = pos
@@ -1051,7 +1065,10 @@ def protect_study(run: "StudyRun", threshold: int, rule: str = "threshold", supp
             half_texts = published_text(blocks["halves"], None, threshold).tolist()
             borough = [str(published_text(np.array([_total(blocks["halves"][:, h])]), None, threshold)[0])
                        for h in (0, 1)]
-        result.halves[m] = {"months": halves_months, "texts": half_texts, "borough": borough}
+        unit, parts_of = halves_of[m]
+        half_months = (tuple([mo for mo in months if mo[:4] in part] for part in parts_of) if unit == "years"
+                       else halves_months)
+        result.halves[m] = {"months": half_months, "texts": half_texts, "borough": borough}
     return result
 
 

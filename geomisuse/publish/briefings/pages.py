@@ -608,7 +608,7 @@ def _comparison(b: _Basis, measure: str, halves: dict | None) -> dict:
             "borough": borough,
             "note": (f"No earlier period in the data: changes compare the second half of the period "
                      f"({span(second)}) with the first ({span(first)}). Half-period counts are protected "
-                     "together with the months they add up from.")}
+                     "together with the months (or years) they add up from.")}
 
 
 def _cluster_groups(b: _Basis) -> tuple[dict[str, list[dict]], dict[tuple[str, int], list[int]], dict[str, list[str]]]:
