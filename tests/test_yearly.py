@@ -354,6 +354,15 @@ def test_an_annual_source_is_compared_half_against_half_by_whole_years(real, tmp
                 for c in run.wards["ward_code"]]
     assert halves["texts"] == [[str(a), str(b)] for a, b in expected]   # a public source, in full
     assert halves["borough"] == [str(sum(e[0] for e in expected)), str(sum(e[1] for e in expected))]
+    # The briefings word the halves as years.
+    from geomisuse.publish.briefings.pages import build_data
+    from geomisuse.publish.published import published_wards
+    from geomisuse.publish.text import half_span
+
+    settings = run.study.publish
+    data = build_data(run, published_wards(run, settings), settings, overview_only=True)
+    assert data["comparisons"]["drug_offences"]["label"] == "2017 to 2021 against 2011 to 2015"
+    assert half_span(["2024-01", "2024-02"]) == "Jan 2024 to Feb 2024" and half_span(first[:12]) == "2011"
     # Protected, the halves are hidden with the years they add up from; never "no data" for all.
     (tmp_path / "p").mkdir()
     protected = prepare(load_study(tower_hamlets_yearly(real, tmp_path / "p", extra="[publish]\nsuppress = \"all\"\n")))

@@ -215,6 +215,18 @@ def span(months: list[str], short: bool = True) -> str:
     return f"{month_name(months[0], short)} to {month_name(months[-1], short)}"
 
 
+def half_span(months: list[str]) -> str:
+    """A half of a period in a sentence: whole calendar years as years (``2011 to 2015``,
+    ``2024``), any other run of months as :func:`span` gives it (``Jan 2025 to Jun 2025``)."""
+    whole_years = (len(months) % 12 == 0 and len(months) > 0 and months[0].endswith("-01")
+                   and months[-1].endswith("-12")
+                   and len(months) == 12 * (int(months[-1][:4]) - int(months[0][:4]) + 1))
+    if not whole_years:
+        return span(months)
+    first, last = months[0][:4], months[-1][:4]
+    return first if first == last else f"{first} to {last}"
+
+
 def period_text(months: list[str]) -> str:
     """A study period for a heading: ``Apr 2024 – Mar 2025 (12 months)``."""
     if not months:

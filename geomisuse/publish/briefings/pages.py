@@ -53,8 +53,8 @@ from ..disclosure import ROUND5_THRESHOLD, StudyProtection, rounded_counts, supp
 from ...errors import InputError
 from .change import GiSeries, emerging_list, emerging_settings, gi_series_by_ward, increase_tables, ward_emerging
 from .findings import HEADLINE_FINDINGS, Change, change, cluster_words, key_findings, suggestions
-from ..text import (count_text, distance_text, is_hidden, join_names, month_name, number, span,
-                    vintage_text, walk_text)
+from ..text import (count_text, distance_text, half_span, is_hidden, join_names, month_name, number,
+                    span, vintage_text, walk_text)
 from ...layers.base import normalise_name
 from ...config import MEASURE_LABELS, MEASURES, walk_minutes
 from ...vocabulary import GI_TOP_BIN, HIGH_HIGH, LISA_CLUSTERS, NOT_SIGNIFICANT, PLAIN_WORDS, gi_kind
@@ -372,7 +372,8 @@ def build_data(run: StudyRun, published: pd.DataFrame, settings, overview_only: 
     clusters, component_of, hot_spots = _cluster_groups(b)
     gap_list = _gap_list(b.pub)
     context = _Context(measure_info=measure_info, comparisons=comparisons, component_of=component_of,
-                       walk=_walk(run), sites=_sites(run) if sites is None else sites, satellites=_satellites(run, b.codes, b.names),
+                       walk=_walk(run), sites=_sites(run) if sites is None else sites,
+                       satellites=_satellites(run, b.codes, b.names),
                        estates=run.layer_table("estates"), centres=list(ward_centres(b.real.geometry)),
                        ward_pages=not overview_only,
                        outlines=ward_outlines(b.real.geometry.to_numpy(), b.neighbours) if not overview_only else None,
@@ -498,14 +499,14 @@ class _Context:
     ward_pages: bool = True    # draw each ward's static map and charts (not needed for an overview)
     #: The wards whose pages are written (``None``: all): only they need their drawings.
     page_codes: frozenset[str] | None = None
-
-    def draws(self, code: str) -> bool:
-        """Does ward ``code``'s page get its static map and charts drawn?"""
-        return self.ward_pages and (self.page_codes is None or code in self.page_codes)
     #: Each ward's outline simplified once for every page it appears on (see :func:`ward_outlines`).
     outlines: np.ndarray | None = None
     #: The space-time Gi* bins arranged by ward (:func:`gi_series_by_ward`).
     gi_series: GiSeries | None = None
+
+    def draws(self, code: str) -> bool:
+        """Does ward ``code``'s page get its static map and charts drawn?"""
+        return self.ward_pages and (self.page_codes is None or code in self.page_codes)
 
 
 def _basis(run: StudyRun, published: pd.DataFrame, settings,
@@ -599,15 +600,14 @@ def _comparison(b: _Basis, measure: str, halves: dict | None) -> dict:
         return {"mode": "none", "label": "", "before": "", "after": "", "by_code": {},
                 "borough": Change("", "", "no earlier data"),
                 "note": "No earlier period in the data, so no changes are shown."}
-    first, second = halves["months"]
+    first, second = (half_span(part) for part in halves["months"])
     texts = halves["texts"]
     by_code = {c: change(texts[i][0], texts[i][1], b.threshold) for i, c in enumerate(b.codes)}
     borough = change(*halves["borough"], b.threshold)
-    label = f"{span(second)} against {span(first)}"
-    return {"mode": "halves", "label": label, "before": span(first), "after": span(second), "by_code": by_code,
-            "borough": borough,
+    return {"mode": "halves", "label": f"{second} against {first}", "before": first, "after": second,
+            "by_code": by_code, "borough": borough,
             "note": (f"No earlier period in the data: changes compare the second half of the period "
-                     f"({span(second)}) with the first ({span(first)}). Half-period counts are protected "
+                     f"({second}) with the first ({first}). Half-period counts are protected "
                      "together with the months (or years) they add up from.")}
 
 
