@@ -74,6 +74,17 @@ def run_both(folder: Path, cluster, **study) -> tuple[StudyRun, StudyRun]:
     return local, prepare(dask_study)
 
 
+def refusals_of_both(folder: Path, cluster, **study) -> list[str]:
+    """The study refused locally and on the cluster: both messages, which must be the same."""
+    messages = []
+    for engine, scheduler in (("local", None), ("dask", cluster.scheduler_address)):
+        with pytest.raises(InputError) as caught:
+            prepare(load_study(write_study(folder, engine, scheduler, **study)))
+        messages.append(str(caught.value))
+    assert messages[1] == messages[0]
+    return messages
+
+
 def assert_same(local: StudyRun, distributed: StudyRun) -> None:
     """Everything the study publishes from police.uk is the same on both engines."""
     ours, theirs = local.layers["police_uk"], distributed.layers["police_uk"]
@@ -191,12 +202,7 @@ def test_swapped_coordinates_are_judged_over_all_files_alike(tiny, cluster):
     assert distributed.layers["police_uk"].accounting()["rows_rejected"] == {"longitude and latitude swapped": 8}
     # Now February is mostly swapped too: the layer is (over both files), naming its first file.
     swapped_file(tiny / "police" / "2025-02.csv", "2025-02", normal=2, swapped=28)
-    messages = []
-    for engine, scheduler in (("local", None), ("dask", cluster.scheduler_address)):
-        with pytest.raises(InputError) as caught:
-            prepare(load_study(write_study(tiny, engine, scheduler, paths=("police",), period=None)))
-        messages.append(str(caught.value))
-    assert messages[1] == messages[0]
+    messages = refusals_of_both(tiny, cluster, paths=("police",), period=None)
     assert "2025-01.csv" in messages[0] and "(36 of 42 rows" in messages[0]
 
 
@@ -235,10 +241,5 @@ def test_coordinates_of_another_area_are_refused_alike(tiny, cluster):
     for month in ("2025-01", "2025-02"):
         rows = [crime_row(month, "Drugs", 60_000 + 100 * k, 500) for k in range(10)]
         (tiny / "police" / f"{month}.csv").write_text(HEADER + "\n" + "\n".join(rows) + "\n")
-    messages = []
-    for engine, scheduler in (("local", None), ("dask", cluster.scheduler_address)):
-        with pytest.raises(InputError) as caught:
-            prepare(load_study(write_study(tiny, engine, scheduler, paths=("police",), period=None)))
-        messages.append(str(caught.value))
-    assert messages[1] == messages[0]
+    messages = refusals_of_both(tiny, cluster, paths=("police",), period=None)
     assert "2025-01.csv" in messages[0] and "none of the 20 rows with coordinates lies within 2 km" in messages[0]
