@@ -816,8 +816,11 @@ class SiteSolution:
         The greedy answer (candidate positions in pick order).
     greedy_need : float
         Unmet need the greedy answer covers.
-    patterns, merged_need : numpy.ndarray
-        The merged demand points' coverage (points x candidates) and need.
+    patterns : scipy.sparse.csc_matrix
+        The merged demand points' coverage (points x candidates), as the solvers and the
+        coverage table read it (converted once: a London-wide model is 100 M cells dense).
+    merged_need : numpy.ndarray
+        The merged demand points' need.
     """
 
     keep: np.ndarray
@@ -827,7 +830,7 @@ class SiteSolution:
     answer: MclpAnswer
     greedy: list[int]
     greedy_need: float
-    patterns: np.ndarray
+    patterns: sparse.csc_matrix
     merged_need: np.ndarray
 
     @property
@@ -858,8 +861,9 @@ def _solve_sites(xy: np.ndarray, unmet: np.ndarray, candidates: gpd.GeoDataFrame
         cover = sparse.csr_matrix(cover, dtype=bool)
     else:
         cover = coverage_matrix(xy[keep], access.service_xy(candidates), settings.walk_radius_m)
-    patterns, merged = merge_identical_demand(cover, unmet[keep])
-    in_reach = int(patterns.any(axis=0).sum()) if patterns.size else 0
+    dense, merged = merge_identical_demand(cover, unmet[keep])
+    in_reach = int(dense.any(axis=0).sum()) if dense.size else 0
+    patterns = sparse.csc_matrix(dense, dtype=np.float64)
     answer = best_sites(patterns, merged, settings.satellites, settings.solver,
                         settings.solver_time_limit_s)
     if answer.status not in (OPTIMAL, "nothing to cover"):
@@ -961,7 +965,7 @@ def _site_rows(wards: gpd.GeoDataFrame, candidates: gpd.GeoDataFrame, solution: 
     return pd.DataFrame(rows, columns=SATELLITE_COLUMNS)
 
 
-def coverage_by_site_count(patterns: np.ndarray, need: np.ndarray,
+def coverage_by_site_count(patterns: np.ndarray | sparse.spmatrix, need: np.ndarray,
                            candidates: gpd.GeoDataFrame, unmet_total: float,
                            settings: GapSettings, max_k: int = COVERAGE_MAX_K,
                            solved: dict[int, MclpAnswer] | None = None) -> pd.DataFrame:
@@ -975,8 +979,8 @@ def coverage_by_site_count(patterns: np.ndarray, need: np.ndarray,
     Parameters
     ----------
     patterns, need
-        Merged demand points' coverage (points x candidates) and need
-        (:func:`merge_identical_demand`).
+        Merged demand points' coverage (points x candidates; dense, or the sparse matrix of
+        :attr:`SiteSolution.patterns`) and need (:func:`merge_identical_demand`).
     candidates
         The candidate table (for the chosen sites' names).
     unmet_total
