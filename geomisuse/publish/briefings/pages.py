@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import re
 import shutil
@@ -508,6 +509,11 @@ class _Context:
         """Does ward ``code``'s page get its static map and charts drawn?"""
         return self.ward_pages and (self.page_codes is None or code in self.page_codes)
 
+    @functools.cached_property
+    def sites_by_kind(self) -> dict[str, tuple[list[_Site], np.ndarray]]:
+        """``sites`` by kind with their points as arrays, for every ward's :func:`_provision`."""
+        return _sites_by_kind(self.sites)
+
 
 def _basis(run: StudyRun, published: pd.DataFrame, settings,
            monthly_published: pd.DataFrame | None = None, protection: StudyProtection | None = None) -> _Basis:
@@ -698,7 +704,7 @@ def _ward(b: _Basis, context: _Context, i: int) -> dict:
     cluster_items = _ward_clusters(b, context.component_of, i)
     gap = _ward_gap(b.pub.iloc[i], context.walk) if b.gaps_ran else None
     centre, walk = context.centres[i], context.walk
-    provision, within = _provision(context.sites, centre, walk.reach_m, walk.speed, walk.detour)
+    provision, within = _provision(context.sites_by_kind, centre, walk.reach_m, walk.speed, walk.detour)
     here = [s for s in context.satellites if s["ward_code"] == code]
     near = [s for s in context.satellites if s["ward_code"] != code and s["point"] is not None
             and s["point"].distance(centre) <= walk.reach_m]
@@ -937,23 +943,31 @@ def _satellites(run: StudyRun, codes: list[str], names: list[str]) -> list[dict]
     return out
 
 
-def _provision(sites: list[_Site], centre, reach_m: float, speed: float, detour: float) -> tuple[list[dict], int | None]:
-    """Treatment services and needle exchanges within walking reach of a ward's centre (the
-    nearest of each kind when none is); returns the rows and how many are within reach
-    (``None`` when the study has no sites at all)."""
-    rows, within = [], 0
+def _sites_by_kind(sites: list[_Site]) -> dict[str, tuple[list[_Site], np.ndarray]]:
+    """The sites of each kind with their points as one array, gathered once for every ward's
+    :func:`_provision`."""
+    out = {}
     for kind in ("treatment", "needle_exchange"):
         of_kind = [s for s in sites if s.kind == kind]
-        if not of_kind:
-            continue
+        if of_kind:
+            out[kind] = (of_kind, np.array([s.point for s in of_kind], dtype=object))
+    return out
+
+
+def _provision(sites: dict[str, tuple[list[_Site], np.ndarray]], centre, reach_m: float, speed: float,
+               detour: float) -> tuple[list[dict], int | None]:
+    """Treatment services and needle exchanges (:func:`_sites_by_kind`) within walking reach of
+    a ward's centre (the nearest of each kind when none is); returns the rows and how many are
+    within reach (``None`` when the study has no sites at all)."""
+    rows, within = [], 0
+    for kind, (of_kind, points) in sites.items():
         # Every site's distance at once; a stable sort keeps the sites' order among equal distances.
-        distance = shapely.distance(np.array([s.point for s in of_kind], dtype=object), centre)
+        distance = shapely.distance(points, centre)
         order = np.argsort(distance, kind="stable")
-        found = [(float(distance[j]), of_kind[j]) for j in order]
-        near = [(d, s) for d, s in found if d <= reach_m][:8]
+        near = order[distance[order] <= reach_m][:8]
         within += len(near)
-        chosen = near or found[:1]
-        for d, s in chosen:
+        for j in (near if len(near) else order[:1]):
+            d, s = float(distance[j]), of_kind[j]
             rows.append({"kind": "Treatment service" if kind == "treatment" else "Needle exchange",
                          "name": s.name, "detail": s.detail, "distance": distance_text(d),
                          "walk": f"{walk_minutes(d, speed, detour):.0f}", "within": d <= reach_m})
