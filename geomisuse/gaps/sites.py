@@ -929,11 +929,13 @@ def _site_rows(wards: gpd.GeoDataFrame, candidates: gpd.GeoDataFrame, solution: 
     site_xy = access.service_xy(candidates.iloc[chosen])
     # A grid point's name says nothing of where it is: without a street or postcode, say where
     # it is from its ward's centre (the centre the briefings measure distances from).
-    centres = shapely.get_coordinates(ward_centres(wards.geometry).to_numpy())
-    fallback = [from_ward_centre(site_xy[[k]], centres[[w]], [str(wards["ward_name"].iloc[w])])[0]
-                if w >= 0 and candidates["source"].iloc[j] == SOURCE_GRID else ""
-                for k, (j, w) in enumerate(zip(chosen, site_ward))]
-    places = describe_places(site_xy, network, postcodes, fallback)
+    grid = np.flatnonzero((site_ward >= 0) & (candidates["source"].iloc[chosen].to_numpy() == SOURCE_GRID))
+    fallback = np.full(len(chosen), "", dtype=object)
+    if len(grid):
+        centres = shapely.get_coordinates(ward_centres(wards.geometry.iloc[site_ward[grid]]).to_numpy())
+        fallback[grid] = from_ward_centre(site_xy[grid], centres,
+                                          wards["ward_name"].iloc[site_ward[grid]].astype(str).tolist())
+    places = describe_places(site_xy, network, postcodes, fallback.tolist())
     rows = []
     cumulative = cumulative_all = 0.0
     for rank, (j, w) in enumerate(zip(chosen, site_ward), start=1):
