@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import os
@@ -52,13 +53,54 @@ def real() -> Path:
 
 DEMO_STUDY = ROOT / "data" / "demo" / "study.toml"
 
+# The demo borough's analysis, shared within a test process. Many tests read the demo's ward
+# table or its finished run; they share one preparation (``prepare``: inputs read and joined,
+# the ward table built) and one run of each list of stages, and each gets a deep copy. The
+# analysis itself is checked by the tests of the stages, and its determinism by
+# tests/test_notebook.py (an independent second run of the whole demo, byte for byte).
+
 
 @functools.lru_cache(maxsize=None)
-def _demo_run(stages: tuple[str, ...]):
+def _demo_study():
+    """The committed demo study, as read from its file (never handed out: compare with it)."""
     from geomisuse.config import load_study
-    from geomisuse.pipeline import analyse
 
-    return analyse(load_study(DEMO_STUDY), stages)[0]
+    return load_study(DEMO_STUDY)
+
+
+_DEMO_PREPARED: list = []
+
+
+def _prepare_sharing_the_demo(prepare):
+    """``prepare`` that prepares the unchanged demo study once (with ``prepare`` itself) and
+    then returns deep copies of that run; any other study is prepared as usual."""
+    def shared(study):
+        if study != _demo_study():
+            return prepare(study)
+        if not _DEMO_PREPARED:
+            _DEMO_PREPARED.append(prepare(study))
+        return copy.deepcopy(_DEMO_PREPARED[0])
+
+    shared.__wrapped__ = prepare
+    return shared
+
+
+@functools.lru_cache(maxsize=None)
+def _demo_analysis(stages: tuple[str, ...], skip_unavailable: bool = False):
+    """``analyse(demo study, stages, skip_unavailable)`` computed once per process: the real
+    ``analyse`` on a copy of the shared preparation. Do not change what it returns."""
+    from geomisuse import pipeline
+
+    if skip_unavailable and not pipeline.unavailable_stages(_demo_analysis(())[0]):
+        # analyse() only acts on skip_unavailable for a stage the data cannot support.
+        return _demo_analysis(stages)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline, "prepare", _prepare_sharing_the_demo(pipeline.prepare))
+        return pipeline.analyse(copy.deepcopy(_demo_study()), stages, skip_unavailable)
+
+
+def _demo_run(stages: tuple[str, ...]):
+    return _demo_analysis(tuple(stages))[0]
 
 
 def demo_run_copy(stages: tuple[str, ...] = ()):
@@ -68,15 +110,51 @@ def demo_run_copy(stages: tuple[str, ...] = ()):
     return copy.deepcopy(_demo_run(tuple(stages)))
 
 
+@contextlib.contextmanager
+def demo_analysis_shared():
+    """While active, the command line analyses the unchanged demo study (same file, same
+    settings, same seed) from :func:`_demo_analysis` (a deep copy each time) instead of again;
+    every other study, and ``--seed``, are analysed as usual. For tests of what a command
+    writes and prints, not of the analysis."""
+    import geomisuse.cli as cli
+    from geomisuse.pipeline import STAGES
+
+    real = cli.analyse
+
+    def analyse(study, stages=STAGES, skip_unavailable=False):
+        if study != _demo_study():
+            return real(study, stages, skip_unavailable)
+        run, summary = _demo_analysis(tuple(stages), skip_unavailable)
+        return copy.deepcopy(run), list(summary)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cli, "analyse", analyse)
+        yield
+
+
+@pytest.fixture
+def shared_demo_analysis():
+    """:func:`demo_analysis_shared` for one test."""
+    with demo_analysis_shared():
+        yield
+
+
 @pytest.fixture(scope="session")
-def demo_out(tmp_path_factory) -> Path:
-    """``geomisuse demo --out OUT --tiles none``, run once per session; returns OUT (read it, do
-    not change it)."""
+def demo_command(tmp_path_factory) -> tuple[str, Path]:
+    """``geomisuse demo --out OUT --tiles none``, run once per session (its analysis shared,
+    :func:`demo_analysis_shared`); returns what it printed and OUT (read it, do not change it)."""
     out = tmp_path_factory.mktemp("demo") / "out"
-    result = run_cli("demo", "--out", str(out), "--tiles", "none")
+    with demo_analysis_shared():
+        result = run_cli("demo", "--out", str(out), "--tiles", "none")
     assert result.returncode == 0, result.stderr
     assert f"map:    {out / 'map.html'}" in result.stdout
-    return out
+    return result.stdout, out
+
+
+@pytest.fixture(scope="session")
+def demo_out(demo_command) -> Path:
+    """The session's ``geomisuse demo --out OUT --tiles none`` folder OUT (read it, do not change it)."""
+    return demo_command[1]
 
 
 @dataclass

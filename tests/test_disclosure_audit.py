@@ -28,9 +28,8 @@ from geomisuse.publish.disclosure import (attacker_bounds, audit_intervals, link
                                           protect_cells, published_text)
 from geomisuse.publish.tables import PublishSettings, published_wards, write_outputs
 
-from conftest import ROOT
+from conftest import ROOT, demo_run_copy
 
-DEMO_STUDY = ROOT / "data" / "demo" / "study.toml"
 MEASURES = ("possession", "trafficking", "drug_offences", "asb")
 
 
@@ -299,7 +298,7 @@ def test_round5_rounds_published_counts_and_hides_one_to_seven():
 
 @pytest.fixture(scope="module")
 def demo_run():
-    return analyse(load_study(DEMO_STUDY))[0]
+    return demo_run_copy(("clusters", "gaps"))
 
 
 def written(run, folder: Path, **options) -> tuple[Path, PublishSettings]:

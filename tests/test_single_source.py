@@ -21,14 +21,12 @@ import pandas as pd
 import pytest
 import shapely
 
-from conftest import ROOT, TINY_CODES, tiny_wards
+from conftest import ROOT, TINY_CODES, demo_run_copy, tiny_wards
 from geomisuse import vocabulary
 from geomisuse.clusters import ClusterSettings, find_clusters
 from geomisuse.clusters.weights import build_neighbours
-from geomisuse.config import load_study
 from geomisuse.gaps import walking
 from geomisuse.layers.ward_join import OUTSIDE, WardLocator
-from geomisuse.pipeline import analyse, prepare
 from geomisuse.publish import text
 from geomisuse.publish.briefings.findings import cluster_words
 from geomisuse.publish.briefings.pages import build_data
@@ -37,7 +35,6 @@ from geomisuse.publish.published import published_wards
 from geomisuse.publish.tables import PublishSettings
 
 PACKAGE = ROOT / "geomisuse"
-DEMO_STUDY = ROOT / "data" / "demo" / "study.toml"
 
 
 # --------------------------------------------------------------------------- the import graph
@@ -233,8 +230,7 @@ def test_figure_wording():
 
 @pytest.fixture(scope="module")
 def demo_analysed():
-    run, _ = analyse(load_study(DEMO_STUDY))
-    return run
+    return demo_run_copy(("clusters", "gaps"))
 
 
 def test_map_briefings_and_reasons_word_distances_by_the_one_rule(demo_analysed):
@@ -293,7 +289,7 @@ def test_briefings_name_the_neighbours_of_the_statistics_weights(demo_analysed):
 
 
 def test_a_run_without_clusters_still_has_queen_neighbours():
-    run = prepare(load_study(DEMO_STUDY))
+    run = demo_run_copy()   # prepare() of the demo study
     assert run.neighbours is None
     assert run.ward_neighbours() == build_neighbours(run.wards, "queen").lists()
 
