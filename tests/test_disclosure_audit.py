@@ -314,8 +314,14 @@ def assert_attacker_recovers_nothing(out: Path, run, settings) -> Attack:
     return attack
 
 
-def test_demo_default_policy_publishes_mps_in_full_and_protects_asb(demo_run, tmp_path):
-    out, settings = written(demo_run, tmp_path / "out")
+def test_demo_default_policy_publishes_mps_in_full_and_protects_asb(demo_run, demo_out):
+    # The session's demo run (geomisuse demo --tiles none: the study's default [publish], all
+    # outputs, briefings too) is what written(demo_run, ...) would write.
+    from geomisuse.publish.state import STATE_FILE, STATE_FOLDER
+
+    out, settings = demo_out, PublishSettings(tiles="none", briefings=True)
+    saved = json.loads((out / STATE_FOLDER / STATE_FILE).read_text(encoding="utf-8"))["settings"]
+    assert saved == settings.model_dump(mode="json")
     wards = pd.read_csv(out / "wards.csv")
     real = demo_run.wards
     for m in ("possession", "trafficking", "drug_offences"):
