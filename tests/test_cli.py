@@ -156,8 +156,8 @@ def test_brief_for_one_ward_leaves_the_other_pages_alone(tmp_path):
     assert other.read_text(encoding="utf-8").endswith("<!-- kept -->")  # not rewritten, not deleted
 
 
-def test_debug_is_accepted_before_or_after_the_command(tmp_path):
-    study = str(ROOT / "data" / "demo" / "study.toml")
+def test_debug_is_accepted_before_or_after_the_command(tiny):
+    study = str(tiny / "study.toml")
     # One real command, then the other positions on --help (the option is parsed before the work).
     for args in (("validate", study, "--debug"), ("--debug", "validate", "--help"), ("validate", "--debug", "--help")):
         result = run_cli(*args)
