@@ -10,11 +10,15 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import geopandas as gpd
 import pytest
-import shapely
-from click.testing import CliRunner
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+# geopandas, shapely and click are imported where they are used: this module is also loaded by
+# the pytest-xdist controller, which runs no test and starts the workers only after loading it.
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "real"
@@ -29,6 +33,9 @@ TINY_NAMES = ["Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot"]
 
 def tiny_wards() -> gpd.GeoDataFrame:
     """The tiny borough's wards as a GeoDataFrame in EPSG:27700 (ONS 2022 column names)."""
+    import geopandas as gpd
+    import shapely
+
     x0, y0 = ORIGIN
     boxes = [shapely.box(x0 + c * 1000, y0 + r * 1000, x0 + (c + 1) * 1000, y0 + (r + 1) * 1000)
              for r in range(2) for c in range(3)]
@@ -174,6 +181,8 @@ def run_cli(*args: str, cwd: Path | None = None) -> CliResult:
     ``python cli.py``: bad input is exit 2 and one line on stderr. Subprocess smoke tests
     (``run_cli_subprocess``) check the console script and ``python cli.py`` themselves.
     """
+    from click.testing import CliRunner
+
     from geomisuse.cli import run_command
 
     runner = CliRunner()

@@ -77,7 +77,11 @@ def imported_modules(name: str, path: Path) -> set[str]:
     return {m for m in found if m in MODULES and m != name}
 
 
-GRAPH = {name: imported_modules(name, path) for name, path in MODULES.items()}
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[str]]:
+    """Every geomisuse module -> the geomisuse modules it imports (read when a test asks, not
+    at collection)."""
+    return {name: imported_modules(name, path) for name, path in MODULES.items()}
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -112,40 +116,40 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def test_the_import_graph_reads_the_package():
+def test_the_import_graph_reads_the_package(graph):
     # The graph is real: it sees top-level, relative, in-function and "from . import x" imports.
-    assert "geomisuse.publish.text" in GRAPH["geomisuse.gaps.reasons"]
-    assert "geomisuse.gaps.walking" in GRAPH["geomisuse.gaps.sites"]          # from . import walking
-    assert "geomisuse.clusters.weights" in GRAPH["geomisuse.pipeline"]        # inside a method
-    assert "geomisuse.pipeline" not in GRAPH["geomisuse.publish.tables"]      # TYPE_CHECKING only
+    assert "geomisuse.publish.text" in graph["geomisuse.gaps.reasons"]
+    assert "geomisuse.gaps.walking" in graph["geomisuse.gaps.sites"]          # from . import walking
+    assert "geomisuse.clusters.weights" in graph["geomisuse.pipeline"]        # inside a method
+    assert "geomisuse.pipeline" not in graph["geomisuse.publish.tables"]      # TYPE_CHECKING only
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-def test_no_import_cycle():
-    assert cycles(GRAPH) == []
+def test_no_import_cycle(graph):
+    assert cycles(graph) == []
 
 
-def test_publishing_imports_no_analysis_stage():
+def test_publishing_imports_no_analysis_stage(graph):
     analysis = ("geomisuse.clusters", "geomisuse.gaps", "geomisuse.pipeline")
-    for name, imported in GRAPH.items():
+    for name, imported in graph.items():
         if name.startswith("geomisuse.publish"):
             bad = sorted(m for m in imported if m.startswith(analysis))
             assert bad == [], f"{name} imports {bad}"
     # Nor through anything it imports, however deep (Python also runs geomisuse/__init__.py
     # first, the notebook API that wires every stage; that is the package's, not publishing's).
-    reached, todo = set(), [m for m in GRAPH if m.startswith("geomisuse.publish")]
+    reached, todo = set(), [m for m in graph if m.startswith("geomisuse.publish")]
     while todo:
         module = todo.pop()
         if module not in reached:
             reached.add(module)
-            todo.extend(GRAPH[module])
+            todo.extend(graph[module])
     assert sorted(m for m in reached if m.startswith(analysis)) == []
     assert "geomisuse.vocabulary" in reached and "geomisuse.layers.base" in reached   # the walk is real
 
 
-def test_the_shared_vocabulary_imports_nothing_of_the_package():
-    assert GRAPH["geomisuse.vocabulary"] == set()
-    assert GRAPH["geomisuse.publish.text"] <= {"geomisuse.vocabulary"}
+def test_the_shared_vocabulary_imports_nothing_of_the_package(graph):
+    assert graph["geomisuse.vocabulary"] == set()
+    assert graph["geomisuse.publish.text"] <= {"geomisuse.vocabulary"}
 
 
 @pytest.mark.slow
