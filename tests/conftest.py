@@ -42,12 +42,17 @@ def tiny_wards() -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame({"WD22CD": TINY_CODES, "WD22NM": TINY_NAMES}, geometry=boxes, crs="EPSG:27700")
 
 
+def write_tiny(folder: Path) -> Path:
+    """The tiny borough's boundary file and a minimal study.toml in ``folder``; returns it."""
+    tiny_wards().to_crs("EPSG:4326").to_file(folder / "wards.geojson", driver="GeoJSON")
+    (folder / "study.toml").write_text('[study]\nname = "Tiny"\n\n[boundaries]\npath = "wards.geojson"\n')
+    return folder
+
+
 @pytest.fixture
 def tiny(tmp_path: Path) -> Path:
     """A folder with the tiny borough's boundary file and a minimal study.toml; returns the folder."""
-    tiny_wards().to_crs("EPSG:4326").to_file(tmp_path / "wards.geojson", driver="GeoJSON")
-    (tmp_path / "study.toml").write_text('[study]\nname = "Tiny"\n\n[boundaries]\npath = "wards.geojson"\n')
-    return tmp_path
+    return write_tiny(tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -192,6 +192,7 @@ def test_not_a_geodata_file(tiny):
 # The contract (README, "Bad input"): one test per clause and input class.
 # ---------------------------------------------------------------------------------------------
 
+import copy
 import csv
 import io
 import json
@@ -201,7 +202,7 @@ import os
 import pandas as pd
 import pytest
 
-from conftest import ROOT, TINY_CODES
+from conftest import ROOT, TINY_CODES, write_tiny
 from geomisuse.config import load_study
 from geomisuse.errors import InputError
 from geomisuse.layers.base import (MOSTLY_REJECTED_SHARE, PLACEMENT_MARGIN_M, decode_text, number_problems,
@@ -276,11 +277,18 @@ def test_out_folder_empty_ours_and_mixed(tmp_path):
         check_out_folder(a_file)
 
 
+@pytest.fixture(scope="module")
+def _tiny_run_once(tmp_path_factory):
+    folder = write_tiny(tmp_path_factory.mktemp("tiny-run"))
+    tiny_police(folder)
+    return prepare(load_study(folder / "study.toml"))
+
+
 @pytest.fixture
-def tiny_run(tiny):
-    """A prepared tiny study (no statistics), for writing outputs in-process."""
-    tiny_police(tiny)
-    return prepare(load_study(tiny / "study.toml"))
+def tiny_run(_tiny_run_once):
+    """A prepared tiny study (no statistics), for writing outputs in-process (a copy of one
+    preparation per module: the tests here write it, they do not change its inputs)."""
+    return copy.deepcopy(_tiny_run_once)
 
 
 def test_run_into_empty_folder_keeps_the_folder_and_marks_it(tiny_run, tmp_path):
