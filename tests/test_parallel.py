@@ -1,0 +1,80 @@
+"""Work spread over forked workers (geomisuse.parallel) gives what one process gives."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import demo_run_copy
+from geomisuse import parallel
+from geomisuse.config import PublishSettings
+from geomisuse.publish.briefings.pages import write_briefings
+from geomisuse.publish.published import published_wards
+
+needs_fork = pytest.mark.skipif("fork" not in __import__("multiprocessing").get_all_start_methods(),
+                                reason="no fork on this platform")
+
+
+@needs_fork
+def test_results_come_back_in_order_from_other_processes():
+    here = os.getpid()
+    offset = 1000  # a closure: the workers inherit it, nothing is pickled on the way in
+    results = parallel.fork_map(lambda k: (k + offset, os.getpid()), range(100), workers=2, min_items=1)
+    assert [value for value, _ in results] == list(range(1000, 1100))
+    assert here not in {pid for _, pid in results}  # (which worker takes which run is the pool's choice)
+
+
+def test_few_items_or_one_worker_run_here():
+    here = os.getpid()
+    assert parallel.fork_map(lambda k: os.getpid(), range(5), workers=2, min_items=10) == [here] * 5
+    assert parallel.fork_map(lambda k: os.getpid(), range(100), workers=1, min_items=1) == [here] * 100
+    assert parallel.fork_map(lambda k: k, [], workers=2, min_items=0) == []
+
+
+@needs_fork
+def test_an_error_in_a_worker_is_raised_here():
+    def fail_at_7(k):
+        if k == 7:
+            raise ValueError("item 7 is bad")
+        return k
+
+    with pytest.raises(ValueError, match="item 7 is bad"):
+        parallel.fork_map(fail_at_7, range(20), workers=2, min_items=1)
+
+
+@needs_fork
+def test_nested_work_in_a_worker_runs_in_that_worker():
+    results = parallel.fork_map(lambda k: parallel.fork_map(lambda j: (j, os.getpid()), range(3), workers=2,
+                                                            min_items=1),
+                                range(4), workers=2, min_items=1)
+    for inner in results:
+        assert [j for j, _ in inner] == [0, 1, 2]
+        assert len({pid for _, pid in inner}) == 1  # ran where it was asked, not in a new pool
+
+
+def _pages(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@needs_fork
+def test_briefings_drawn_by_two_workers_are_the_pages_one_process_draws(tmp_path, monkeypatch):
+    """The demo's wards split into four boroughs, so that the borough overviews, the ward
+    pages and their drawings all go to workers; every page is the same byte for byte."""
+    run = demo_run_copy(("clusters", "gaps"))
+    run.wards["borough_name"] = [f"Part {k % 4 + 1}" for k in range(len(run.wards))]
+    settings = PublishSettings()
+    published = published_wards(run, settings)
+    serial = write_briefings(run, published, tmp_path / "one", settings, workers=1)
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 1)
+    pools = []
+    get_context = parallel.multiprocessing.get_context
+    monkeypatch.setattr(parallel.multiprocessing, "get_context", lambda method: pools.append(method) or get_context(method))
+    forked = write_briefings(run, published, tmp_path / "two", settings, workers=2)
+    assert pools == ["fork"] * 3  # the ward drawings, the borough overviews and the ward pages
+    assert [p.name for p in serial] == [p.name for p in forked]
+    assert len([p for p in serial if p.name.startswith("borough-")]) == 4
+    one, two = _pages(tmp_path / "one"), _pages(tmp_path / "two")
+    assert one == two
+    assert any('<svg class="map"' in page.decode() for page in two.values())
