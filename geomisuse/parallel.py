@@ -3,9 +3,10 @@
 Publishing a London study draws 657 ward pages and 33 borough overviews, each a pure function
 of the run's results. :func:`fork_map` hands them to worker processes forked from this one, so
 the workers start in milliseconds with the run already in memory (nothing is pickled on the way
-in) and only each piece's result comes back. Where ``fork`` is not available (Windows, macOS'
-default), on one core, or for a few items, the work runs here, in order; the results are the
-same either way.
+in) and only each piece's result comes back. :func:`start` does one piece of work in a worker
+while this process goes on (the wards' contiguity while the crime layers load). Where ``fork``
+is not available (Windows, macOS' default), on one core, or for a few items, the work runs
+here; the results are the same either way.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import gc
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -86,3 +87,67 @@ def _run(bounds: tuple[int, int]) -> list:
     function, items = _WORK
     start, stop = bounds
     return [function(items[k]) for k in range(start, stop)]
+
+
+class Pending(Generic[R]):
+    """A result being worked out in a forked process while this one goes on (:func:`start`).
+
+    Without ``fork``, on one core, or inside a worker, nothing runs until :meth:`result`
+    asks, and then it runs here.
+    """
+
+    def __init__(self, function: Callable[[], R]) -> None:
+        self._function = function
+        self._outcome: tuple[bool, object] | None = None
+        self._process = None
+        self._receiver = None
+        if cores() > 1 and not _IN_WORKER and "fork" in multiprocessing.get_all_start_methods():
+            context = multiprocessing.get_context("fork")
+            self._receiver, sender = context.Pipe(duplex=False)
+            # A daemon: a run that stops early (bad input) does not wait for it.
+            self._process = context.Process(target=_deliver, args=(function, sender), daemon=True)
+            self._process.start()
+            sender.close()
+
+    def result(self) -> R:
+        """The function's result (waiting for the worker if it is still at it); an exception
+        it raised is raised here."""
+        if self._outcome is None:
+            if self._process is not None:
+                try:
+                    self._outcome = self._receiver.recv()
+                except EOFError:  # the worker died without an answer: work it out here
+                    self._outcome = _outcome_of(self._function)
+                self._process.join()
+                self._receiver.close()
+            else:
+                self._outcome = _outcome_of(self._function)
+        ok, value = self._outcome
+        if not ok:
+            raise value
+        return value
+
+
+def start(function: Callable[[], R]) -> Pending[R]:
+    """Begin ``function()`` in a forked worker process; ask for it with ``.result()``.
+
+    For work whose inputs are ready before this process needs its result (the wards'
+    contiguity, while the crime layers are still being read). ``function`` must not change
+    this process's state; its result must pickle.
+    """
+    return Pending(function)
+
+
+def _outcome_of(function: Callable[[], R]) -> tuple[bool, object]:
+    try:
+        return True, function()
+    except Exception as error:
+        return False, error
+
+
+def _deliver(function: Callable[[], R], sender) -> None:
+    """In the worker: send ``function()``'s outcome back."""
+    global _IN_WORKER
+    _IN_WORKER = True
+    sender.send(_outcome_of(function))
+    sender.close()

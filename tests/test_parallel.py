@@ -78,3 +78,39 @@ def test_briefings_drawn_by_two_workers_are_the_pages_one_process_draws(tmp_path
     one, two = _pages(tmp_path / "one"), _pages(tmp_path / "two")
     assert one == two
     assert any('<svg class="map"' in page.decode() for page in two.values())
+
+
+@needs_fork
+def test_started_value_and_error_come_back():
+    assert parallel.start(lambda: os.getpid()).result() != os.getpid()
+
+    def fail():
+        raise ValueError("no answer")
+
+    pending = parallel.start(fail)
+    with pytest.raises(ValueError, match="no answer"):
+        pending.result()
+
+
+def test_queen_contiguity_started_early_is_the_contiguity_of_any_part(real, monkeypatch):
+    """The contiguity begun while the layers load (for every ward of the boundary file)
+    gives each later part of the wards exactly what libpysal gives that part alone."""
+    import geopandas as gpd
+    import numpy as np
+
+    from geomisuse.clusters import weights
+
+    wards = gpd.read_file(real / "boundaries" / "ons_wards2022_london_bsc_simplified.gpkg").to_crs(27700)
+    monkeypatch.setattr(weights, "_STARTED", [])
+    weights.start_queen_adjacency(wards.geometry)
+    rng = np.random.default_rng(5)
+    part = wards.iloc[rng.permutation(len(wards))[:300]]  # shuffled: the order is the part's own
+    direct = weights._queen_of(part.geometry)
+    started = weights.queen_adjacency(part.geometry)
+    assert started.shape == direct.shape == (300, 300) and direct.nnz > 600
+    assert (started != direct).nnz == 0
+    assert started.has_sorted_indices and started.diagonal().sum() == 0
+    # Wards the started contiguity does not hold are worked out directly.
+    moved = part.geometry.translate(1.0, 0.0)
+    assert weights._started_part(moved) is None
+    assert (weights.queen_adjacency(moved) != weights._queen_of(moved)).nnz == 0
