@@ -8,6 +8,7 @@ suppressed (:mod:`geomisuse.disclosure`) unless the run is explicitly ``unsuppre
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..parallel import start
 from ..version import __version__
 from .disclosure import STATISTIC_SUFFIXES
 from .exports import csv_table, gpkg_table
@@ -289,6 +291,8 @@ def _write_all(run: StudyRun, folder: Path, settings: PublishSettings) -> list[s
 
     names: list[str] = []
     wards = published_wards(run, settings)
+    # The map is drawn in a worker process while the tables and briefings are written here.
+    map_written = start(functools.partial(write_map, run, wards, folder / "map.html", settings))
     gpkg_table(wards).to_file(folder / "wards.gpkg", layer="wards", driver="GPKG")
     write_csv(csv_table(wards), folder / "wards.csv")
     write_csv(published_monthly(run, settings), folder / "wards_monthly.csv")
@@ -311,14 +315,14 @@ def _write_all(run: StudyRun, folder: Path, settings: PublishSettings) -> list[s
         names.append("satellite_coverage.csv")
     write_csv(unmatched_rows(run), folder / "unmatched.csv")
     names.append("unmatched.csv")
-    # Before the map and briefings, so that it is what they are made from. Not listed in the
-    # manifest's outputs: an internal folder holding unprotected counts, never published.
+    # What the map and briefings are made from. Not listed in the manifest's outputs: an
+    # internal folder holding unprotected counts, never published.
     write_state(run, folder, settings)
-    write_map(run, wards, folder / "map.html", settings)
     names.append("map.html")
     if settings.briefings:
         files = write_briefings(run, wards, folder / "briefings", settings, map_link=True)
         names += [str(p.relative_to(folder)) for p in files]
+    map_written.result()
     names.append("manifest.json")
     (folder / "manifest.json").write_text(json.dumps(manifest(run, settings, names), indent=2, default=_json_default)
                                           + "\n", encoding="utf-8")
