@@ -17,6 +17,8 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
+from .errors import InputError
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -29,8 +31,25 @@ _WORK: tuple[Callable, Sequence] | None = None
 _IN_WORKER = False
 
 
+#: Environment variable that sets the number of worker processes (1: work in one process).
+WORKERS_VARIABLE = "GEOMISUSE_WORKERS"
+
+
 def cores() -> int:
-    """Cores this process may run on (its CPU affinity, not the machine's count)."""
+    """Worker processes to use: ``GEOMISUSE_WORKERS`` when set (on a shared server), else the
+    cores this process may run on (its CPU affinity, not the machine's count).
+
+    Raises
+    ------
+    InputError
+        ``GEOMISUSE_WORKERS`` is not a whole number of 1 or more.
+    """
+    text = os.environ.get(WORKERS_VARIABLE, "").strip()
+    if text:
+        if not text.isdigit() or int(text) < 1:
+            raise InputError(f"{WORKERS_VARIABLE}={text!r} must be a whole number of worker processes, 1 or more "
+                             "(1 works in one process)")
+        return int(text)
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

@@ -10,6 +10,7 @@ import pytest
 from conftest import demo_run_copy
 from geomisuse import parallel
 from geomisuse.config import PublishSettings
+from geomisuse.errors import InputError
 from geomisuse.publish.briefings.pages import write_briefings
 from geomisuse.publish.published import published_wards
 
@@ -114,3 +115,27 @@ def test_queen_contiguity_started_early_is_the_contiguity_of_any_part(real, monk
     moved = part.geometry.translate(1.0, 0.0)
     assert weights._started_part(moved) is None
     assert (weights.queen_adjacency(moved) != weights._queen_of(moved)).nnz == 0
+
+
+def test_workers_from_the_environment(monkeypatch):
+    monkeypatch.setenv(parallel.WORKERS_VARIABLE, "1")
+    assert parallel.cores() == 1
+    here = os.getpid()
+    assert parallel.fork_map(lambda k: os.getpid(), range(100), min_items=1) == [here] * 100
+    assert parallel.start(os.getpid).result() == here
+    monkeypatch.setenv(parallel.WORKERS_VARIABLE, "3")
+    assert parallel.cores() == 3
+    for bad in ("0", "two", "-1", "1.5"):
+        monkeypatch.setenv(parallel.WORKERS_VARIABLE, bad)
+        with pytest.raises(InputError, match="GEOMISUSE_WORKERS"):
+            parallel.cores()
+
+
+def test_bad_workers_variable_is_exit_2_and_one_line(monkeypatch, tmp_path):
+    from conftest import run_cli
+
+    monkeypatch.setenv(parallel.WORKERS_VARIABLE, "many")
+    result = run_cli("demo", "--out", str(tmp_path / "out"), "--tiles", "none")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "GEOMISUSE_WORKERS='many'" in result.stderr
+    assert not (tmp_path / "out" / "map.html").exists()
