@@ -287,12 +287,14 @@ def _swap_in(new: Path, target: Path) -> None:
 
 def _write_all(run: StudyRun, folder: Path, settings: PublishSettings) -> list[str]:
     from .briefings.pages import write_briefings
-    from .maps.page import write_map
+    from .maps.page import write_map  # noqa: F401  (imported here, before the worker is forked)
 
     names: list[str] = []
     wards = published_wards(run, settings)
-    # The map is drawn in a worker process while the tables and briefings are written here.
-    map_written = start(functools.partial(write_map, run, wards, folder / "map.html", settings))
+    # A worker process saves the run's state (what the map and briefings are made from; not
+    # listed in the manifest's outputs: an internal folder holding unprotected counts, never
+    # published) and draws the map, while the tables and briefings are written here.
+    saved_and_mapped = start(functools.partial(_save_and_map, run, wards, folder, settings))
     gpkg_table(wards).to_file(folder / "wards.gpkg", layer="wards", driver="GPKG")
     write_csv(csv_table(wards), folder / "wards.csv")
     write_csv(published_monthly(run, settings), folder / "wards_monthly.csv")
@@ -315,18 +317,22 @@ def _write_all(run: StudyRun, folder: Path, settings: PublishSettings) -> list[s
         names.append("satellite_coverage.csv")
     write_csv(unmatched_rows(run), folder / "unmatched.csv")
     names.append("unmatched.csv")
-    # What the map and briefings are made from. Not listed in the manifest's outputs: an
-    # internal folder holding unprotected counts, never published.
-    write_state(run, folder, settings)
     names.append("map.html")
     if settings.briefings:
         files = write_briefings(run, wards, folder / "briefings", settings, map_link=True)
         names += [str(p.relative_to(folder)) for p in files]
-    map_written.result()
+    saved_and_mapped.result()
     names.append("manifest.json")
     (folder / "manifest.json").write_text(json.dumps(manifest(run, settings, names), indent=2, default=_json_default)
                                           + "\n", encoding="utf-8")
     return names
+
+
+def _save_and_map(run: StudyRun, published: pd.DataFrame, folder: Path, settings: PublishSettings) -> None:
+    from .maps.page import write_map
+
+    write_state(run, folder, settings)
+    write_map(run, published, folder / "map.html", settings)
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
