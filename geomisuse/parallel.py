@@ -147,6 +147,16 @@ class Pending(Generic[R]):
         return value
 
 
+    def cancel(self) -> None:
+        """Stop the worker if its result has not been asked for (it would otherwise wait,
+        holding its answer, until this process ends)."""
+        if self._outcome is None and self._process is not None:
+            self._process.terminate()
+            self._process.join()
+            self._receiver.close()
+            self._process = None
+
+
 def start(function: Callable[[], R]) -> Pending[R]:
     """Begin ``function()`` in a forked worker process; ask for it with ``.result()``.
 

@@ -93,6 +93,17 @@ def test_started_value_and_error_come_back():
         pending.result()
 
 
+@needs_fork
+def test_a_cancelled_worker_is_stopped_and_its_work_done_here_if_asked():
+    import time
+
+    pending = parallel.start(lambda: (time.sleep(60) if parallel._IN_WORKER else None) or os.getpid())
+    process = pending._process
+    pending.cancel()
+    assert not process.is_alive()
+    assert pending.result() == os.getpid()  # asked after all: worked out here
+
+
 def test_queen_contiguity_started_early_is_the_contiguity_of_any_part(real, monkeypatch):
     """The contiguity begun while the layers load (for every ward of the boundary file)
     gives each later part of the wards exactly what libpysal gives that part alone."""

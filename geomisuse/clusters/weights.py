@@ -279,6 +279,8 @@ def start_queen_adjacency(geoms: gpd.GeoSeries) -> None:
     if len(set(keys)) < len(keys):  # a ward drawn twice: positions would be ambiguous
         return
     frozen = geoms.reset_index(drop=True).copy()
+    for _, earlier in _STARTED:  # one study at a time (a notebook loading study after study)
+        earlier.cancel()
     _STARTED[:] = [({key: k for k, key in enumerate(keys)}, start(lambda: _queen_of(frozen)))]
 
 
