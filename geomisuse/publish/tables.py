@@ -287,7 +287,6 @@ def _swap_in(new: Path, target: Path) -> None:
 
 def _write_all(run: StudyRun, folder: Path, settings: PublishSettings) -> list[str]:
     from .briefings.pages import write_briefings
-    from .maps.page import write_map  # noqa: F401  (imported here, before the worker is forked)
 
     names: list[str] = []
     wards = published_wards(run, settings)
