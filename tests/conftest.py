@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import os
@@ -9,11 +10,15 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import geopandas as gpd
 import pytest
-import shapely
-from click.testing import CliRunner
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+# geopandas, shapely and click are imported where they are used: this module is also loaded by
+# the pytest-xdist controller, which runs no test and starts the workers only after loading it.
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "real"
@@ -28,18 +33,46 @@ TINY_NAMES = ["Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot"]
 
 def tiny_wards() -> gpd.GeoDataFrame:
     """The tiny borough's wards as a GeoDataFrame in EPSG:27700 (ONS 2022 column names)."""
+    import geopandas as gpd
+    import shapely
+
     x0, y0 = ORIGIN
     boxes = [shapely.box(x0 + c * 1000, y0 + r * 1000, x0 + (c + 1) * 1000, y0 + (r + 1) * 1000)
              for r in range(2) for c in range(3)]
     return gpd.GeoDataFrame({"WD22CD": TINY_CODES, "WD22NM": TINY_NAMES}, geometry=boxes, crs="EPSG:27700")
 
 
+#: Test modules, slowest first. pytest-xdist hands out whole modules in collection order
+#: (``--dist loadfile --no-loadscope-reorder`` in pyproject.toml), so the two workers start on
+#: the long ones and finish together on short ones. First the modules with long slow tests
+#: (the whole suite, CI: disclosure_audit ~170 s, single_source ~130 s, london ~60 s, the
+#: browser pages and the hypothesis property ~40 s each), then by their time in the quick suite
+#: (bad_input 11 s, dask_engine 10 s, cli, yearly, briefings 6-7 s, ...; 2 December 2026).
+#: Modules not listed (each under 2 s) keep their collection order after these; the order of
+#: tests within a module is kept.
+SLOWEST_FIRST = ("test_disclosure_audit", "test_single_source", "test_london", "test_reading_browser",
+                 "test_bad_input_property", "test_briefings_browser", "test_dask_engine", "test_bad_input",
+                 "test_cli", "test_network", "test_scale", "test_map_browser", "test_yearly", "test_briefings",
+                 "test_clusters", "test_real_data", "test_republish", "test_map", "test_notebook", "test_layers",
+                 "test_police_uk_fast", "test_demo_files", "test_gaps", "test_reading", "test_emerging")
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    rank = {name: k for k, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))   # a stable sort
+
+
+def write_tiny(folder: Path) -> Path:
+    """The tiny borough's boundary file and a minimal study.toml in ``folder``; returns it."""
+    tiny_wards().to_crs("EPSG:4326").to_file(folder / "wards.geojson", driver="GeoJSON")
+    (folder / "study.toml").write_text('[study]\nname = "Tiny"\n\n[boundaries]\npath = "wards.geojson"\n')
+    return folder
+
+
 @pytest.fixture
 def tiny(tmp_path: Path) -> Path:
     """A folder with the tiny borough's boundary file and a minimal study.toml; returns the folder."""
-    tiny_wards().to_crs("EPSG:4326").to_file(tmp_path / "wards.geojson", driver="GeoJSON")
-    (tmp_path / "study.toml").write_text('[study]\nname = "Tiny"\n\n[boundaries]\npath = "wards.geojson"\n')
-    return tmp_path
+    return write_tiny(tmp_path)
 
 
 @pytest.fixture(scope="session")
@@ -52,13 +85,54 @@ def real() -> Path:
 
 DEMO_STUDY = ROOT / "data" / "demo" / "study.toml"
 
+# The demo borough's analysis, shared within a test process. Many tests read the demo's ward
+# table or its finished run; they share one preparation (``prepare``: inputs read and joined,
+# the ward table built) and one run of each list of stages, and each gets a deep copy. The
+# analysis itself is checked by the tests of the stages, and its determinism by
+# tests/test_notebook.py (an independent second run of the whole demo, byte for byte).
+
 
 @functools.lru_cache(maxsize=None)
-def _demo_run(stages: tuple[str, ...]):
+def _demo_study():
+    """The committed demo study, as read from its file (never handed out: compare with it)."""
     from geomisuse.config import load_study
-    from geomisuse.pipeline import analyse
 
-    return analyse(load_study(DEMO_STUDY), stages)[0]
+    return load_study(DEMO_STUDY)
+
+
+_DEMO_PREPARED: list = []
+
+
+def _prepare_sharing_the_demo(prepare):
+    """``prepare`` that prepares the unchanged demo study once (with ``prepare`` itself) and
+    then returns deep copies of that run; any other study is prepared as usual."""
+    def shared(study):
+        if study != _demo_study():
+            return prepare(study)
+        if not _DEMO_PREPARED:
+            _DEMO_PREPARED.append(prepare(study))
+        return copy.deepcopy(_DEMO_PREPARED[0])
+
+    shared.__wrapped__ = prepare
+    return shared
+
+
+@functools.lru_cache(maxsize=None)
+def _demo_analysis(stages: tuple[str, ...], skip_unavailable: bool = False):
+    """``analyse(demo study, stages, skip_unavailable)`` computed once per process: the real
+    ``analyse`` on a copy of the shared preparation. Do not change what it returns."""
+    from geomisuse import pipeline
+
+    if skip_unavailable and not pipeline.unavailable_stages(_demo_analysis(())[0]):
+        # analyse() only acts on skip_unavailable for a stage the data cannot support.
+        return _demo_analysis(stages)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline, "prepare", _prepare_sharing_the_demo(pipeline.prepare))
+        return pipeline.analyse(copy.deepcopy(_demo_study()), stages, skip_unavailable)
+
+
+def _demo_run(stages: tuple[str, ...]):
+    return _demo_analysis(tuple(stages))[0]
 
 
 def demo_run_copy(stages: tuple[str, ...] = ()):
@@ -68,15 +142,51 @@ def demo_run_copy(stages: tuple[str, ...] = ()):
     return copy.deepcopy(_demo_run(tuple(stages)))
 
 
+@contextlib.contextmanager
+def demo_analysis_shared():
+    """While active, the command line analyses the unchanged demo study (same file, same
+    settings, same seed) from :func:`_demo_analysis` (a deep copy each time) instead of again;
+    every other study, and ``--seed``, are analysed as usual. For tests of what a command
+    writes and prints, not of the analysis."""
+    import geomisuse.cli as cli
+    from geomisuse.pipeline import STAGES
+
+    real = cli.analyse
+
+    def analyse(study, stages=STAGES, skip_unavailable=False):
+        if study != _demo_study():
+            return real(study, stages, skip_unavailable)
+        run, summary = _demo_analysis(tuple(stages), skip_unavailable)
+        return copy.deepcopy(run), list(summary)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cli, "analyse", analyse)
+        yield
+
+
+@pytest.fixture
+def shared_demo_analysis():
+    """:func:`demo_analysis_shared` for one test."""
+    with demo_analysis_shared():
+        yield
+
+
 @pytest.fixture(scope="session")
-def demo_out(tmp_path_factory) -> Path:
-    """``geomisuse demo --out OUT --tiles none``, run once per session; returns OUT (read it, do
-    not change it)."""
+def demo_command(tmp_path_factory) -> tuple[str, Path]:
+    """``geomisuse demo --out OUT --tiles none``, run once per session (its analysis shared,
+    :func:`demo_analysis_shared`); returns what it printed and OUT (read it, do not change it)."""
     out = tmp_path_factory.mktemp("demo") / "out"
-    result = run_cli("demo", "--out", str(out), "--tiles", "none")
+    with demo_analysis_shared():
+        result = run_cli("demo", "--out", str(out), "--tiles", "none")
     assert result.returncode == 0, result.stderr
     assert f"map:    {out / 'map.html'}" in result.stdout
-    return out
+    return result.stdout, out
+
+
+@pytest.fixture(scope="session")
+def demo_out(demo_command) -> Path:
+    """The session's ``geomisuse demo --out OUT --tiles none`` folder OUT (read it, do not change it)."""
+    return demo_command[1]
 
 
 @dataclass
@@ -96,6 +206,8 @@ def run_cli(*args: str, cwd: Path | None = None) -> CliResult:
     ``python cli.py``: bad input is exit 2 and one line on stderr. Subprocess smoke tests
     (``run_cli_subprocess``) check the console script and ``python cli.py`` themselves.
     """
+    from click.testing import CliRunner
+
     from geomisuse.cli import run_command
 
     runner = CliRunner()

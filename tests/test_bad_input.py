@@ -192,6 +192,7 @@ def test_not_a_geodata_file(tiny):
 # The contract (README, "Bad input"): one test per clause and input class.
 # ---------------------------------------------------------------------------------------------
 
+import copy
 import csv
 import io
 import json
@@ -201,7 +202,7 @@ import os
 import pandas as pd
 import pytest
 
-from conftest import ROOT, TINY_CODES
+from conftest import ROOT, TINY_CODES, write_tiny
 from geomisuse.config import load_study
 from geomisuse.errors import InputError
 from geomisuse.layers.base import (MOSTLY_REJECTED_SHARE, PLACEMENT_MARGIN_M, decode_text, number_problems,
@@ -276,11 +277,18 @@ def test_out_folder_empty_ours_and_mixed(tmp_path):
         check_out_folder(a_file)
 
 
+@pytest.fixture(scope="module")
+def _tiny_run_once(tmp_path_factory):
+    folder = write_tiny(tmp_path_factory.mktemp("tiny-run"))
+    tiny_police(folder)
+    return prepare(load_study(folder / "study.toml"))
+
+
 @pytest.fixture
-def tiny_run(tiny):
-    """A prepared tiny study (no statistics), for writing outputs in-process."""
-    tiny_police(tiny)
-    return prepare(load_study(tiny / "study.toml"))
+def tiny_run(_tiny_run_once):
+    """A prepared tiny study (no statistics), for writing outputs in-process (a copy of one
+    preparation per module: the tests here write it, they do not change its inputs)."""
+    return copy.deepcopy(_tiny_run_once)
 
 
 def test_run_into_empty_folder_keeps_the_folder_and_marks_it(tiny_run, tmp_path):
@@ -365,14 +373,24 @@ def test_wards_without_a_rate_run_through_every_stage_as_no_data(tiny):
 
 
 def test_wards_without_a_rate_are_left_out_of_cluster_statistics_by_name(tmp_path):
+    # The demo's wards, residents and MPS counts (drug possession), two wards' residents missing.
     study = tmp_path / "demo"
-    _copy_demo(study)
-    lines = (study / "population.csv").read_text().splitlines()
+    study.mkdir()
+    lines = (ROOT / "data" / "demo" / "population.csv").read_text().splitlines()
     lines[2] = lines[2].rsplit(",", 1)[0] + ","         # Marram Fields: blank
     lines[3] = lines[3].rsplit(",", 1)[0] + ",0"        # Lanternhill: zero
     (study / "population.csv").write_text("\n".join(lines) + "\n")
-    with open(study / "study.toml", "a") as file:   # the statistics' outputs only
-        file.write("\n[publish]\nbriefings = false\n")
+    (study / "study.toml").write_text(f"""[study]
+name = "Demo wards, two without residents"
+[boundaries]
+path = "{ROOT / 'boundaries' / 'northmere_wards.geojson'}"
+[layers.population]
+path = "population.csv"
+[layers.mps_ward]
+path = "{ROOT / 'data' / 'demo' / 'mps_ward_level_crime.csv'}"
+[publish]
+briefings = false
+""")                                                # the statistics' outputs only
     out = tmp_path / "out"
     result = run_cli("clusters", str(study / "study.toml"), "--out", str(out), "--tiles", "none")
     assert result.returncode == 0, result.stderr
@@ -381,15 +399,6 @@ def test_wards_without_a_rate_are_left_out_of_cluster_statistics_by_name(tmp_pat
     wards = pd.read_csv(out / "wards.csv").set_index("ward_code")
     assert wards.loc[["E05999002", "E05999003"], "possession_lisa_label"].isna().all()
     assert wards.drop(index=["E05999002", "E05999003"])["possession_lisa_label"].notna().all()
-
-
-def _copy_demo(folder: Path) -> None:
-    """The demo study in ``folder``, its boundary path made absolute."""
-    import shutil
-
-    shutil.copytree(ROOT / "data" / "demo", folder)
-    text = (folder / "study.toml").read_text().replace("../../boundaries", str(ROOT / "boundaries"))
-    (folder / "study.toml").write_text(text)
 
 
 def test_number_problems_name_each_reason():

@@ -269,11 +269,18 @@ def test_every_link_resolves(written):
 
 def check_links(folder: Path, paths: list[Path]) -> int:
     count = 0
+    ids_of: dict[Path, set[str]] = {}   # each page's ids, parsed once
+
+    def ids_in(path: Path, page: BeautifulSoup | None = None) -> set[str]:
+        if path not in ids_of:
+            ids_of[path] = {t["id"] for t in (page or soup(path)).find_all(id=True)}
+        return ids_of[path]
+
     for path in paths:
         if path.suffix != ".html":
             continue
         page = soup(path)
-        ids = {tag["id"] for tag in page.find_all(id=True)}
+        ids = ids_in(path.resolve(), page)
         for tag in page.find_all(["a", "link", "script", "img"]):
             target = tag.get("href") or tag.get("src")
             if not target:
@@ -285,8 +292,7 @@ def check_links(folder: Path, paths: list[Path]) -> int:
                 resolved = (path.parent / unquote(parts.path)).resolve()
                 assert resolved.is_file(), f"{path.name}: broken link {target}"
                 if parts.fragment and resolved.suffix == ".html" and not parts.fragment.startswith("ward="):
-                    other = {t["id"] for t in soup(resolved).find_all(id=True)}
-                    assert parts.fragment in other, f"{path.name}: missing anchor {target}"
+                    assert parts.fragment in ids_in(resolved), f"{path.name}: missing anchor {target}"
             elif parts.fragment:
                 assert parts.fragment in ids, f"{path.name}: missing anchor {target}"
     assert count > 0
@@ -350,10 +356,12 @@ def test_half_period_changes_cannot_reveal_a_suppressed_month(planted):
     """Without an earlier period, halves are compared: MPS halves in full, ASB halves protected
     together with the months and totals (the LP attack on them is in test_disclosure_audit.py)."""
     settings = PublishSettings()
-    assert build_data(planted, published_wards(planted, settings), settings)["comparisons"]["possession"]["mode"] == "previous"
+    # The comparisons are the same with or without the ward pages' drawings (overview_only).
+    assert build_data(planted, published_wards(planted, settings), settings,
+                      overview_only=True)["comparisons"]["possession"]["mode"] == "previous"
     planted = without_previous_period(planted)
     published = published_wards(planted, settings)
-    data = build_data(planted, published, settings)
+    data = build_data(planted, published, settings, overview_only=True)
     months = planted.months
     first, second = months[:6], months[6:]
     exact = 0
@@ -387,7 +395,9 @@ def test_ranks_use_published_rates_only(written, planted):
 def test_pages_without_cluster_or_gap_results(tmp_path):
     run = demo_run(planted=False)
     settings = PublishSettings()
-    paths = write_briefings(run, published_wards(run, settings), tmp_path / "b", settings)
+    code = str(run.wards["ward_code"].iloc[0])
+    paths = write_briefings(run, published_wards(run, settings), tmp_path / "b", settings, wards=[code])
+    assert [p.name for p in paths] == ["index.html", f"{code}.html"]
     index = paths[0].read_text(encoding="utf-8")
     assert "Cluster statistics were not run" in index and "gap analysis was not run" in index
     assert "gap analysis was not run" in paths[1].read_text(encoding="utf-8")

@@ -128,6 +128,7 @@ def test_python_m_geomisuse_prints_the_version():
     assert result.stdout == "geomisuse, version 0.1.0\n"
 
 
+@pytest.mark.usefixtures("shared_demo_analysis")
 def test_brief_for_one_ward_by_name(tmp_path):
     result = run_cli("brief", str(ROOT / "data" / "demo" / "study.toml"), "--ward", "saltmarsh",
                      "--out", str(tmp_path / "out"))
@@ -139,6 +140,7 @@ def test_brief_for_one_ward_by_name(tmp_path):
     assert result.returncode == 2 and "no ward 'Nowhere Green'" in result.stderr
 
 
+@pytest.mark.usefixtures("shared_demo_analysis")
 def test_brief_for_one_ward_leaves_the_other_pages_alone(tmp_path):
     study = str(ROOT / "data" / "demo" / "study.toml")
     out = tmp_path / "out"
@@ -154,8 +156,8 @@ def test_brief_for_one_ward_leaves_the_other_pages_alone(tmp_path):
     assert other.read_text(encoding="utf-8").endswith("<!-- kept -->")  # not rewritten, not deleted
 
 
-def test_debug_is_accepted_before_or_after_the_command(tmp_path):
-    study = str(ROOT / "data" / "demo" / "study.toml")
+def test_debug_is_accepted_before_or_after_the_command(tiny):
+    study = str(tiny / "study.toml")
     # One real command, then the other positions on --help (the option is parsed before the work).
     for args in (("validate", study, "--debug"), ("--debug", "validate", "--help"), ("validate", "--debug", "--help")):
         result = run_cli(*args)
@@ -195,6 +197,7 @@ def test_readme_demo_command_runs_the_installed_console_script(tmp_path):
     assert "map:" in result.stdout and "tables:" in result.stdout
 
 
+@pytest.mark.usefixtures("shared_demo_analysis")
 def test_clusters_and_gaps_commands_print_the_planted_findings():
     from geomisuse.demo import borough as demo
 
@@ -210,6 +213,7 @@ def test_clusters_and_gaps_commands_print_the_planted_findings():
     assert first.strip().startswith(f"1. {names[demo.PLANTED_GAP_WARDS[0]]}:")
 
 
+@pytest.mark.usefixtures("shared_demo_analysis")
 def test_map_command_replaces_only_the_map(tmp_path):
     out = tmp_path / "out"
     out.mkdir()

@@ -535,10 +535,10 @@ def test_no_more_wards_flagged_than_nominal_on_spatially_random_data(correction)
 
 @pytest.fixture(scope="module")
 def demo_clusters():
-    from geomisuse.pipeline import prepare
-    from geomisuse.config import load_study
-    study = load_study(Path(__file__).resolve().parents[1] / "data" / "demo" / "study.toml")
-    run = prepare(study)
+    from conftest import demo_run_copy
+
+    run = demo_run_copy()   # prepare() of the demo study
+    study = run.study
     result = find_clusters(run.wards, ClusterSettings.from_options(study.clusters), study.seed)
     return run.wards, result
 

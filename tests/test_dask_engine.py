@@ -30,7 +30,7 @@ from geomisuse.publish.maps.page import _heat_layers, heat_of_cells, heat_points
 from geomisuse.config import PublishSettings
 from geomisuse.publish.tables import unmatched_rows
 
-from conftest import run_cli, tiny_wards
+from conftest import TINY_CODES, run_cli, tiny_wards
 from test_layers import HEADER, crime_row
 
 CITY_FOLDER = "police_uk/city_of_london_street"
@@ -126,6 +126,36 @@ def test_dask_engine_on_two_worker_processes_equals_the_local_engine(tiny, clust
     assert sum(heat[0]["points"][2::3]) == int(local.wards["police_uk_drugs_count"].sum())
 
 
+@pytest.mark.parametrize("covers", [None, ["Islington"]], ids=["falls-within", "covers"])
+def test_police_force_area_on_tiny_city_and_islington_wards(tiny, cluster, covers):
+    """The force area on both engines, on generated files (the quick suite's check; the real
+    files follow): the tiny borough's lower row is the City of London, its upper row
+    Islington, and every file is the City of London Police's. By ``Falls within`` the force
+    covers the City (its crimes in Islington are excluded, Islington reads no data); with
+    ``covers = ["Islington"]`` the reverse."""
+    wards = tiny_wards()
+    wards["LAD22NM"] = ["City of London"] * 3 + ["Islington"] * 3
+    wards.to_crs("EPSG:4326").to_file(tiny / "boroughs.geojson", driver="GeoJSON")
+    (tiny / "police").mkdir()
+    for month in ("2025-01", "2025-02"):
+        rows = [crime_row(month, "Drugs", 500 + 1000 * (k % 3), 500 + 1000 * (k % 2)) for k in range(12)]
+        rows = [row.replace(",Force,Force,", ",City of London Police,City of London Police,") for row in rows]
+        (tiny / "police" / f"{month}-city-of-london-street.csv").write_text(HEADER + "\n" + "\n".join(rows) + "\n")
+    extra = f"covers = {covers!r}\n".replace("'", '"') if covers else ""
+    local, distributed = run_both(tiny, cluster, paths=("police",), period=None, extra=extra,
+                                  boundaries='"boroughs.geojson"')
+    assert_same(local, distributed)
+    table = distributed.wards.set_index("ward_code")
+    covered = TINY_CODES[3:] if covers else TINY_CODES[:3]
+    assert distributed.layers["police_uk"].wards == frozenset(covered)
+    assert (table.loc[covered, "police_uk_drugs_count"] == 4).all()   # 12 points a month over 6 wards
+    assert table.loc[table.index.difference(covered), "police_uk_drugs_count"].isna().all()
+    accounting = distributed.layers["police_uk"].accounting()
+    assert accounting["rows_excluded"] == {"in a ward outside the police force's area": 12}
+    assert accounting["rows_used"] == 12
+
+
+@pytest.mark.slow   # real files, two engines: ~5 s; the tiny case above is the quick suite's check
 @pytest.mark.parametrize("covers", [None, ["Islington"]], ids=["falls-within", "covers"])
 def test_police_force_area_on_the_real_city_of_london_files(real, tmp_path, cluster, covers):
     """The City of London Police's real files over the City and Islington: by ``Falls within``

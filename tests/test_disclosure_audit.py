@@ -28,9 +28,8 @@ from geomisuse.publish.disclosure import (attacker_bounds, audit_intervals, link
                                           protect_cells, published_text)
 from geomisuse.publish.tables import PublishSettings, published_wards, write_outputs
 
-from conftest import ROOT
+from conftest import ROOT, demo_run_copy
 
-DEMO_STUDY = ROOT / "data" / "demo" / "study.toml"
 MEASURES = ("possession", "trafficking", "drug_offences", "asb")
 
 
@@ -299,7 +298,7 @@ def test_round5_rounds_published_counts_and_hides_one_to_seven():
 
 @pytest.fixture(scope="module")
 def demo_run():
-    return analyse(load_study(DEMO_STUDY))[0]
+    return demo_run_copy(("clusters", "gaps"))
 
 
 def written(run, folder: Path, **options) -> tuple[Path, PublishSettings]:
@@ -315,8 +314,14 @@ def assert_attacker_recovers_nothing(out: Path, run, settings) -> Attack:
     return attack
 
 
-def test_demo_default_policy_publishes_mps_in_full_and_protects_asb(demo_run, tmp_path):
-    out, settings = written(demo_run, tmp_path / "out")
+def test_demo_default_policy_publishes_mps_in_full_and_protects_asb(demo_run, demo_out):
+    # The session's demo run (geomisuse demo --tiles none: the study's default [publish], all
+    # outputs, briefings too) is what written(demo_run, ...) would write.
+    from geomisuse.publish.state import STATE_FILE, STATE_FOLDER
+
+    out, settings = demo_out, PublishSettings(tiles="none", briefings=True)
+    saved = json.loads((out / STATE_FOLDER / STATE_FILE).read_text(encoding="utf-8"))["settings"]
+    assert saved == settings.model_dump(mode="json")
     wards = pd.read_csv(out / "wards.csv")
     real = demo_run.wards
     for m in ("possession", "trafficking", "drug_offences"):

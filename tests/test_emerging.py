@@ -295,12 +295,12 @@ def test_significant_change_columns_with_fdr():
 # The demo borough
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def demo_prepared():
-    from geomisuse.config import load_study
-    from geomisuse.pipeline import prepare
+    """The demo's ward table (a copy of the session's preparation, free to change)."""
+    from conftest import demo_run_copy
 
-    return prepare(load_study(ROOT / "data" / "demo" / "study.toml"))
+    return demo_run_copy()
 
 
 @pytest.mark.parametrize("seed", [20261122, 1, 2])
@@ -342,15 +342,10 @@ def test_demo_outputs_carry_emerging_hot_spots_and_protect_change(demo_prepared,
     assert columns <= set(run.emerging_bins.columns)
 
 
-@pytest.fixture(scope="module")
-def demo_outputs(tmp_path_factory):
-    """``geomisuse demo`` run once: what it printed and the folder it wrote."""
-    from conftest import run_cli
-
-    out = tmp_path_factory.mktemp("demo") / "out"
-    result = run_cli("demo", "--out", str(out), "--tiles", "none")
-    assert result.returncode == 0, result.stderr
-    return result.stdout, out
+@pytest.fixture
+def demo_outputs(demo_command):
+    """The session's ``geomisuse demo --tiles none``: what it printed and the folder it wrote."""
+    return demo_command
 
 
 def test_demo_summary_prints_the_planted_emerging_hot_spots(demo_outputs):

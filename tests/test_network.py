@@ -512,26 +512,22 @@ def test_osmnx_graphml_gives_the_same_walk_as_the_osm_file(tmp_path):
         load_walking_network(projected, None)
 
 
-def test_validate_reads_the_network_and_postcodes_and_writes_no_cache(tmp_path):
-    import shutil
+def test_validate_reads_the_network_and_postcodes_and_writes_no_cache(tiny):
+    from conftest import run_cli
 
-    from conftest import ROOT, run_cli
-
-    shutil.copytree(ROOT / "data" / "demo", tmp_path / "demo")
-    study = tmp_path / "demo" / "study.toml"
-    text = study.read_text().replace("../../boundaries", str(ROOT / "boundaries"))
-    (tmp_path / "demo" / "planted.osm").write_text(PLANTED_OSM)
-    (tmp_path / "demo" / "postcodes.csv").write_text(
+    study = tiny / "study.toml"   # the tiny borough (validate does not place the network)
+    (tiny / "planted.osm").write_text(PLANTED_OSM)
+    (tiny / "postcodes.csv").write_text(
         "Postcode,Eastings,Northings\nAB1 2CD,530000,180000\nAB1 2CE,,\n")
-    study.write_text(text + '\n[gaps]\nnetwork = "planted.osm"\npostcodes = "postcodes.csv"\n')
+    study.write_text(study.read_text() + '\n[gaps]\nnetwork = "planted.osm"\npostcodes = "postcodes.csv"\n')
     result = run_cli("validate", str(study))
     assert result.returncode == 0, result.stderr
     assert "walking network    4 nodes, 3 segments" in result.stdout
     assert "(cache: not written (validate))" in result.stdout
     assert "postcodes          read        2  used        1  without a position 1" in result.stdout
-    assert not (tmp_path / "demo" / ".geomisuse-cache").exists()
+    assert not (tiny / ".geomisuse-cache").exists()
     # A broken network file is found by validate, not first by run.
-    (tmp_path / "demo" / "planted.osm").write_bytes(b"not OpenStreetMap data " * 10)
+    (tiny / "planted.osm").write_bytes(b"not OpenStreetMap data " * 10)
     broken = run_cli("validate", str(study))
     assert broken.returncode == 2 and len(broken.stderr.strip().splitlines()) == 1
     assert "planted.osm" in broken.stderr and "cannot read it as OpenStreetMap data" in broken.stderr

@@ -13,17 +13,20 @@ import pytest
 
 from geomisuse.publish.briefings import build_data
 from geomisuse.publish.maps.page import _range_labels, class_breaks
-from geomisuse.publish.tables import PublishSettings, published_wards, write_outputs
+from geomisuse.publish.tables import PublishSettings, published_wards
 
 from conftest import demo_run_copy
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    run = demo_run_copy(("clusters", "gaps"))
-    out = tmp_path_factory.mktemp("reading") / "out"
-    write_outputs(run, out, PublishSettings(tiles="none"))
-    return run, out
+def demo(demo_out):
+    """The demo's run and the session's ``geomisuse demo --tiles none`` folder (read only): what
+    ``write_outputs(run, out, PublishSettings(tiles="none"))`` writes."""
+    from geomisuse.publish.state import STATE_FILE, STATE_FOLDER
+
+    saved = json.loads((demo_out / STATE_FOLDER / STATE_FILE).read_text(encoding="utf-8"))["settings"]
+    assert saved == PublishSettings(tiles="none").model_dump(mode="json")
+    return demo_run_copy(("clusters", "gaps")), demo_out
 
 
 def map_data(path) -> dict:

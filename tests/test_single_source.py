@@ -21,14 +21,12 @@ import pandas as pd
 import pytest
 import shapely
 
-from conftest import ROOT, TINY_CODES, tiny_wards
+from conftest import ROOT, TINY_CODES, demo_run_copy, tiny_wards
 from geomisuse import vocabulary
 from geomisuse.clusters import ClusterSettings, find_clusters
 from geomisuse.clusters.weights import build_neighbours
-from geomisuse.config import load_study
 from geomisuse.gaps import walking
 from geomisuse.layers.ward_join import OUTSIDE, WardLocator
-from geomisuse.pipeline import analyse, prepare
 from geomisuse.publish import text
 from geomisuse.publish.briefings.findings import cluster_words
 from geomisuse.publish.briefings.pages import build_data
@@ -37,7 +35,6 @@ from geomisuse.publish.published import published_wards
 from geomisuse.publish.tables import PublishSettings
 
 PACKAGE = ROOT / "geomisuse"
-DEMO_STUDY = ROOT / "data" / "demo" / "study.toml"
 
 
 # --------------------------------------------------------------------------- the import graph
@@ -80,7 +77,11 @@ def imported_modules(name: str, path: Path) -> set[str]:
     return {m for m in found if m in MODULES and m != name}
 
 
-GRAPH = {name: imported_modules(name, path) for name, path in MODULES.items()}
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[str]]:
+    """Every geomisuse module -> the geomisuse modules it imports (read when a test asks, not
+    at collection)."""
+    return {name: imported_modules(name, path) for name, path in MODULES.items()}
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -115,40 +116,40 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def test_the_import_graph_reads_the_package():
+def test_the_import_graph_reads_the_package(graph):
     # The graph is real: it sees top-level, relative, in-function and "from . import x" imports.
-    assert "geomisuse.publish.text" in GRAPH["geomisuse.gaps.reasons"]
-    assert "geomisuse.gaps.walking" in GRAPH["geomisuse.gaps.sites"]          # from . import walking
-    assert "geomisuse.clusters.weights" in GRAPH["geomisuse.pipeline"]        # inside a method
-    assert "geomisuse.pipeline" not in GRAPH["geomisuse.publish.tables"]      # TYPE_CHECKING only
+    assert "geomisuse.publish.text" in graph["geomisuse.gaps.reasons"]
+    assert "geomisuse.gaps.walking" in graph["geomisuse.gaps.sites"]          # from . import walking
+    assert "geomisuse.clusters.weights" in graph["geomisuse.pipeline"]        # inside a method
+    assert "geomisuse.pipeline" not in graph["geomisuse.publish.tables"]      # TYPE_CHECKING only
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-def test_no_import_cycle():
-    assert cycles(GRAPH) == []
+def test_no_import_cycle(graph):
+    assert cycles(graph) == []
 
 
-def test_publishing_imports_no_analysis_stage():
+def test_publishing_imports_no_analysis_stage(graph):
     analysis = ("geomisuse.clusters", "geomisuse.gaps", "geomisuse.pipeline")
-    for name, imported in GRAPH.items():
+    for name, imported in graph.items():
         if name.startswith("geomisuse.publish"):
             bad = sorted(m for m in imported if m.startswith(analysis))
             assert bad == [], f"{name} imports {bad}"
     # Nor through anything it imports, however deep (Python also runs geomisuse/__init__.py
     # first, the notebook API that wires every stage; that is the package's, not publishing's).
-    reached, todo = set(), [m for m in GRAPH if m.startswith("geomisuse.publish")]
+    reached, todo = set(), [m for m in graph if m.startswith("geomisuse.publish")]
     while todo:
         module = todo.pop()
         if module not in reached:
             reached.add(module)
-            todo.extend(GRAPH[module])
+            todo.extend(graph[module])
     assert sorted(m for m in reached if m.startswith(analysis)) == []
     assert "geomisuse.vocabulary" in reached and "geomisuse.layers.base" in reached   # the walk is real
 
 
-def test_the_shared_vocabulary_imports_nothing_of_the_package():
-    assert GRAPH["geomisuse.vocabulary"] == set()
-    assert GRAPH["geomisuse.publish.text"] <= {"geomisuse.vocabulary"}
+def test_the_shared_vocabulary_imports_nothing_of_the_package(graph):
+    assert graph["geomisuse.vocabulary"] == set()
+    assert graph["geomisuse.publish.text"] <= {"geomisuse.vocabulary"}
 
 
 @pytest.mark.slow
@@ -233,8 +234,7 @@ def test_figure_wording():
 
 @pytest.fixture(scope="module")
 def demo_analysed():
-    run, _ = analyse(load_study(DEMO_STUDY))
-    return run
+    return demo_run_copy(("clusters", "gaps"))
 
 
 def test_map_briefings_and_reasons_word_distances_by_the_one_rule(demo_analysed):
@@ -293,7 +293,7 @@ def test_briefings_name_the_neighbours_of_the_statistics_weights(demo_analysed):
 
 
 def test_a_run_without_clusters_still_has_queen_neighbours():
-    run = prepare(load_study(DEMO_STUDY))
+    run = demo_run_copy()   # prepare() of the demo study
     assert run.neighbours is None
     assert run.ward_neighbours() == build_neighbours(run.wards, "queen").lists()
 

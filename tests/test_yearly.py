@@ -4,7 +4,9 @@ outputs of a yearly-only study."""
 
 from __future__ import annotations
 
+import copy
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +65,25 @@ def independent_ward_totals(real: Path) -> pd.DataFrame:
     return joined.groupby("WD25CD")[YEARS].sum()
 
 
+@pytest.fixture(scope="module")
+def th_yearly(real, tmp_path_factory):
+    """Tower Hamlets yearly (:func:`tower_hamlets_yearly`) prepared once for the module; use
+    ``copy.deepcopy`` to change it."""
+    return prepare(load_study(tower_hamlets_yearly(real, tmp_path_factory.mktemp("th-yearly"))))
+
+
+@pytest.fixture(scope="module")
+def th_yearly_run(real, tmp_path_factory):
+    """``geomisuse run`` of Tower Hamlets yearly with no satellite sites, run once for the
+    module: (what it printed, the output folder). Read it; copy it to change it."""
+    folder = tmp_path_factory.mktemp("th-yearly-run")
+    study = tower_hamlets_yearly(real, folder, extra="[gaps]\nsatellites = 0\n")
+    out = folder / "out"
+    result = run_cli("run", str(study), "--out", str(out), "--tiles", "none")
+    assert result.returncode == 0, result.stderr
+    return result.stdout, out
+
+
 # ------------------------------------------------------------------------------------------
 # The layer on the real file
 
@@ -94,8 +115,8 @@ path = "{real}/boundaries/ons_wards2022_london_bsc_simplified.gpkg"
     assert len(layer.wards) == 704 - 25 - len(set(wards["ward_code"]) - city - layer.wards)
 
 
-def test_tower_hamlets_ward_totals_equal_an_independent_aggregation(real, tmp_path):
-    run = prepare(load_study(tower_hamlets_yearly(real, tmp_path)))
+def test_tower_hamlets_ward_totals_equal_an_independent_aggregation(real, th_yearly):
+    run = th_yearly
     expected = independent_ward_totals(real)
     yearly = run.yearly.pivot(index="ward_code", columns="year", values="drug_offences_count").astype(int)
     assert list(yearly.columns) == YEARS and len(yearly) == 20
@@ -111,12 +132,9 @@ def test_tower_hamlets_ward_totals_equal_an_independent_aggregation(real, tmp_pa
     assert run.manifest["annual_sources"] == {"mps_lsoa": {"years": YEARS, "measures": ["drug_offences"]}}
 
 
-def test_yearly_study_runs_emerging_hot_spots_end_to_end(real, tmp_path):
-    study = tower_hamlets_yearly(real, tmp_path, extra="[gaps]\nsatellites = 0\n[publish]\nbriefings = false\n")
-    out = tmp_path / "out"
-    result = run_cli("run", str(study), "--out", str(out), "--tiles", "none")
-    assert result.returncode == 0, result.stderr
-    assert "emerging hot spots (yearly, 11 steps)" in result.stdout
+def test_yearly_study_runs_emerging_hot_spots_end_to_end(th_yearly_run):
+    printed, out = th_yearly_run
+    assert "emerging hot spots (yearly, 11 steps)" in printed
     bins = pd.read_csv(out / "emerging_hotspots.csv", dtype={"step": str})
     assert sorted(bins["step"].unique()) == YEARS and len(bins) == 20 * 11
     assert bins["drug_offences_gi_z"].notna().all()  # public source: z published
@@ -326,11 +344,10 @@ def test_protected_yearly_counts_are_hidden_with_their_period_counts(tiny):
     assert yearly[(TINY_CODES[0], "2014")] == 2
 
 
-def test_a_yearly_run_republishes_its_briefings_byte_for_byte(real, tmp_path):
+def test_a_yearly_run_republishes_its_briefings_byte_for_byte(th_yearly_run, tmp_path):
     # The yearly counts are part of the saved run: a ward page's year-by-year chart comes back.
-    study = tower_hamlets_yearly(real, tmp_path, extra="[gaps]\nsatellites = 0\n")
     out = tmp_path / "out"
-    assert run_cli("run", str(study), "--out", str(out), "--tiles", "none").returncode == 0
+    shutil.copytree(th_yearly_run[1], out)
     code = pd.read_csv(out / "wards.csv")["ward_code"].iloc[0]
     page = out / "briefings" / f"{code}.html"
     before = page.read_bytes()
@@ -341,11 +358,11 @@ def test_a_yearly_run_republishes_its_briefings_byte_for_byte(real, tmp_path):
     assert page.read_bytes() == before
 
 
-def test_an_annual_source_is_compared_half_against_half_by_whole_years(real, tmp_path):
+def test_an_annual_source_is_compared_half_against_half_by_whole_years(real, th_yearly, tmp_path):
     # 2011-2021 is 11 years: 2017-2021 against 2011-2015, 2016 in neither (months would split 2016).
     from geomisuse.publish.disclosure import protect_study
 
-    run = prepare(load_study(tower_hamlets_yearly(real, tmp_path)))
+    run = copy.deepcopy(th_yearly)
     halves = protect_study(run, threshold=5).halves["drug_offences"]
     first, second = halves["months"]
     assert (first[0], first[-1], second[0], second[-1]) == ("2011-01", "2015-12", "2017-01", "2021-12")
