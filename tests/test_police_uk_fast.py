@@ -151,3 +151,76 @@ def test_real_api_output_with_slugs_matches(real, string_option):
     new, old = both(LayerSpec("police_uk", [path]), context(months))
     assert_same(new, old)
     assert new.rows_read == 74_339
+
+
+# ---------------------------------------------------------------------------------------------
+# The coordinate checks on distinct pairs
+# ---------------------------------------------------------------------------------------------
+
+#: Coordinate texts that exercise every check: blanks, spaces, decimal and thousands commas,
+#: numbers that are not finite, swapped and outside pairs, missing cells, repeats.
+LONLAT_TEXTS = [("-0.1", "51.5"), (" -0.1", "51.5 "), ("-0,1", "51,5"), ("", "51.5"), ("-0.1", ""), ("", ""),
+                ("abc", "51.5"), ("inf", "51.5"), ("nan", "51.5"), ("51.5", "-0.1"), ("10.0", "51.5"),
+                ("-0.1", "70"), ("1,234", "51.5"), ("+0.2", "5.15e1"), (None, "51.5"), ("-0.1", None),
+                (None, None), ("-0.1", "51.5"), ("-0.1000", "51.5"), ("-9.0", "49.0"), ("2.5", "61.5")]
+GRID_TEXTS = [("530000", "180000"), ("530,000", "180,000"), ("53,0000", "180000"), ("", "180000"), ("x", "1"),
+              ("-5", "180000"), ("700000", "1300000"), ("700001", "180000"), (None, "180000"),
+              ("530000", "180000"), (" 530000.5", "180000 ")]
+
+
+def _coordinate_layer(texts, kind: str):
+    from geomisuse.layers.base import LayerResult
+
+    frame = pd.DataFrame({"x": pd.Series([t[0] for t in texts], dtype=object),
+                          "y": pd.Series([t[1] for t in texts], dtype=object),
+                          "source_file": "f.csv", "source_row": np.arange(2, len(texts) + 2)})
+    if kind == "categorical":
+        frame[["x", "y"]] = frame[["x", "y"]].astype("category")
+    elif kind == "arrow":
+        frame[["x", "y"]] = frame[["x", "y"]].astype(pd.StringDtype("pyarrow"))
+    elif kind == "str":
+        frame[["x", "y"]] = frame[["x", "y"]].astype(str)
+    return LayerResult("police_uk", [], frame.set_axis(np.arange(100, 100 + len(frame))), rows_read=len(frame))
+
+
+@pytest.mark.parametrize("kind", ["object", "categorical", "arrow", "str"])
+@pytest.mark.parametrize("lonlat", [True, False], ids=["lonlat", "grid"])
+def test_coordinate_checks_of_distinct_pairs_equal_the_row_by_row_checks(kind, lonlat, string_option):
+    from geomisuse.layers.base import points_from_table
+    from police_uk_reference import points_from_table as points_row_by_row
+
+    texts = (LONLAT_TEXTS if lonlat else GRID_TEXTS) * 3
+    new, old = _coordinate_layer(texts, kind), _coordinate_layer(texts, kind)
+    points_from_table(new, "x", "y", lonlat=lonlat)
+    points_row_by_row(old, "x", "y", lonlat=lonlat)
+    pd.testing.assert_frame_equal(new.rejected.astype(str), old.rejected.astype(str))
+    assert new.table.index.tolist() == old.table.index.tolist()
+    assert new.table["source_row"].tolist() == old.table["source_row"].tolist()
+    assert np.array_equal(shapely.get_coordinates(new.table.geometry.to_numpy()),
+                          shapely.get_coordinates(old.table.geometry.to_numpy()))
+    assert new.table.crs == old.table.crs
+    assert len(new.rejected) + len(new.table) == len(texts)
+    # The parsed pairs, weighted by their rows, are the rows with parsed coordinates.
+    parsed = new.coordinates
+    assert parsed.row_count == len(new.table) + (new.rejected["reason"].isin(
+        ["longitude and latitude swapped", "coordinates outside Great Britain"])).sum()
+    assert len(parsed.x) < parsed.row_count  # each pair once
+
+
+def test_rows_of_one_snap_point_share_its_point():
+    from geomisuse.layers.base import points_from_table
+
+    layer = _coordinate_layer([("-0.1", "51.5")] * 4 + [(" -0.1", "51.5")], "object")
+    points_from_table(layer, "x", "y", lonlat=True)
+    geoms = layer.table.geometry.to_numpy()
+    assert geoms[0] is geoms[3] and geoms[0] is not geoms[4] and geoms[0].equals(geoms[4])
+
+
+def test_placement_counts_of_distinct_pairs_equal_those_of_rows():
+    from geomisuse.layers.base import placement_counts
+
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(-1, 60, 50), rng.uniform(-1, 60, 50)
+    rows = rng.integers(1, 5, 50)
+    bounds = (500_000.0, 150_000.0, 560_000.0, 200_000.0)
+    assert placement_counts(x, y, bounds, rows) == placement_counts(np.repeat(x, rows), np.repeat(y, rows), bounds)

@@ -40,7 +40,7 @@ from ..config import LayerSpec
 from ..errors import InputError
 from ..progress import progress
 from .base import (REJECT_COLUMNS, LayerResult, LoadContext, content_digest, judge_placement, placement_counts,
-                   points_from_table, refuse_swapped, remember_sha256, swapped_lonlat)
+                   points_from_table, refuse_swapped, remember_sha256)
 from .heat_cells import cell_keys
 from .police_uk import (Copies, Tally, check_month_column, csv_files, force_area_wards, no_files_error, read_member,
                         read_police_file, refuse_shared_force_months, tally_force_area)
@@ -285,9 +285,9 @@ def _partition(name: str, path: Path, member: str | None, spec: LayerSpec, conte
         part.error = err
         return part
     parsed = layer.coordinates
-    part.with_coordinates = len(parsed.x)
-    part.swapped = int(swapped_lonlat(parsed.x, parsed.y).sum())
-    part.near = placement_counts(parsed.x, parsed.y, shapely.total_bounds(locator.polygons))
+    part.with_coordinates = parsed.row_count
+    part.swapped = parsed.swapped_rows()
+    part.near = placement_counts(parsed.x, parsed.y, shapely.total_bounds(locator.polygons), parsed.rows)
     points = layer.table
     x, y = points.geometry.x.to_numpy(), points.geometry.y.to_numpy()
     position = locator.locate(x, y)
