@@ -224,3 +224,21 @@ def test_placement_counts_of_distinct_pairs_equal_those_of_rows():
     rows = rng.integers(1, 5, 50)
     bounds = (500_000.0, 150_000.0, 560_000.0, 200_000.0)
     assert placement_counts(x, y, bounds, rows) == placement_counts(np.repeat(x, rows), np.repeat(y, rows), bounds)
+
+
+def test_loaded_categoricals_have_the_whole_columns_sorted_categories(damaged_archive, string_option):
+    """The files' categoricals are united as ``pd.Categorical`` of the whole column would make
+    them: the sorted values of the rows analysed (rows the coordinate checks reject afterwards
+    keep their categories, as they did), never a file's values of rows not analysed."""
+    layer = load_police_uk(LayerSpec("police_uk", [damaged_archive.folder]), context(["2024-01", "2024-02"]))
+    for column in ("month", "measure", "crime_type", "location", "source_file"):
+        values = layer.table[column]
+        categories = values.cat.categories.tolist()
+        assert isinstance(values.dtype, pd.CategoricalDtype), column
+        assert categories == sorted(categories) and set(values.astype(object)) <= set(categories), column
+        whole = pd.Categorical(pd.Series(values.astype(object).to_numpy()).astype(values.cat.categories.dtype))
+        assert values.cat.categories.dtype == whole.categories.dtype, column
+    assert set(layer.table["month"].cat.categories) == {"2024-01", "2024-02"}
+    assert set(layer.table["measure"].cat.categories) == {"drug_offences", "asb"}
+    assert {c.lower().replace("-", " ") for c in layer.table["crime_type"].cat.categories} == \
+        {"drugs", "anti social behaviour"}

@@ -196,7 +196,8 @@ def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: T
     pandas.DataFrame
         The analysed rows (Drugs and ASB in the period with a parseable month): ``month``,
         ``measure``, ``crime_type``, ``crime_id``, ``location``, ``longitude``, ``latitude``
-        (raw text), ``source_file``, ``source_row``.
+        (raw text), ``source_file``, ``source_row``; categoricals but for ``crime_id`` (Arrow
+        text) and ``source_row``.
     """
     label = name or str(path)
     roles: dict[str, str | None] = {}
@@ -250,7 +251,8 @@ def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: T
         tally.rejected.append(pd.DataFrame({"layer": "police_uk", "file": label, "row": source_row[undated],
                                             "reason": "unparseable month"}))
     remaining &= dated
-    tally.months.update(month_of_distinct.iloc[np.unique(codes[remaining])].tolist())
+    seen = np.flatnonzero(np.bincount(codes[remaining], minlength=len(distinct)))
+    tally.months.update(month_of_distinct.iloc[seen].tolist())
     if context.months is not None:
         in_period = month_of_distinct.isin(context.months).to_numpy()[codes]
         _exclude(tally, remaining & ~in_period, "month outside the study period")
@@ -272,15 +274,18 @@ def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: T
     keep = np.flatnonzero(remaining)
     text = ("crime_id", "location") if text_columns else ()
     kept = table.select([roles[r] for r in (*text, "longitude", "latitude") if roles[r]]).take(pa.array(keep))
+    # Categoricals made from the distinct values (a file's months, crime types, snap points
+    # and street names repeat a great deal); finish_layer unites their categories.
     return pd.DataFrame({
-        "month": month_of_distinct.to_numpy(dtype=object)[codes[keep]],
-        "measure": measure_of_distinct.to_numpy(dtype=object)[type_codes[keep]],
-        "crime_type": crime_type_of_distinct.to_numpy(dtype=object)[type_codes[keep]],
+        "month": _categorical(month_of_distinct, codes[keep]),
+        "measure": _categorical(measure_of_distinct, type_codes[keep]),
+        "crime_type": _categorical(crime_type_of_distinct, type_codes[keep]),
         # pandas' skipinitialspace, as the general reader does.
-        **{role: _text(kept, roles[role]) for role in text},
-        "longitude": _text(kept, roles["longitude"]),
-        "latitude": _text(kept, roles["latitude"]),
-        "source_file": label,
+        **({"crime_id": _text(kept, roles["crime_id"])} if text else {}),
+        **({"location": _text_categorical(kept, roles["location"])} if text else {}),
+        "longitude": _text_categorical(kept, roles["longitude"]),
+        "latitude": _text_categorical(kept, roles["latitude"]),
+        "source_file": _categorical(pd.Series([label], dtype=object), np.zeros(len(keep), dtype=np.intp)),
         "source_row": source_row[keep],
     })
 
@@ -305,9 +310,8 @@ def finish_layer(spec: LayerSpec, tally: Tally, parts: list[pd.DataFrame], paths
         See :func:`load_police_uk`.
     """
     check_month_column(tally)
-    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    for column in _CATEGORICAL:
-        frame[column] = pd.Categorical(frame[column])
+    frame = pd.DataFrame({column: _united([part[column] for part in parts]) if column in _CATEGORICAL else
+                          _concatenated([part[column] for part in parts]) for column in parts[0].columns})
     layer = LayerResult("police_uk", paths, frame, rows_read=tally.rows_read, excluded=dict(tally.excluded),
                         months=sorted(tally.months))
     if tally.rejected:
@@ -387,10 +391,52 @@ def _exclude(tally: Tally, rows: np.ndarray, reason: str) -> None:
 
 def _text(table: pa.Table, column: str | None) -> pd.Series:
     """A kept column as Arrow-backed text without leading spaces ("" when the file lacks it)."""
+    return pd.Series(pd.arrays.ArrowStringArray(_trimmed(table, column)), dtype=pd.StringDtype("pyarrow"))
+
+
+def _trimmed(table: pa.Table, column: str | None) -> pa.Array:
     if column is None:
-        return pd.Series([""] * table.num_rows, dtype=pd.StringDtype("pyarrow"))
-    values = pc.utf8_ltrim(table[column], characters=" ")
-    return pd.Series(pd.arrays.ArrowStringArray(values.combine_chunks()), dtype=pd.StringDtype("pyarrow"))
+        return pa.array([""] * table.num_rows, type=pa.string())
+    return pc.utf8_ltrim(table[column], characters=" ").combine_chunks()
+
+
+def _text_categorical(table: pa.Table, column: str | None) -> pd.Categorical:
+    """:func:`_text` as a categorical (categories Arrow-backed text, as ``pd.Categorical`` of
+    :func:`_text` makes them; in order of appearance until :func:`_united` sorts them)."""
+    encoded = _trimmed(table, column).dictionary_encode()
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+    categories = pd.Index(pd.arrays.ArrowStringArray(encoded.dictionary), dtype=pd.StringDtype("pyarrow"))
+    return pd.Categorical.from_codes(codes, categories=categories)
+
+
+def _categorical(values_of_distinct: pd.Series, codes: np.ndarray) -> pd.Categorical:
+    """The values ``values_of_distinct[codes]`` as a categorical; missing values stay missing.
+
+    Several distinct texts may have one value (``2024-01`` and ``202401``): their codes are
+    merged. The categories are an :class:`~pandas.Index` of the values as pandas infers it
+    (``str`` or ``object`` by pandas' string option, as a column of the values would be).
+    """
+    merged, categories = pd.factorize(values_of_distinct.to_numpy(dtype=object))  # missing: -1
+    rows = merged[codes]
+    # Only the values of these rows are categories (as pd.Categorical of the rows has them).
+    used = np.bincount(rows[rows >= 0], minlength=len(categories)) > 0
+    position = np.where(used, np.cumsum(used) - 1, -1)
+    rows = np.where(rows >= 0, position[rows], -1)
+    return pd.Categorical.from_codes(rows, categories=pd.Index(categories[used]))
+
+
+def _united(columns: list[pd.Series]) -> pd.Categorical:
+    """The files' categorical columns as one, with sorted categories (as ``pd.Categorical`` of
+    the whole column would have them)."""
+    present = [c for c in columns if len(c)]
+    if not present:  # as a column of no values becomes
+        return pd.Categorical(pd.Series(np.asarray(columns[0], dtype=object)))
+    return pd.api.types.union_categoricals([pd.Categorical(c) for c in present], sort_categories=True)
+
+
+def _concatenated(columns: list[pd.Series]) -> pd.Series | np.ndarray:
+    """The files' other columns (crime IDs, row numbers) as one."""
+    return pd.concat(columns, ignore_index=True) if len(columns) > 1 else columns[0]
 
 
 def csv_files(paths: list[Path]) -> Iterator[tuple[str, Path, str | None]]:
