@@ -154,7 +154,7 @@ def test_real_api_output_with_slugs_matches(real, string_option):
 
 
 # ---------------------------------------------------------------------------------------------
-# The coordinate checks on distinct pairs
+# The coordinate checks on distinct pairs, the files read two at a time, and their digests
 # ---------------------------------------------------------------------------------------------
 
 #: Coordinate texts that exercise every check: blanks, spaces, decimal and thousands commas,
@@ -242,3 +242,71 @@ def test_loaded_categoricals_have_the_whole_columns_sorted_categories(damaged_ar
     assert set(layer.table["measure"].cat.categories) == {"drug_offences", "asb"}
     assert {c.lower().replace("-", " ") for c in layer.table["crime_type"].cat.categories} == \
         {"drugs", "anti social behaviour"}
+
+
+def test_files_read_two_at_a_time_keep_the_order_of_errors(tmp_path, monkeypatch):
+    from geomisuse.layers import police_uk
+
+    archive = write_archive(tmp_path / "archive", tiny_wards().geometry.to_numpy(),
+                            ["2024-01", "2024-02", "2024-03", "2024-04"], rows_per_month=200)
+    # A file of the wrong format, then a folder that is gone: the first one's error is raised.
+    bad = archive.files[1]
+    bad.write_text("a;b\n1;2\n")
+    spec = LayerSpec("police_uk", [archive.folder, tmp_path / "missing"])
+    with pytest.raises(InputError, match="no month column"):
+        load_police_uk(spec, context())
+    # Without the bad file the missing path is the error, after every file before it is read.
+    bad.unlink()
+    read = []
+    original = police_uk.read_part
+    monkeypatch.setattr(police_uk, "read_part", lambda name, *a: read.append(name) or original(name, *a))
+    with pytest.raises(InputError, match="not found"):
+        load_police_uk(spec, context())
+    assert read == [str(p) for p in archive.files if p != bad]
+
+def test_files_read_on_one_two_or_three_threads_give_the_same_layer(damaged_archive, monkeypatch, string_option):
+    from geomisuse.layers import police_uk
+
+    spec = LayerSpec("police_uk", [damaged_archive.folder])
+    layers = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(police_uk, "READ_THREADS", threads)
+        layers.append(load_police_uk(spec, context(["2024-01", "2024-02"])))
+    for layer in layers[1:]:
+        assert_same(layer, layers[0])
+        assert layer.months == layers[0].months and layer.warnings == layers[0].warnings
+
+
+def test_a_copy_read_two_at_a_time_is_passed_over_and_its_digest_serves_the_manifest(tmp_path):
+    import hashlib
+
+    from geomisuse.layers import base
+
+    archive = write_archive(tmp_path / "archive", tiny_wards().geometry.to_numpy(), ["2024-01", "2024-02"],
+                            rows_per_month=300)
+    copy = tmp_path / "copy" / archive.files[0].name
+    copy.parent.mkdir()
+    copy.write_bytes(archive.files[0].read_bytes())
+    layer = load_police_uk(LayerSpec("police_uk", [archive.folder, copy.parent]), context())
+    assert layer.rows_read == archive.rows
+    assert layer.warnings == [f"{copy} is a copy of {archive.files[0]}, read once"]
+    for path in archive.files + [copy]:
+        stat = path.stat()
+        assert base._KNOWN_SHA256[(str(path), stat.st_size, stat.st_mtime_ns)] == \
+            hashlib.sha256(path.read_bytes()).hexdigest()
+    assert [f["sha256"] for f in layer.accounting()["files"]] == \
+        [hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(archive.files)]
+
+
+def test_a_zip_is_hashed_once_for_the_manifest(tmp_path):
+    import hashlib
+
+    archive = write_archive(tmp_path / "archive", tiny_wards().geometry.to_numpy(), ["2024-01", "2024-02"],
+                            rows_per_month=100)
+    with zipfile.ZipFile(tmp_path / "archive.zip", "w") as bundle:
+        for path in archive.files:
+            bundle.write(path, path.name)
+    layer = load_police_uk(LayerSpec("police_uk", [tmp_path / "archive.zip"]), context())
+    assert layer.accounting()["files"] == [{"path": str(tmp_path / "archive.zip"),
+                                            "sha256": hashlib.sha256((tmp_path / "archive.zip").read_bytes())
+                                            .hexdigest()}]

@@ -1106,7 +1106,7 @@ _SNIFF_BYTES = 1 << 16
 
 
 def read_csv_columns(path: Path, kind: str, choose, raw: bytes | None = None,
-                     name: str | None = None) -> pa.Table:
+                     name: str | None = None, use_threads: bool = True) -> pa.Table:
     """Read only some columns of a CSV file, as text, into an Arrow table.
 
     Plain UTF-8 comma-separated files (the police.uk bulk and API files) go straight through
@@ -1129,6 +1129,8 @@ def read_csv_columns(path: Path, kind: str, choose, raw: bytes | None = None,
         The file's bytes, for members of a zip (else the file is read from disk).
     name
         Name for messages (defaults to ``str(path)``).
+    use_threads
+        Whether pyarrow parses with its own threads.
 
     Returns
     -------
@@ -1149,7 +1151,7 @@ def read_csv_columns(path: Path, kind: str, choose, raw: bytes | None = None,
             source = pa.BufferReader(raw) if raw is not None else str(path)
             return pa_csv.read_csv(
                 source,
-                read_options=pa_csv.ReadOptions(column_names=header, skip_rows=1, use_threads=True),
+                read_options=pa_csv.ReadOptions(column_names=header, skip_rows=1, use_threads=use_threads),
                 convert_options=pa_csv.ConvertOptions(
                     include_columns=wanted, column_types={c: pa.string() for c in wanted},
                     strings_can_be_null=False, quoted_strings_can_be_null=False))

@@ -6,19 +6,25 @@ possession from supply). Crime types may be labels (``Drugs``) as in the bulk CS
 
 A national year is about 6 million rows in several hundred files, of which about a quarter
 are analysed, so the loader works at the speed of the read: each file is read on its own
-(memory follows one file, not the year) with pyarrow's CSV reader, and only the columns it
-needs. Months, crime types and coordinates repeat a great deal, so each distinct value is
-parsed once (Arrow dictionary encoding) and the verdicts are spread back over the rows as
-boolean masks; the analysed rows are taken once at the end. The rows' accounting is the same
-as reading everything with pandas and dropping row by row would give, in the same order of
-reasons: ``where`` selection, unparseable month, month outside the study period, crime type
-not analysed, then the coordinate checks of :func:`~geomisuse.layers.base.points_from_table`.
+(memory follows the files being read, not the year) with pyarrow's CSV reader, and only the
+columns it needs. Two files at a time are read, hashed, parsed and accounted for on worker
+threads (:func:`read_parts`; the reads, hashing, parsing and most of the accounting release
+the GIL), each with a tally of its own, and the tallies are added up in reading order; the
+files' digests find copies and are the manifest's checksums. Months, crime types and
+coordinates repeat a great deal, so each distinct value is parsed once (Arrow dictionary
+encoding) and the verdicts are spread back over the rows as boolean masks; the analysed rows
+are taken once at the end. The rows' accounting is the same as reading everything with pandas
+and dropping row by row would give, in the same order of reasons: ``where`` selection,
+unparseable month, month outside the study period, crime type not analysed, then the
+coordinate checks of :func:`~geomisuse.layers.base.points_from_table`.
 """
 
 from __future__ import annotations
 
 import zipfile
 from collections import Counter
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -33,7 +39,7 @@ from ..errors import InputError
 from ..progress import progress
 from .base import (REJECT_COLUMNS, LayerResult, LoadContext, content_digest, find_columns, month_column_error,
                    month_of_values, normalise_name, points_from_table, read_csv_columns, refuse_overlapping_files,
-                   require_file)
+                   remember_sha256, require_file, sha256)
 
 #: Normalised crime type -> ward-table measure.
 MEASURE_OF_CRIME_TYPE = {"drugs": "drug_offences", "anti social behaviour": "asb"}
@@ -71,12 +77,19 @@ def load_police_uk(spec: LayerSpec, context: LoadContext) -> LayerResult:
     tally = Tally()
     copies = Copies()
     parts, paths = [], []
-    for name, raw, source in progress(csv_sources(spec.paths), "reading police.uk files"):
-        raw = raw if raw is not None else source.read_bytes()
-        if copies.is_copy(name, content_digest(raw)):
+    # Two files at a time are read, hashed, parsed and accounted for on worker threads (file
+    # reads, hashlib, pyarrow's parser and much of the accounting release the GIL), each with a
+    # tally of its own; here, in reading order, copies are passed over and the tallies added up.
+    for part in progress(read_parts(spec, context), "reading police.uk files"):
+        part.remember_digest()
+        if copies.is_copy(part.name, part.digest):
             continue
-        parts.append(read_police_file(source, spec, context, tally, raw=raw, name=name))
-        paths.append(source)
+        if part.error is not None:
+            raise part.error  # the first file that cannot be read, after its copy check
+        tally.add(part.tally)
+        parts.append(part.frame)
+        paths.append(part.path)
+        del part  # the files' bytes and tables are not held
     if not parts:
         raise no_files_error(spec)
     refuse_shared_force_months(tally, spec)
@@ -173,7 +186,8 @@ class Tally:
 
 
 def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: Tally,
-                     raw: bytes | None = None, name: str | None = None, text_columns: bool = True) -> pd.DataFrame:
+                     raw: bytes | None = None, name: str | None = None, text_columns: bool = True,
+                     use_threads: bool = True) -> pd.DataFrame:
     """Read one police.uk CSV: account for its rows in ``tally``, return its analysed rows.
 
     Parameters
@@ -190,6 +204,9 @@ def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: T
         Whether to return ``crime_id`` and ``location`` (a caller that only counts points
         leaves them out; they are still read, so that a file reads, or falls back to the
         general reader, exactly as with them).
+    use_threads
+        Whether pyarrow parses the file with threads of its own (a caller reading files on
+        threads of its own passes ``False``).
 
     Returns
     -------
@@ -219,7 +236,7 @@ def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: T
         extra = [c for c in ("Reported by", "Month", "Falls within") if c in header.columns]
         return [c for c in roles.values() if c] + list(where) + extra
 
-    table = read_csv_columns(path, "police_uk", choose, raw=raw, name=label)
+    table = read_csv_columns(path, "police_uk", choose, raw=raw, name=label, use_threads=use_threads)
     rows = table.num_rows
     tally.rows_read += rows
     tally.month_column = roles["month"]
@@ -470,8 +487,127 @@ def read_member(path: Path, member: str | None) -> bytes | None:
         return archive.read(member)
 
 
-def csv_sources(paths: list[Path]) -> Iterator[tuple[str, bytes | None, Path]]:
-    """Yield ``(name, bytes or None, path)`` for every CSV in the given files, folders and zips;
-    only one file's bytes are held at once."""
-    for name, path, member in csv_files(paths):
-        yield name, read_member(path, member), path
+@dataclass
+class SourceBytes:
+    """One CSV's bytes as read, with their SHA-256.
+
+    Attributes
+    ----------
+    name, path
+        The file's name as recorded (``path`` or ``zip:member``) and its file (the zip for a member).
+    raw
+        Its bytes.
+    digest
+        Hex SHA-256 of ``raw`` (a copy of a file already read is read once).
+    stat
+        Size and modification time of a plain file that did not change while it was read
+        (``None`` for a zip member): the file's checksum is then ``digest``.
+    """
+
+    name: str
+    path: Path
+    raw: bytes
+    digest: str
+    stat: tuple[int, int] | None = None
+
+
+def read_source(name: str, path: Path, member: str | None) -> SourceBytes:
+    """Read and hash one CSV (a file, or a member of the zip ``path``)."""
+    raw = read_member(path, member)
+    if raw is not None:
+        return SourceBytes(name, path, raw, content_digest(raw))
+    before = path.stat()
+    raw = path.read_bytes()
+    after = path.stat()
+    # Only a file that did not change while it was read has this digest at this mtime.
+    same = (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns) and len(raw) == after.st_size
+    return SourceBytes(name, path, raw, content_digest(raw), (after.st_size, after.st_mtime_ns) if same else None)
+
+
+@dataclass
+class FileRead:
+    """One CSV read on a worker thread (:func:`read_parts`).
+
+    Attributes
+    ----------
+    name, path, digest, stat
+        As :class:`SourceBytes` (the bytes are not kept).
+    tally
+        The file's own accounting (added to the layer's unless the file is a copy).
+    frame
+        Its analysed rows (:func:`read_police_file`); ``None`` when reading it failed.
+    error
+        The error reading it raised (raised at its turn, after its copy check).
+    """
+
+    name: str
+    path: Path
+    digest: str
+    stat: tuple[int, int] | None
+    tally: Tally
+    frame: pd.DataFrame | None = None
+    error: Exception | None = None
+
+    def remember_digest(self) -> None:
+        """Record ``digest`` as the file's checksum for the manifest (a plain file that did not
+        change while it was read), so that it is not read and hashed again."""
+        if self.stat is not None:
+            remember_sha256(self.path, *self.stat, self.digest)
+
+
+def read_part(name: str, path: Path, member: str | None, spec: LayerSpec, context: LoadContext) -> FileRead:
+    """Read, hash, parse and account for one CSV with a tally of its own (see :func:`read_parts`)."""
+    source = read_source(name, path, member)  # an error here is raised at the file's turn
+    part = FileRead(name, path, source.digest, source.stat, Tally())
+    try:
+        part.frame = read_police_file(path, spec, context, part.tally, raw=source.raw, name=name, use_threads=False)
+    except Exception as err:  # noqa: BLE001 - raised by the caller in reading order
+        part.error = err
+    return part
+
+
+#: Files read at once by :func:`read_parts` (one a core of the project machine).
+READ_THREADS = 2
+
+
+def read_parts(spec: LayerSpec, context: LoadContext, threads: int | None = None) -> Iterator[FileRead]:
+    """:func:`read_part` of every CSV of the layer, yielded in reading order, ``threads`` files
+    (default :data:`READ_THREADS`) at a time on worker threads (pyarrow parses each with one thread).
+
+    Only the files being read are held, besides what has been yielded. An error listing the
+    files (a missing path, a damaged zip) or reading a file's bytes is raised when its turn
+    comes, as reading them one after the other would raise it. A zip's checksum (the
+    manifest's) is worked out on a worker the first time one of its members is listed.
+    """
+    threads = threads or READ_THREADS
+    listed = csv_files(spec.paths)
+    pending: deque[Future] = deque()
+    zips: set[Path] = set()
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="geomisuse-read") as pool:
+
+        def submit_next() -> bool:
+            try:
+                name, path, member = next(listed)
+            except StopIteration:
+                return False
+            except Exception as err:  # noqa: BLE001 - raised at its turn, after the files before it
+                failed: Future = Future()
+                failed.set_exception(err)
+                pending.append(failed)
+                return False
+            if member is not None and path not in zips:
+                zips.add(path)
+                pool.submit(sha256, path)  # cached for the manifest
+            pending.append(pool.submit(read_part, name, path, member, spec, context))
+            return True
+
+        more = all(submit_next() for _ in range(threads))
+        try:
+            while pending:
+                part = pending.popleft().result()
+                more = more and submit_next()
+                yield part
+                del part
+        finally:
+            for future in pending:
+                future.cancel()
