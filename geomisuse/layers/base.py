@@ -124,7 +124,7 @@ class LayerResult:
             return
         new = pd.DataFrame({
             "layer": self.kind,
-            "file": rows["source_file"].astype(str).to_numpy(),
+            "file": _texts(rows["source_file"]),
             "row": rows["source_row"].astype("int64").to_numpy(),
             "reason": reason if isinstance(reason, str) else reason.to_numpy(),
         })
@@ -150,6 +150,14 @@ class LayerResult:
             "rows_excluded": {k: int(v) for k, v in sorted(self.excluded.items())},
             "rows_rejected": {k: int(v) for k, v in rejected_by_reason.items()},
         }
+
+
+def _texts(column: pd.Series) -> np.ndarray:
+    """``column.astype(str).to_numpy()``; for a categorical of a few files' names (hundreds of
+    thousands of rejected rows) worked out per category."""
+    if isinstance(column.dtype, pd.CategoricalDtype) and not (column.cat.codes.to_numpy() < 0).any():
+        return np.asarray(column.cat.categories.astype(str), dtype=object)[column.cat.codes.to_numpy()]
+    return column.astype(str).to_numpy()
 
 
 def sha256(path: Path) -> str:
