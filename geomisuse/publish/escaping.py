@@ -77,7 +77,8 @@ def neutralise_csv(frame: pd.DataFrame) -> pd.DataFrame:
 def _neutralised(column: pd.Series) -> pd.Series:
     """:func:`neutralise_csv_cell` of every cell of a text, object or categorical column."""
     if isinstance(column.dtype, pd.StringDtype):
-        formula = column.str.startswith(FORMULA_STARTS).fillna(False).to_numpy(dtype=bool)
+        formula = np.logical_or.reduce([column.str.startswith(start).fillna(False).to_numpy(dtype=bool)
+                                        for start in FORMULA_STARTS])
         return column.mask(formula, "'" + column) if formula.any() else column
     if column.dtype != object:  # categoricals map their categories
         return column.map(neutralise_csv_cell)
