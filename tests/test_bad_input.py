@@ -752,7 +752,7 @@ def test_overlap_check_intersects_only_wards_whose_interiors_meet(real, tiny):
              ("gla_london_wards_2018.gpkg", "ons_wards2022_london_bsc_simplified.gpkg",
               "gla_lsoa2011_london_gen_mhw.gpkg")] + [overlapping]
     for wards in cases:
-        wards = wards.rename(columns={c: "ward_code" for c in wards.columns if c in ("GSS_CODE", "ward22_code", "LSOA11CD")})
+        wards = wards.rename(columns={c: "ward_code" for c in wards.columns if c in ("GSS_CODE", "ward22_code", "LSOA11CD", "WD22CD")})
         wards["ward_name"] = wards["ward_code"]
         wards["area_km2"] = wards.geometry.area / 1e6
         warnings = []
