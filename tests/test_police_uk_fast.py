@@ -310,3 +310,14 @@ def test_a_zip_is_hashed_once_for_the_manifest(tmp_path):
     assert layer.accounting()["files"] == [{"path": str(tmp_path / "archive.zip"),
                                             "sha256": hashlib.sha256((tmp_path / "archive.zip").read_bytes())
                                             .hexdigest()}]
+
+
+def test_a_layer_with_no_row_analysed_has_the_column_types_it_had(damaged_archive, string_option):
+    """Every file's rows outside the period: no categories, of the types a column of no
+    values had (text from Arrow, the file name's as pandas infers a text, the others object)."""
+    layer = load_police_uk(LayerSpec("police_uk", [damaged_archive.folder]), context(["1999-01"]))
+    table = layer.table
+    assert len(table) == 0 and layer.rows_used == 0
+    categories = {c: table[c].cat.categories.dtype for c in ("month", "measure", "crime_type", "location", "source_file")}
+    assert categories == {"month": object, "measure": object, "crime_type": object,
+                          "location": pd.StringDtype("pyarrow"), "source_file": pd.Index(["a"]).dtype}

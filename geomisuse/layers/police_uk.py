@@ -302,7 +302,7 @@ def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: T
         **({"location": _text_categorical(kept, roles["location"])} if text else {}),
         "longitude": _text_categorical(kept, roles["longitude"]),
         "latitude": _text_categorical(kept, roles["latitude"]),
-        "source_file": _categorical(pd.Series([label], dtype=object), np.zeros(len(keep), dtype=np.intp)),
+        "source_file": pd.Categorical.from_codes(np.zeros(len(keep), dtype=np.int8), categories=pd.Index([label])),
         "source_row": source_row[keep],
     })
 
@@ -446,8 +446,8 @@ def _united(columns: list[pd.Series]) -> pd.Categorical:
     """The files' categorical columns as one, with sorted categories (as ``pd.Categorical`` of
     the whole column would have them)."""
     present = [c for c in columns if len(c)]
-    if not present:  # as a column of no values becomes
-        return pd.Categorical(pd.Series(np.asarray(columns[0], dtype=object)))
+    if not present:  # no categories, of the type a column of no values had
+        return pd.Categorical([], categories=columns[0].cat.categories[:0])
     return pd.api.types.union_categoricals([pd.Categorical(c) for c in present], sort_categories=True)
 
 
