@@ -321,3 +321,22 @@ def test_a_layer_with_no_row_analysed_has_the_column_types_it_had(damaged_archiv
     categories = {c: table[c].cat.categories.dtype for c in ("month", "measure", "crime_type", "location", "source_file")}
     assert categories == {"month": object, "measure": object, "crime_type": object,
                           "location": pd.StringDtype("pyarrow"), "source_file": pd.Index(["a"]).dtype}
+
+
+def test_arrow_categories_united_by_pyarrow_equal_union_categoricals():
+    from geomisuse.layers.police_uk import _united
+
+    rng = np.random.default_rng(2)
+    texts = ["", "a", "B", "b", "é", "Z", "中", "On or near A, B and C", " lead", "0.1", "-0.1", "10", "9"]
+    arrow = pd.StringDtype("pyarrow")
+    parts = []
+    for n in (0, 5, 40, 1, 300):
+        values = pd.Series([texts[i] for i in rng.integers(0, len(texts), n)], dtype=arrow)
+        if n == 40:
+            values[3] = pd.NA
+        parts.append(pd.Series(pd.Categorical(values)))
+    united = _united(parts)
+    expected = pd.api.types.union_categoricals([pd.Categorical(p) for p in parts if len(p)], sort_categories=True)
+    assert united.equals(expected) and united.categories.dtype == expected.categories.dtype == arrow
+    assert list(united.categories) == sorted(united.categories)
+    assert pd.isna(united[5 + 3])

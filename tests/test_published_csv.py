@@ -107,3 +107,37 @@ def test_a_large_unmatched_table_round_trips(tmp_path, string_option):
     assert back["file"].tolist() == frame["file"].tolist() and back["row"].tolist() == frame["row"].tolist()
     neutralise_csv(frame).to_csv(tmp_path / "pandas.csv", index=False)
     assert (tmp_path / "unmatched.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
+
+
+def unmatched_rows_by_sorting(run) -> pd.DataFrame:
+    """unmatched_rows as it was: file names through a categorical, then sort_values."""
+    from geomisuse.publish.tables import _display_path
+
+    parts = [layer.rejected for layer in run.layers.values() if len(layer.rejected)]
+    frame = pd.concat(parts, ignore_index=True)
+    files = pd.Categorical(frame["file"].astype(str))
+    frame["file"] = pd.Series(files.rename_categories([_display_path(f, run) for f in files.categories]),
+                              index=frame.index).astype(str)
+    return frame.sort_values(["layer", "file", "row"], kind="stable").reset_index(drop=True)
+
+
+def test_unmatched_rows_sorted_on_codes_equal_those_sorted_by_text(tmp_path, string_option):
+    from types import SimpleNamespace
+
+    from geomisuse.layers.base import LayerResult
+    from geomisuse.publish.tables import unmatched_rows
+
+    rng = np.random.default_rng(9)
+    names = [str(tmp_path / "b" / "x.csv"), str(tmp_path / "a.zip") + ":2024-01/z.csv", str(tmp_path / "a.zip") +
+             ":2024-01/y.csv", "/elsewhere/é.csv", str(tmp_path / "B.csv")]
+    layers = {}
+    for kind in ("police_uk", "asb_warnings", "pharmacies"):
+        n = int(rng.integers(50, 400))
+        layer = LayerResult(kind, [], pd.DataFrame(), rows_read=n)
+        layer.rejected = pd.DataFrame({"layer": kind, "file": rng.choice(names, n), "row": rng.integers(2, 60, n),
+                                       "reason": rng.choice(["no coordinates", "outside the study area", "=x"], n)})
+        layers[kind] = layer
+    run = SimpleNamespace(layers=layers, study=SimpleNamespace(path=tmp_path / "study.toml"))
+    new, old = unmatched_rows(run), unmatched_rows_by_sorting(run)
+    pd.testing.assert_frame_equal(new, old)
+    assert new["row"].duplicated().any()  # ties on (layer, file, row) keep their order
