@@ -21,6 +21,7 @@ coordinate checks of :func:`~geomisuse.layers.base.points_from_table`.
 
 from __future__ import annotations
 
+import os
 import zipfile
 from collections import Counter
 from collections import deque
@@ -590,8 +591,17 @@ def read_part(name: str, path: Path, member: str | None, spec: LayerSpec, contex
     return part
 
 
-#: Files read at once by :func:`read_parts` (one a core of the project machine).
-READ_THREADS = 2
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+#: Files read at once by :func:`read_parts`: one a core (two on the project machine), at most
+#: four (each file read holds its bytes and its table; the accounting holds the GIL at times).
+READ_THREADS = max(1, min(_cores(), 4))
 
 
 def read_parts(spec: LayerSpec, context: LoadContext, threads: int | None = None) -> Iterator[FileRead]:
