@@ -21,7 +21,6 @@ coordinate checks of :func:`~geomisuse.layers.base.points_from_table`.
 
 from __future__ import annotations
 
-import os
 import zipfile
 from collections import Counter
 from collections import deque
