@@ -120,6 +120,7 @@ class Pending(Generic[R]):
         self._outcome: tuple[bool, object] | None = None
         self._process = None
         self._receiver = None
+        self._owner = os.getpid()
         if cores() > 1 and not _IN_WORKER and "fork" in multiprocessing.get_all_start_methods():
             context = multiprocessing.get_context("fork")
             self._receiver, sender = context.Pipe(duplex=False)
@@ -131,6 +132,13 @@ class Pending(Generic[R]):
     def result(self) -> R:
         """The function's result (waiting for the worker if it is still at it); an exception
         it raised is raised here."""
+        if self._outcome is None and os.getpid() != self._owner:
+            # Asked in another worker, which inherited this object: the worker and its answer
+            # belong to the process that started them.
+            ok, value = _outcome_of(self._function)
+            if not ok:
+                raise value
+            return value
         if self._outcome is None:
             if self._process is not None:
                 try:
@@ -150,7 +158,7 @@ class Pending(Generic[R]):
     def cancel(self) -> None:
         """Stop the worker if its result has not been asked for (it would otherwise wait,
         holding its answer, until this process ends)."""
-        if self._outcome is None and self._process is not None:
+        if self._outcome is None and self._process is not None and os.getpid() == self._owner:
             self._process.terminate()
             self._process.join()
             self._receiver.close()

@@ -94,6 +94,14 @@ def test_started_value_and_error_come_back():
 
 
 @needs_fork
+def test_a_result_asked_in_another_worker_is_worked_out_there():
+    pending = parallel.start(lambda: ("started", os.getpid()))
+    other = parallel.fork_map(lambda k: pending.result(), range(2), workers=2, min_items=1)
+    assert all(label == "started" and pid != os.getpid() for label, pid in other)
+    assert pending.result()[0] == "started"  # the answer is still here for the process that asked first
+
+
+@needs_fork
 def test_a_cancelled_worker_is_stopped_and_its_work_done_here_if_asked():
     import time
 

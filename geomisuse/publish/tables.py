@@ -312,6 +312,7 @@ def _write_all(run: StudyRun, folder: Path, settings: PublishSettings) -> list[s
     # A worker process saves the run's state (what the map and briefings are made from; not
     # listed in the manifest's outputs: an internal folder holding unprotected counts, never
     # published) and draws the map, while the tables and briefings are written here.
+    run.ward_neighbours()  # worked out here, where the briefings need them too, before the worker forks
     saved_and_mapped = start(functools.partial(_save_and_map, run, wards, folder, settings))
     gpkg_table(wards).to_file(folder / "wards.gpkg", layer="wards", driver="GPKG")
     write_csv(csv_table(wards), folder / "wards.csv")
