@@ -146,6 +146,9 @@ def join_layers_to_wards(wards: gpd.GeoDataFrame, layers: Mapping[str, LayerResu
         anchor = geoms.copy()
         anchor[~is_point] = shapely.point_on_surface(geoms[~is_point])
         position = locator.locate(shapely.get_x(anchor), shapely.get_y(anchor))
+        if kind in POINT_COUNT_LAYERS:
+            _count_points_in_wards(layer, position, codes, wards["borough_name"])
+            continue
         ward_code = np.where(position == OUTSIDE, None, codes[np.clip(position, 0, None)])
         table = table.assign(ward_code=ward_code)
         layer.table = table
@@ -164,6 +167,31 @@ def join_layers_to_wards(wards: gpd.GeoDataFrame, layers: Mapping[str, LayerResu
             warnings.append(f"{kind}: {int(outside.sum())} of {len(table)} lie outside the study wards; "
                             "they count for access but not in any ward's count")
     return LayerJoin(layers=joined, warnings=warnings)
+
+
+def _count_points_in_wards(layer: LayerResult, position: np.ndarray, codes: np.ndarray,
+                           boroughs: pd.Series) -> None:
+    """The join of an offence or ASB point layer (:data:`POINT_COUNT_LAYERS`), given the ward
+    position of each point: points of a police force in wards outside its area are excluded,
+    points outside every ward rejected as ``outside the study area``, and the others keep
+    their ``ward_code``; all at once, with the accounting that excluding and rejecting them in
+    that order gives (points may be millions: the table is taken once)."""
+    table = layer.table
+    inside = position != OUTSIDE
+    keep = inside.copy()
+    if layer.covers_borough is not None:
+        # A force's area: the wards of the boroughs it polices (wards of unknown borough count in).
+        layer.wards = force_area_wards(codes, boroughs, layer.covers_borough)
+        in_area = np.isin(np.asarray(codes, dtype=object), np.array(sorted(layer.wards), dtype=object))
+        elsewhere = inside & ~in_area[np.clip(position, 0, None)]
+        if elsewhere.any():
+            reason = "in a ward outside the police force's area"
+            layer.excluded[reason] = layer.excluded.get(reason, 0) + int(elsewhere.sum())
+        keep &= ~elsewhere
+    layer.list_rejected(table.loc[~inside, ["source_file", "source_row"]], "outside the study area")
+    # The codes as a column of them would be (pandas' str or object), taken per point.
+    ward_codes = pd.Series(np.asarray(codes, dtype=object)).array.take(position[keep])
+    layer.table = table[keep].reset_index(drop=True).assign(ward_code=ward_codes)
 
 
 def build_ward_table(wards: gpd.GeoDataFrame, layers: Mapping[str, LayerResult | pd.DataFrame],

@@ -1,6 +1,6 @@
 """The police.uk loader as it was before issue 14 (pandas reads every column as text, then
-rows are dropped reason by reason): the reference tests/test_police_uk_fast.py compares the
-fast loader against. Not used by the package.
+rows are dropped reason by reason, and every row's coordinates are checked and projected): the
+reference tests/test_police_uk_fast.py compares the fast loader against. Not used by the package.
 
 police.uk street-level crime CSVs: single files, folders of them, or zips of them.
 
@@ -14,13 +14,18 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import geopandas as gpd
+import numpy as np
 import pandas as pd
+import shapely
 
 from geomisuse.errors import InputError
 from geomisuse.progress import progress
 from geomisuse.config import LayerSpec
-from geomisuse.layers.base import (LayerResult, LoadContext, apply_where, by_unique, find_columns, parse_months,
-                   points_from_table, read_table, require_file)
+from geomisuse.config import ANALYSIS_CRS
+from geomisuse.layers.base import (_BNG_X, _BNG_Y, _GB_LAT, _GB_LON, _TO_BNG, LayerResult, LoadContext, apply_where,
+                                   by_unique, find_columns, parse_months, read_table, refuse_swapped, require_file,
+                                   swapped_lonlat, to_number)
 
 #: Normalised crime type -> ward-table measure.
 MEASURE_OF_CRIME_TYPE = {"drugs": "drug_offences", "anti social behaviour": "asb"}
@@ -116,3 +121,39 @@ def _csv_sources(paths: list[Path]):
         else:
             require_file(path, "police_uk")
             yield str(path), None, path
+
+
+def points_from_table(layer: LayerResult, x_column: str, y_column: str, lonlat: bool) -> None:
+    """The coordinate checks as they were before issue 14 (row by row: every row's texts parsed
+    through :func:`by_unique`, rejected reason by reason with ``drop``, every row projected
+    and made a point): the reference for :func:`geomisuse.layers.base.points_from_table`,
+    which works on distinct coordinate pairs."""
+    table = layer.table
+    first_file = table["source_file"].iloc[0] if len(table) else ""
+    raw_x = by_unique(table[x_column].astype(str), lambda u: u.str.strip())
+    raw_y = by_unique(table[y_column].astype(str), lambda u: u.str.strip())
+    x = by_unique(raw_x, lambda u: to_number(u, decimal_comma=lonlat))
+    y = by_unique(raw_y, lambda u: to_number(u, decimal_comma=lonlat))
+    blank = (raw_x == "") | (raw_y == "")
+    layer.reject(table[blank], "no coordinates")
+    bad = ~blank & (x.isna() | y.isna() | ~np.isfinite(x) | ~np.isfinite(y))
+    layer.reject(table[bad], "unparseable coordinates")
+    x, y = x[layer.table.index], y[layer.table.index]
+    if lonlat:
+        in_gb = x.between(*_GB_LON) & y.between(*_GB_LAT)
+        swapped = pd.Series(swapped_lonlat(x.to_numpy(), y.to_numpy()), index=x.index)
+        refuse_swapped(int(swapped.sum()), len(x), x_column, y_column, first_file)
+        layer.reject(layer.table[swapped], "longitude and latitude swapped")
+        outside = (~in_gb & ~swapped)[layer.table.index]
+        layer.reject(layer.table[outside], "coordinates outside Great Britain")
+        x, y = x[layer.table.index], y[layer.table.index]
+        ex, ny = _TO_BNG.transform(x.to_numpy(), y.to_numpy())
+    else:
+        in_grid = x.between(*_BNG_X) & y.between(*_BNG_Y)
+        if len(x) and (~in_grid).sum() > len(x) / 2 and x.between(*_GB_LON).all() and y.between(*_GB_LAT).all():
+            raise InputError(
+                f"'{x_column}'/'{y_column}' hold longitude/latitude, not easting/northing; name them "
+                f"longitude/latitude or map them in the study file", first_file, column=x_column)
+        layer.reject(layer.table[~in_grid], "coordinates outside Great Britain")
+        ex, ny = x[layer.table.index].to_numpy(), y[layer.table.index].to_numpy()
+    layer.table = gpd.GeoDataFrame(layer.table, geometry=shapely.points(ex, ny), crs=ANALYSIS_CRS)

@@ -234,3 +234,31 @@ def test_a_layer_column_of_mixed_values_is_saved_as_text(tmp_path):
     assert list(back.layer_table("estates")["landlord"])[:3] == ["7", "Council", None]
     assert isinstance(back.layer_table("estates"), gpd.GeoDataFrame) and back.wards.equals(run.wards)
     assert all(isinstance(g, shapely.Geometry) for g in back.layer_table("police_uk").geometry)
+
+
+def test_points_are_saved_in_geoparquet_point_encoding_and_read_back_exactly(tmp_path):
+    import geopandas as gpd
+    import pyarrow.parquet as pq
+    import shapely
+
+    from conftest import demo_run_copy
+    from geomisuse.pipeline import load_run
+    from geomisuse.publish.state import write_state
+    from geomisuse.publish.tables import PublishSettings
+
+    run = demo_run_copy()
+    out = tmp_path / "out"
+    out.mkdir()
+    write_state(run, out, PublishSettings())
+    back, _ = load_run(out)
+    for kind in ("police_uk", "treatment_services", "estates"):
+        saved, table = back.layer_table(kind), run.layer_table(kind)
+        assert isinstance(saved, gpd.GeoDataFrame) and saved.crs == table.crs
+        assert shapely.equals_exact(saved.geometry.to_numpy(), table.geometry.to_numpy(), tolerance=0).all(), kind
+        assert saved.drop(columns="geometry").equals(table[list(saved.columns.drop("geometry"))]), kind
+    encoding = {}
+    for kind in ("police_uk", "estates"):
+        meta = json.loads(pq.read_metadata(out / STATE_FOLDER / f"layer-{kind}.parquet").metadata[b"geo"])
+        encoding[kind] = meta["columns"]["geometry"]["encoding"]
+    # Points in the native encoding; the estates (polygons and points) as WKB, as before.
+    assert encoding == {"police_uk": "point", "estates": "WKB"}

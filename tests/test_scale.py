@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import shapely
 
-from geomisuse.publish.briefings.pages import _MAP_TOLERANCE_PX, _map_frame, ward_outlines
+from geomisuse.publish.briefings.pages import _MAP_TOLERANCE_PX, WardOutlines, _map_frame, svg_shape, ward_outlines
 from geomisuse.publish.maps.page import heat_points
 
 from conftest import ROOT
@@ -42,6 +42,11 @@ def test_each_ward_outline_is_simplified_once_within_every_page_tolerance(real):
     # Each ward once, at the finest tolerance of the pages that draw it (0.6 px there).
     for k in range(len(geoms)):
         assert shapely.equals_exact(outlines[k], shapely.simplify(geoms[k], finest[k]), tolerance=0)
+    # The pages' outlines, simplified when first drawn, are these.
+    drawn = WardOutlines(geoms, neighbours)
+    for k in range(len(geoms)):
+        shape = svg_shape(outlines[k])
+        assert drawn[k].template == shape.template and np.array_equal(drawn[k].xy, shape.xy)
 
 
 @pytest.mark.slow

@@ -247,7 +247,10 @@ def queen_adjacency(geoms: gpd.GeoSeries) -> sparse.csr_array:
     """Queen contiguity: wards that share at least one boundary vertex.
 
     ``libpysal.graph.Graph.build_contiguity(rook=False)``: vertex-based, not ``strict``, the
-    rule of GeoDa and libpysal's ``Queen`` (coordinates must match exactly).
+    rule of GeoDa and libpysal's ``Queen`` (coordinates must match exactly). When
+    :func:`start_queen_adjacency` was given wards that include these, the answer is read off
+    its result: sharing a vertex is a matter of two wards alone, so the contiguity of some of
+    the wards is the part of the whole that is about them.
 
     Parameters
     ----------
@@ -259,9 +262,56 @@ def queen_adjacency(geoms: gpd.GeoSeries) -> sparse.csr_array:
     scipy.sparse.csr_array
         Binary, symmetric, zero diagonal.
     """
+    started = _started_part(geoms)
+    if started is not None:
+        return started
+    return _queen_of(geoms)
+
+
+def start_queen_adjacency(geoms: gpd.GeoSeries) -> None:
+    """Begin the queen contiguity of ``geoms`` in a worker process
+    (:func:`geomisuse.parallel.start`), for :func:`queen_adjacency` of these wards or any of
+    them later in the run. Importing libpysal and building the contiguity take about 2 s on
+    London's full-resolution wards: the loader reads the crime layers meanwhile."""
+    from ..parallel import start
+
+    keys = _geometry_keys(geoms)
+    if len(set(keys)) < len(keys):  # a ward drawn twice: positions would be ambiguous
+        return
+    frozen = geoms.reset_index(drop=True).copy()
+    for _, earlier in _STARTED:  # one study at a time (a notebook loading study after study)
+        earlier.cancel()
+    _STARTED[:] = [({key: k for k, key in enumerate(keys)}, start(lambda: _queen_of(frozen)))]
+
+
+#: The contiguity being built by :func:`start_queen_adjacency`: (geometry key -> position, result).
+_STARTED: list = []
+
+
+def _queen_of(geoms: gpd.GeoSeries) -> sparse.csr_array:
     from libpysal.graph import Graph  # ~1.5 s to import: only the cluster stage pays it
 
     return _binary(Graph.build_contiguity(geoms.reset_index(drop=True), rook=False))
+
+
+def _geometry_keys(geoms: gpd.GeoSeries) -> list[bytes]:
+    """Each geometry's exact identity (its WKB, every coordinate bit for bit)."""
+    return list(shapely.to_wkb(np.asarray(geoms.values, dtype=object)))
+
+
+def _started_part(geoms: gpd.GeoSeries) -> sparse.csr_array | None:
+    """The started contiguity restricted to ``geoms`` (in their order), or ``None`` when none
+    was started or some of ``geoms`` are not among its wards."""
+    if not _STARTED:
+        return None
+    position_of, pending = _STARTED[0]
+    positions = [position_of.get(key) for key in _geometry_keys(geoms)]
+    if any(p is None for p in positions):
+        return None
+    whole = pending.result()
+    part = sparse.csr_array(whole[np.asarray(positions)][:, np.asarray(positions)])
+    part.sort_indices()
+    return part
 
 
 def knn_adjacency(points: np.ndarray, k: int) -> sparse.csr_array:

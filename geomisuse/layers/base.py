@@ -114,14 +114,21 @@ class LayerResult:
         """Move ``rows`` (with ``source_file``/``source_row``) from the table to the rejects."""
         if rows.empty:
             return
+        self.list_rejected(rows, reason)
+        self.table = self.table.drop(index=rows.index)
+
+    def list_rejected(self, rows: pd.DataFrame, reason: str | pd.Series) -> None:
+        """Add ``rows`` (with ``source_file``/``source_row``) to the rejects, leaving the table
+        as it is (a caller that rejects for several reasons then keeps the other rows once)."""
+        if rows.empty:
+            return
         new = pd.DataFrame({
             "layer": self.kind,
-            "file": rows["source_file"].astype(str).to_numpy(),
+            "file": _texts(rows["source_file"]),
             "row": rows["source_row"].astype("int64").to_numpy(),
             "reason": reason if isinstance(reason, str) else reason.to_numpy(),
         })
         self.rejected = pd.concat([self.rejected, new], ignore_index=True) if len(self.rejected) else new
-        self.table = self.table.drop(index=rows.index)
 
     def exclude(self, rows: pd.DataFrame, reason: str) -> None:
         """Move ``rows`` from the table to the excluded count under ``reason``."""
@@ -143,6 +150,14 @@ class LayerResult:
             "rows_excluded": {k: int(v) for k, v in sorted(self.excluded.items())},
             "rows_rejected": {k: int(v) for k, v in rejected_by_reason.items()},
         }
+
+
+def _texts(column: pd.Series) -> np.ndarray:
+    """``column.astype(str).to_numpy()``; for a categorical of a few files' names (hundreds of
+    thousands of rejected rows) worked out per category."""
+    if isinstance(column.dtype, pd.CategoricalDtype) and not (column.cat.codes.to_numpy() < 0).any():
+        return np.asarray(column.cat.categories.astype(str), dtype=object)[column.cat.codes.to_numpy()]
+    return column.astype(str).to_numpy()
 
 
 def sha256(path: Path) -> str:
@@ -467,6 +482,13 @@ def points_from_table(layer: LayerResult, x_column: str, y_column: str, lonlat: 
     ``coordinates outside Great Britain``. When most rows of a lon/lat file have longitude
     and latitude the wrong way round the whole file is refused with a message that says so.
 
+    Snapped coordinates repeat a great deal (a national year of police.uk has a few hundred
+    thousand street points for millions of rows), so each distinct pair of coordinate texts is
+    parsed, checked, projected and made a point once, and the rows take their pair's verdict
+    and point (rows of one pair share the point object: shapely geometries are immutable).
+    Every row gets what checking it on its own would give, and the rejects are listed reason
+    by reason in row order, as rejecting reason by reason would list them.
+
     Parameters
     ----------
     layer
@@ -483,41 +505,99 @@ def points_from_table(layer: LayerResult, x_column: str, y_column: str, lonlat: 
     """
     table = layer.table
     first_file = table["source_file"].iloc[0] if len(table) else ""
-    raw_x = by_unique(table[x_column].astype(str), lambda u: u.str.strip())
-    raw_y = by_unique(table[y_column].astype(str), lambda u: u.str.strip())
+    pair, (x_text, y_text) = coordinate_pairs(table[x_column], table[y_column])
     # A comma in a longitude or latitude is a decimal comma (none has thousands); in an easting
     # it groups thousands ("665,415"), and any other comma there makes the value unparseable.
-    # Snapped coordinates repeat a great deal: parse each distinct text once.
-    x = by_unique(raw_x, lambda u: to_number(u, decimal_comma=lonlat))
-    y = by_unique(raw_y, lambda u: to_number(u, decimal_comma=lonlat))
-    blank = (raw_x == "") | (raw_y == "")
-    layer.reject(table[blank], "no coordinates")
-    bad = ~blank & (x.isna() | y.isna() | ~np.isfinite(x) | ~np.isfinite(y))
-    layer.reject(table[bad], "unparseable coordinates")
-    x, y = x[layer.table.index], y[layer.table.index]
-    layer.coordinates = ParsedCoordinates(x.to_numpy(), y.to_numpy(), lonlat, x_column, y_column, str(first_file))
-
+    x_raw, x = _parsed_texts(x_text, lonlat)
+    y_raw, y = _parsed_texts(y_text, lonlat)
+    rows_of_pair = np.bincount(pair, minlength=len(x))
+    verdict = np.full(len(x), _KEEP, dtype=np.int8)
+    blank = (x_raw == "") | (y_raw == "")
+    verdict[blank] = _NO_COORDINATES
+    parsed = ~blank & np.isfinite(x) & np.isfinite(y)  # NaN for text that does not parse
+    verdict[~blank & ~parsed] = _UNPARSEABLE
+    layer.coordinates = ParsedCoordinates(x[parsed], y[parsed], lonlat, x_column, y_column, str(first_file),
+                                          rows=rows_of_pair[parsed])
+    with_coordinates = int(rows_of_pair[parsed].sum())
     if lonlat:
-        in_gb = x.between(*_GB_LON) & y.between(*_GB_LAT)
-        swapped = pd.Series(swapped_lonlat(x.to_numpy(), y.to_numpy()), index=x.index)
+        in_gb = (x >= _GB_LON[0]) & (x <= _GB_LON[1]) & (y >= _GB_LAT[0]) & (y <= _GB_LAT[1])
+        swapped = parsed & swapped_lonlat(x, y)
         if judge_swapped:
-            refuse_swapped(int(swapped.sum()), len(x), x_column, y_column, first_file)
-        layer.reject(layer.table[swapped], "longitude and latitude swapped")
-        outside = (~in_gb & ~swapped)[layer.table.index]  # the swapped rows are gone from the table
-        layer.reject(layer.table[outside], "coordinates outside Great Britain")
-        x, y = x[layer.table.index], y[layer.table.index]
-        ex, ny = _TO_BNG.transform(x.to_numpy(), y.to_numpy())
+            refuse_swapped(int(rows_of_pair[swapped].sum()), with_coordinates, x_column, y_column, first_file)
+        verdict[swapped] = _SWAPPED
+        verdict[parsed & ~in_gb & ~swapped] = _OUTSIDE_GB
     else:
-        in_grid = x.between(*_BNG_X) & y.between(*_BNG_Y)
-        if len(x) and (~in_grid).sum() > len(x) / 2 and x.between(*_GB_LON).all() and y.between(*_GB_LAT).all():
+        in_grid = (x >= _BNG_X[0]) & (x <= _BNG_X[1]) & (y >= _BNG_Y[0]) & (y <= _BNG_Y[1])
+        lonlat_like = ((x >= _GB_LON[0]) & (x <= _GB_LON[1]) & (y >= _GB_LAT[0]) & (y <= _GB_LAT[1]))[parsed]
+        if with_coordinates and rows_of_pair[parsed & ~in_grid].sum() > with_coordinates / 2 and lonlat_like.all():
             raise InputError(
                 f"'{x_column}'/'{y_column}' hold longitude/latitude, not easting/northing; name them "
                 f"longitude/latitude or map them in the study file", first_file, column=x_column)
-        layer.reject(layer.table[~in_grid], "coordinates outside Great Britain")
-        ex, ny = x[layer.table.index].to_numpy(), y[layer.table.index].to_numpy()
-    layer.table = gpd.GeoDataFrame(layer.table, geometry=shapely.points(ex, ny), crs=ANALYSIS_CRS)
+        verdict[parsed & ~in_grid] = _OUTSIDE_GB
+    keep = verdict == _KEEP
+    ex, ny = np.full(len(x), np.nan), np.full(len(x), np.nan)
+    if lonlat:
+        ex[keep], ny[keep] = _TO_BNG.transform(x[keep], y[keep])
+    else:
+        ex[keep], ny[keep] = x[keep], y[keep]
+    point_of_pair = np.full(len(x), None, dtype=object)
+    point_of_pair[keep] = shapely.points(ex[keep], ny[keep])
+    row_verdict = verdict[pair]
+    for code, reason in _COORDINATE_REASONS:
+        if (verdict == code).any():
+            layer.list_rejected(table.iloc[np.flatnonzero(row_verdict == code)], reason)
+    kept = np.flatnonzero(row_verdict == _KEEP)
+    layer.table = gpd.GeoDataFrame(table.iloc[kept], geometry=point_of_pair[pair[kept]], crs=ANALYSIS_CRS)
 
 
+#: What the coordinate checks make of a distinct pair of coordinate texts: kept, or the reason
+#: its rows are rejected (listed in this order, as the checks run).
+_KEEP, _NO_COORDINATES, _UNPARSEABLE, _SWAPPED, _OUTSIDE_GB = range(5)
+_COORDINATE_REASONS = ((_NO_COORDINATES, "no coordinates"), (_UNPARSEABLE, "unparseable coordinates"),
+                       (_SWAPPED, "longitude and latitude swapped"),
+                       (_OUTSIDE_GB, "coordinates outside Great Britain"))
+
+
+def coordinate_pairs(x: pd.Series, y: pd.Series) -> tuple[np.ndarray, tuple[pd.Series, pd.Series]]:
+    """The distinct pairs of two columns' texts: the pair of each row, and each pair's texts.
+
+    The texts are the cells as ``astype(str)`` gives them, worked out once per distinct cell
+    (the columns may be categorical, Arrow or object text). A missing cell (``NaN``,
+    ``None``, ``pd.NA``) has the text ``"nan"``: like every text ``astype(str)`` makes of a
+    missing value it is neither blank nor a number.
+
+    Returns
+    -------
+    (pair, (x_texts, y_texts))
+        ``pair``: ``intp`` position of each row's pair, in order of first appearance;
+        ``x_texts``, ``y_texts``: object Series with the texts of each pair.
+    """
+    x_code, x_texts = _cell_texts(x)
+    y_code, y_texts = _cell_texts(y)
+    combined = x_code.astype(np.int64) * (len(y_texts) + 1) + y_code
+    pair, distinct = pd.factorize(combined)
+    x_of_pair, y_of_pair = np.divmod(distinct, len(y_texts) + 1)
+    return pair.astype(np.intp, copy=False), (x_texts.iloc[x_of_pair].reset_index(drop=True),
+                                              y_texts.iloc[y_of_pair].reset_index(drop=True))
+
+
+def _cell_texts(column: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """The code of each cell (position of its text) and the texts (object) of a column."""
+    codes, uniques = pd.factorize(column)  # missing cells: -1
+    if column.dtype == object and pd.api.types.infer_dtype(uniques, skipna=True) not in ("string", "empty"):
+        # Values of other types (numbers): 1, 1.0 and True hash alike but are different texts.
+        codes, uniques = pd.factorize(column.astype(str).astype(object).where(column.notna(), "nan"))
+    texts = pd.Series(uniques, dtype=object) if column.dtype == object else pd.Series(uniques).astype(str)
+    texts = pd.concat([texts.astype(object), pd.Series(["nan"], dtype=object)], ignore_index=True)
+    return np.where(codes < 0, len(texts) - 1, codes), texts
+
+
+def _parsed_texts(texts: pd.Series, lonlat: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The stripped texts (object) and their numbers (float, NaN where a text does not parse) of
+    coordinate texts, each distinct stripped text parsed once (:func:`to_number`)."""
+    stripped = by_unique(texts.astype(object), lambda u: u.astype(str).str.strip().astype(object))
+    numbers = by_unique(stripped, lambda u: to_number(u, decimal_comma=lonlat))
+    return stripped.to_numpy(dtype=object), numbers.to_numpy(dtype="float64")
 
 
 def swapped_lonlat(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -558,13 +638,16 @@ class ParsedCoordinates:
     Attributes
     ----------
     x, y
-        Finite parsed values of the two columns (one per row that had both).
+        Finite parsed values of the two columns (one per distinct pair of texts, or per row,
+        that had both).
     lonlat
         Whether the columns were read as longitude/latitude (else easting/northing).
     x_column, y_column
         The column names, for messages.
     file
         The first file of the layer, for messages.
+    rows
+        The rows of each pair (``None``: one row each).
     """
 
     x: np.ndarray
@@ -573,6 +656,21 @@ class ParsedCoordinates:
     x_column: str
     y_column: str
     file: str
+    rows: np.ndarray | None = None
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Rows of each pair (``int64``)."""
+        return np.ones(len(self.x), dtype=np.int64) if self.rows is None else np.asarray(self.rows, dtype=np.int64)
+
+    @property
+    def row_count(self) -> int:
+        """Rows with parsed coordinates."""
+        return len(self.x) if self.rows is None else int(np.sum(self.rows))
+
+    def swapped_rows(self) -> int:
+        """Rows whose coordinates look swapped (:func:`swapped_lonlat`)."""
+        return int(self.weights[swapped_lonlat(self.x, self.y)].sum())
 
 
 #: How far (metres) beyond the study wards' bounding box a point still counts as "near" the
@@ -584,11 +682,12 @@ PLACEMENT_MARGIN_M = 2_000.0
 MOSTLY_REJECTED_SHARE = 0.5
 
 
-def _near(ex: np.ndarray, ny: np.ndarray, bounds: Sequence[float]) -> int:
+def _near(ex: np.ndarray, ny: np.ndarray, bounds: Sequence[float], weights: np.ndarray | None = None) -> int:
     minx, miny, maxx, maxy = bounds
     m = PLACEMENT_MARGIN_M
     with np.errstate(invalid="ignore"):
-        return int(np.count_nonzero((ex >= minx - m) & (ex <= maxx + m) & (ny >= miny - m) & (ny <= maxy + m)))
+        near = (ex >= minx - m) & (ex <= maxx + m) & (ny >= miny - m) & (ny <= maxy + m)
+    return int(np.count_nonzero(near)) if weights is None else int(np.asarray(weights, dtype=np.int64)[near].sum())
 
 
 def _lonlat_to_grid(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -625,13 +724,15 @@ def check_placement(layer: LayerResult, study_bounds: Sequence[float]) -> None:
     parsed = layer.coordinates
     if parsed is None or not len(parsed.x):
         return
-    judge_placement(placement_counts(parsed.x, parsed.y, study_bounds), len(parsed.x), parsed.lonlat,
-                    parsed.x_column, parsed.y_column, parsed.file)
+    judge_placement(placement_counts(parsed.x, parsed.y, study_bounds, parsed.rows), parsed.row_count,
+                    parsed.lonlat, parsed.x_column, parsed.y_column, parsed.file)
 
 
-def placement_counts(x: np.ndarray, y: np.ndarray, study_bounds: Sequence[float]) -> dict[tuple[str, bool], int]:
-    """How many parsed coordinate pairs lie near the study wards under each of the four
+def placement_counts(x: np.ndarray, y: np.ndarray, study_bounds: Sequence[float],
+                     rows: np.ndarray | None = None) -> dict[tuple[str, bool], int]:
+    """How many rows of parsed coordinates lie near the study wards under each of the four
     readings of :func:`check_placement` (``("lonlat" | "grid", swapped)``, in this order).
+    ``x``, ``y`` are one per row, or one per distinct pair with ``rows`` the rows of each.
     The counts of parts of a layer (one file each) add up to the layer's."""
     readings = {
         ("lonlat", False): _lonlat_to_grid(x, y),
@@ -639,7 +740,7 @@ def placement_counts(x: np.ndarray, y: np.ndarray, study_bounds: Sequence[float]
         ("grid", False): (x, y),
         ("grid", True): (y, x),
     }
-    return {key: _near(ex, ny, study_bounds) for key, (ex, ny) in readings.items()}
+    return {key: _near(ex, ny, study_bounds, rows) for key, (ex, ny) in readings.items()}
 
 
 def judge_placement(near: dict[tuple[str, bool], int], n: int, lonlat: bool, x_column: str, y_column: str,
@@ -1013,7 +1114,7 @@ _SNIFF_BYTES = 1 << 16
 
 
 def read_csv_columns(path: Path, kind: str, choose, raw: bytes | None = None,
-                     name: str | None = None) -> pa.Table:
+                     name: str | None = None, use_threads: bool = True) -> pa.Table:
     """Read only some columns of a CSV file, as text, into an Arrow table.
 
     Plain UTF-8 comma-separated files (the police.uk bulk and API files) go straight through
@@ -1036,6 +1137,8 @@ def read_csv_columns(path: Path, kind: str, choose, raw: bytes | None = None,
         The file's bytes, for members of a zip (else the file is read from disk).
     name
         Name for messages (defaults to ``str(path)``).
+    use_threads
+        Whether pyarrow parses with its own threads.
 
     Returns
     -------
@@ -1056,7 +1159,7 @@ def read_csv_columns(path: Path, kind: str, choose, raw: bytes | None = None,
             source = pa.BufferReader(raw) if raw is not None else str(path)
             return pa_csv.read_csv(
                 source,
-                read_options=pa_csv.ReadOptions(column_names=header, skip_rows=1, use_threads=True),
+                read_options=pa_csv.ReadOptions(column_names=header, skip_rows=1, use_threads=use_threads),
                 convert_options=pa_csv.ConvertOptions(
                     include_columns=wanted, column_types={c: pa.string() for c in wanted},
                     strings_can_be_null=False, quoted_strings_can_be_null=False))

@@ -6,19 +6,25 @@ possession from supply). Crime types may be labels (``Drugs``) as in the bulk CS
 
 A national year is about 6 million rows in several hundred files, of which about a quarter
 are analysed, so the loader works at the speed of the read: each file is read on its own
-(memory follows one file, not the year) with pyarrow's CSV reader, and only the columns it
-needs. Months, crime types and coordinates repeat a great deal, so each distinct value is
-parsed once (Arrow dictionary encoding) and the verdicts are spread back over the rows as
-boolean masks; the analysed rows are taken once at the end. The rows' accounting is the same
-as reading everything with pandas and dropping row by row would give, in the same order of
-reasons: ``where`` selection, unparseable month, month outside the study period, crime type
-not analysed, then the coordinate checks of :func:`~geomisuse.layers.base.points_from_table`.
+(memory follows the files being read, not the year) with pyarrow's CSV reader, and only the
+columns it needs. Two files at a time are read, hashed, parsed and accounted for on worker
+threads (:func:`read_parts`; the reads, hashing, parsing and most of the accounting release
+the GIL), each with a tally of its own, and the tallies are added up in reading order; the
+files' digests find copies and are the manifest's checksums. Months, crime types and
+coordinates repeat a great deal, so each distinct value is parsed once (Arrow dictionary
+encoding) and the verdicts are spread back over the rows as boolean masks; the analysed rows
+are taken once at the end. The rows' accounting is the same as reading everything with pandas
+and dropping row by row would give, in the same order of reasons: ``where`` selection,
+unparseable month, month outside the study period, crime type not analysed, then the
+coordinate checks of :func:`~geomisuse.layers.base.points_from_table`.
 """
 
 from __future__ import annotations
 
 import zipfile
 from collections import Counter
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -33,7 +39,7 @@ from ..errors import InputError
 from ..progress import progress
 from .base import (REJECT_COLUMNS, LayerResult, LoadContext, content_digest, find_columns, month_column_error,
                    month_of_values, normalise_name, points_from_table, read_csv_columns, refuse_overlapping_files,
-                   require_file)
+                   remember_sha256, require_file, sha256)
 
 #: Normalised crime type -> ward-table measure.
 MEASURE_OF_CRIME_TYPE = {"drugs": "drug_offences", "anti social behaviour": "asb"}
@@ -71,12 +77,19 @@ def load_police_uk(spec: LayerSpec, context: LoadContext) -> LayerResult:
     tally = Tally()
     copies = Copies()
     parts, paths = [], []
-    for name, raw, source in progress(csv_sources(spec.paths), "reading police.uk files"):
-        raw = raw if raw is not None else source.read_bytes()
-        if copies.is_copy(name, content_digest(raw)):
+    # Two files at a time are read, hashed, parsed and accounted for on worker threads (file
+    # reads, hashlib, pyarrow's parser and much of the accounting release the GIL), each with a
+    # tally of its own; here, in reading order, copies are passed over and the tallies added up.
+    for part in progress(read_parts(spec, context), "reading police.uk files"):
+        part.remember_digest()
+        if copies.is_copy(part.name, part.digest):
             continue
-        parts.append(read_police_file(source, spec, context, tally, raw=raw, name=name))
-        paths.append(source)
+        if part.error is not None:
+            raise part.error  # the first file that cannot be read, after its copy check
+        tally.add(part.tally)
+        parts.append(part.frame)
+        paths.append(part.path)
+        del part  # the files' bytes and tables are not held
     if not parts:
         raise no_files_error(spec)
     refuse_shared_force_months(tally, spec)
@@ -173,7 +186,8 @@ class Tally:
 
 
 def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: Tally,
-                     raw: bytes | None = None, name: str | None = None, text_columns: bool = True) -> pd.DataFrame:
+                     raw: bytes | None = None, name: str | None = None, text_columns: bool = True,
+                     use_threads: bool = True) -> pd.DataFrame:
     """Read one police.uk CSV: account for its rows in ``tally``, return its analysed rows.
 
     Parameters
@@ -190,13 +204,17 @@ def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: T
         Whether to return ``crime_id`` and ``location`` (a caller that only counts points
         leaves them out; they are still read, so that a file reads, or falls back to the
         general reader, exactly as with them).
+    use_threads
+        Whether pyarrow parses the file with threads of its own (a caller reading files on
+        threads of its own passes ``False``).
 
     Returns
     -------
     pandas.DataFrame
         The analysed rows (Drugs and ASB in the period with a parseable month): ``month``,
         ``measure``, ``crime_type``, ``crime_id``, ``location``, ``longitude``, ``latitude``
-        (raw text), ``source_file``, ``source_row``.
+        (raw text), ``source_file``, ``source_row``; categoricals but for ``crime_id`` (Arrow
+        text) and ``source_row``.
     """
     label = name or str(path)
     roles: dict[str, str | None] = {}
@@ -218,7 +236,7 @@ def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: T
         extra = [c for c in ("Reported by", "Month", "Falls within") if c in header.columns]
         return [c for c in roles.values() if c] + list(where) + extra
 
-    table = read_csv_columns(path, "police_uk", choose, raw=raw, name=label)
+    table = read_csv_columns(path, "police_uk", choose, raw=raw, name=label, use_threads=use_threads)
     rows = table.num_rows
     tally.rows_read += rows
     tally.month_column = roles["month"]
@@ -250,7 +268,8 @@ def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: T
         tally.rejected.append(pd.DataFrame({"layer": "police_uk", "file": label, "row": source_row[undated],
                                             "reason": "unparseable month"}))
     remaining &= dated
-    tally.months.update(month_of_distinct.iloc[np.unique(codes[remaining])].tolist())
+    seen = np.flatnonzero(np.bincount(codes[remaining], minlength=len(distinct)))
+    tally.months.update(month_of_distinct.iloc[seen].tolist())
     if context.months is not None:
         in_period = month_of_distinct.isin(context.months).to_numpy()[codes]
         _exclude(tally, remaining & ~in_period, "month outside the study period")
@@ -272,15 +291,18 @@ def read_police_file(path: Path, spec: LayerSpec, context: LoadContext, tally: T
     keep = np.flatnonzero(remaining)
     text = ("crime_id", "location") if text_columns else ()
     kept = table.select([roles[r] for r in (*text, "longitude", "latitude") if roles[r]]).take(pa.array(keep))
+    # Categoricals made from the distinct values (a file's months, crime types, snap points
+    # and street names repeat a great deal); finish_layer unites their categories.
     return pd.DataFrame({
-        "month": month_of_distinct.to_numpy(dtype=object)[codes[keep]],
-        "measure": measure_of_distinct.to_numpy(dtype=object)[type_codes[keep]],
-        "crime_type": crime_type_of_distinct.to_numpy(dtype=object)[type_codes[keep]],
+        "month": _categorical(month_of_distinct, codes[keep]),
+        "measure": _categorical(measure_of_distinct, type_codes[keep]),
+        "crime_type": _categorical(crime_type_of_distinct, type_codes[keep]),
         # pandas' skipinitialspace, as the general reader does.
-        **{role: _text(kept, roles[role]) for role in text},
-        "longitude": _text(kept, roles["longitude"]),
-        "latitude": _text(kept, roles["latitude"]),
-        "source_file": label,
+        **({"crime_id": _text(kept, roles["crime_id"])} if text else {}),
+        **({"location": _text_categorical(kept, roles["location"])} if text else {}),
+        "longitude": _text_categorical(kept, roles["longitude"]),
+        "latitude": _text_categorical(kept, roles["latitude"]),
+        "source_file": pd.Categorical.from_codes(np.zeros(len(keep), dtype=np.int8), categories=pd.Index([label])),
         "source_row": source_row[keep],
     })
 
@@ -305,9 +327,8 @@ def finish_layer(spec: LayerSpec, tally: Tally, parts: list[pd.DataFrame], paths
         See :func:`load_police_uk`.
     """
     check_month_column(tally)
-    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    for column in _CATEGORICAL:
-        frame[column] = pd.Categorical(frame[column])
+    frame = pd.DataFrame({column: _united([part[column] for part in parts]) if column in _CATEGORICAL else
+                          _concatenated([part[column] for part in parts]) for column in parts[0].columns})
     layer = LayerResult("police_uk", paths, frame, rows_read=tally.rows_read, excluded=dict(tally.excluded),
                         months=sorted(tally.months))
     if tally.rejected:
@@ -387,10 +408,76 @@ def _exclude(tally: Tally, rows: np.ndarray, reason: str) -> None:
 
 def _text(table: pa.Table, column: str | None) -> pd.Series:
     """A kept column as Arrow-backed text without leading spaces ("" when the file lacks it)."""
+    return pd.Series(pd.arrays.ArrowStringArray(_trimmed(table, column)), dtype=pd.StringDtype("pyarrow"))
+
+
+def _trimmed(table: pa.Table, column: str | None) -> pa.Array:
     if column is None:
-        return pd.Series([""] * table.num_rows, dtype=pd.StringDtype("pyarrow"))
-    values = pc.utf8_ltrim(table[column], characters=" ")
-    return pd.Series(pd.arrays.ArrowStringArray(values.combine_chunks()), dtype=pd.StringDtype("pyarrow"))
+        return pa.array([""] * table.num_rows, type=pa.string())
+    return pc.utf8_ltrim(table[column], characters=" ").combine_chunks()
+
+
+def _text_categorical(table: pa.Table, column: str | None) -> pd.Categorical:
+    """:func:`_text` as a categorical (categories Arrow-backed text, as ``pd.Categorical`` of
+    :func:`_text` makes them; in order of appearance until :func:`_united` sorts them)."""
+    encoded = _trimmed(table, column).dictionary_encode()
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+    categories = pd.Index(pd.arrays.ArrowStringArray(encoded.dictionary), dtype=pd.StringDtype("pyarrow"))
+    return pd.Categorical.from_codes(codes, categories=categories)
+
+
+def _categorical(values_of_distinct: pd.Series, codes: np.ndarray) -> pd.Categorical:
+    """The values ``values_of_distinct[codes]`` as a categorical; missing values stay missing.
+
+    Several distinct texts may have one value (``2024-01`` and ``202401``): their codes are
+    merged. The categories are an :class:`~pandas.Index` of the values as pandas infers it
+    (``str`` or ``object`` by pandas' string option, as a column of the values would be).
+    """
+    merged, categories = pd.factorize(values_of_distinct.to_numpy(dtype=object))  # missing: -1
+    rows = merged[codes]
+    # Only the values of these rows are categories (as pd.Categorical of the rows has them).
+    used = np.bincount(rows[rows >= 0], minlength=len(categories)) > 0
+    position = np.where(used, np.cumsum(used) - 1, -1)
+    rows = np.where(rows >= 0, position[rows], -1)
+    return pd.Categorical.from_codes(rows, categories=pd.Index(categories[used]))
+
+
+def _united(columns: list[pd.Series]) -> pd.Categorical:
+    """The files' categorical columns as one, with sorted categories (as ``pd.Categorical`` of
+    the whole column would have them)."""
+    present = [c for c in columns if len(c)]
+    if not present:  # no categories, of the type a column of no values had
+        return pd.Categorical([], categories=columns[0].cat.categories[:0])
+    if all(c.cat.categories.dtype == pd.StringDtype("pyarrow") for c in present):
+        return _united_arrow(present)
+    return pd.api.types.union_categoricals([pd.Categorical(c) for c in present], sort_categories=True)
+
+
+def _united_arrow(columns: list[pd.Series]) -> pd.Categorical:
+    """:func:`_united` of categoricals with Arrow text categories (snap points and street names:
+    tens of thousands of categories a file), their dictionaries united by pyarrow and sorted
+    (``union_categoricals`` looks each file's categories up in pandas' hash table: ten times as
+    long)."""
+    chunks = []
+    for column in columns:
+        codes = column.cat.codes.to_numpy()
+        values = pa.array(column.cat.categories.array).cast(pa.large_string())
+        chunks.append(pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int32(), mask=codes < 0), values))
+    united = pa.chunked_array(chunks).unify_dictionaries()
+    dictionary = united.chunks[0].dictionary
+    codes = np.concatenate([chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False) for chunk in united.chunks])
+    order = pc.array_sort_indices(dictionary).to_numpy()  # text sorts by code point, as pandas sorts it
+    rank = np.empty(len(order) + 1, dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    rank[-1] = -1  # missing values stay missing
+    categories = pd.Index(pd.arrays.ArrowStringArray(dictionary.take(pa.array(order)).cast(pa.large_string())),
+                          dtype=pd.StringDtype("pyarrow"))
+    return pd.Categorical.from_codes(rank[codes], categories=categories)
+
+
+def _concatenated(columns: list[pd.Series]) -> pd.Series | np.ndarray:
+    """The files' other columns (crime IDs, row numbers) as one."""
+    return pd.concat(columns, ignore_index=True) if len(columns) > 1 else columns[0]
 
 
 def csv_files(paths: list[Path]) -> Iterator[tuple[str, Path, str | None]]:
@@ -424,8 +511,135 @@ def read_member(path: Path, member: str | None) -> bytes | None:
         return archive.read(member)
 
 
-def csv_sources(paths: list[Path]) -> Iterator[tuple[str, bytes | None, Path]]:
-    """Yield ``(name, bytes or None, path)`` for every CSV in the given files, folders and zips;
-    only one file's bytes are held at once."""
-    for name, path, member in csv_files(paths):
-        yield name, read_member(path, member), path
+@dataclass
+class SourceBytes:
+    """One CSV's bytes as read, with their SHA-256.
+
+    Attributes
+    ----------
+    name, path
+        The file's name as recorded (``path`` or ``zip:member``) and its file (the zip for a member).
+    raw
+        Its bytes.
+    digest
+        Hex SHA-256 of ``raw`` (a copy of a file already read is read once).
+    stat
+        Size and modification time of a plain file that did not change while it was read
+        (``None`` for a zip member): the file's checksum is then ``digest``.
+    """
+
+    name: str
+    path: Path
+    raw: bytes
+    digest: str
+    stat: tuple[int, int] | None = None
+
+
+def read_source(name: str, path: Path, member: str | None) -> SourceBytes:
+    """Read and hash one CSV (a file, or a member of the zip ``path``)."""
+    raw = read_member(path, member)
+    if raw is not None:
+        return SourceBytes(name, path, raw, content_digest(raw))
+    before = path.stat()
+    raw = path.read_bytes()
+    after = path.stat()
+    # Only a file that did not change while it was read has this digest at this mtime.
+    same = (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns) and len(raw) == after.st_size
+    return SourceBytes(name, path, raw, content_digest(raw), (after.st_size, after.st_mtime_ns) if same else None)
+
+
+@dataclass
+class FileRead:
+    """One CSV read on a worker thread (:func:`read_parts`).
+
+    Attributes
+    ----------
+    name, path, digest, stat
+        As :class:`SourceBytes` (the bytes are not kept).
+    tally
+        The file's own accounting (added to the layer's unless the file is a copy).
+    frame
+        Its analysed rows (:func:`read_police_file`); ``None`` when reading it failed.
+    error
+        The error reading it raised (raised at its turn, after its copy check).
+    """
+
+    name: str
+    path: Path
+    digest: str
+    stat: tuple[int, int] | None
+    tally: Tally
+    frame: pd.DataFrame | None = None
+    error: Exception | None = None
+
+    def remember_digest(self) -> None:
+        """Record ``digest`` as the file's checksum for the manifest (a plain file that did not
+        change while it was read), so that it is not read and hashed again."""
+        if self.stat is not None:
+            remember_sha256(self.path, *self.stat, self.digest)
+
+
+def read_part(name: str, path: Path, member: str | None, spec: LayerSpec, context: LoadContext) -> FileRead:
+    """Read, hash, parse and account for one CSV with a tally of its own (see :func:`read_parts`)."""
+    source = read_source(name, path, member)  # an error here is raised at the file's turn
+    part = FileRead(name, path, source.digest, source.stat, Tally())
+    try:
+        part.frame = read_police_file(path, spec, context, part.tally, raw=source.raw, name=name, use_threads=False)
+    except Exception as err:  # noqa: BLE001 - raised by the caller in reading order
+        part.error = err
+    return part
+
+
+#: Files read at once by :func:`read_parts`, at most: one a worker (:func:`geomisuse.parallel.cores`,
+#: two on the project machine), up to this (each file read holds its bytes and its table; the
+#: accounting holds the GIL at times). ``None``: from the cores.
+READ_THREADS: int | None = None
+
+
+def _read_threads() -> int:
+    from ..parallel import cores
+
+    return READ_THREADS or max(1, min(cores(), 4))
+
+
+def read_parts(spec: LayerSpec, context: LoadContext, threads: int | None = None) -> Iterator[FileRead]:
+    """:func:`read_part` of every CSV of the layer, yielded in reading order, ``threads`` files
+    (default: one a worker, at most four) at a time on worker threads (pyarrow parses each with one thread).
+
+    Only the files being read are held, besides what has been yielded. An error listing the
+    files (a missing path, a damaged zip) or reading a file's bytes is raised when its turn
+    comes, as reading them one after the other would raise it. A zip's checksum (the
+    manifest's) is worked out on a worker the first time one of its members is listed.
+    """
+    threads = threads or _read_threads()
+    listed = csv_files(spec.paths)
+    pending: deque[Future] = deque()
+    zips: set[Path] = set()
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="geomisuse-read") as pool:
+
+        def submit_next() -> bool:
+            try:
+                name, path, member = next(listed)
+            except StopIteration:
+                return False
+            except Exception as err:  # noqa: BLE001 - raised at its turn, after the files before it
+                failed: Future = Future()
+                failed.set_exception(err)
+                pending.append(failed)
+                return False
+            if member is not None and path not in zips:
+                zips.add(path)
+                pool.submit(sha256, path)  # cached for the manifest
+            pending.append(pool.submit(read_part, name, path, member, spec, context))
+            return True
+
+        more = all(submit_next() for _ in range(threads))
+        try:
+            while pending:
+                part = pending.popleft().result()
+                more = more and submit_next()
+                yield part
+                del part
+        finally:
+            for future in pending:
+                future.cancel()

@@ -39,11 +39,11 @@ import shapely
 from ..config import LayerSpec
 from ..errors import InputError
 from ..progress import progress
-from .base import (REJECT_COLUMNS, LayerResult, LoadContext, content_digest, judge_placement, placement_counts,
-                   points_from_table, refuse_swapped, remember_sha256, swapped_lonlat)
+from .base import (REJECT_COLUMNS, LayerResult, LoadContext, judge_placement, placement_counts,
+                   points_from_table, refuse_swapped, remember_sha256)
 from .heat_cells import cell_keys
-from .police_uk import (Copies, Tally, check_month_column, csv_files, force_area_wards, no_files_error, read_member,
-                        read_police_file, refuse_shared_force_months, tally_force_area)
+from .police_uk import (Copies, Tally, check_month_column, csv_files, force_area_wards, no_files_error,
+                        read_police_file, read_source, refuse_shared_force_months, tally_force_area)
 from .ward_join import OUTSIDE, WardLocator
 
 #: Reasons of rejected rows in the order the local engine rejects them (reading, then the
@@ -262,19 +262,12 @@ def _partition(name: str, path: Path, member: str | None, spec: LayerSpec, conte
     Reading errors are returned, not raised: the client raises the first file's, as the local
     engine would (a worker's traceback would also reach the console as more than one line).
     """
-    raw = read_member(path, member)
-    before = path.stat() if raw is None else None
-    raw = raw if raw is not None else path.read_bytes()
-    part = FilePart(name=name, digest=content_digest(raw))
-    if before is not None:
-        after = path.stat()
-        # Only a file that did not change while it was read has this digest at this mtime.
-        if (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns) and len(raw) == after.st_size:
-            part.stat = (after.st_size, after.st_mtime_ns)
+    source = read_source(name, path, member)
+    part = FilePart(name=name, digest=source.digest, stat=source.stat)
     tally = part.tally
     try:
-        frame = read_police_file(path, spec, context, tally, raw=raw, name=name, text_columns=False)
-        del raw
+        frame = read_police_file(path, spec, context, tally, raw=source.raw, name=name, text_columns=False)
+        del source
         x_column, y_column = tally.coordinate_columns
         layer = LayerResult("police_uk", [path], frame.rename(columns={"longitude": x_column, "latitude": y_column}),
                             rows_read=tally.rows_read)
@@ -285,9 +278,9 @@ def _partition(name: str, path: Path, member: str | None, spec: LayerSpec, conte
         part.error = err
         return part
     parsed = layer.coordinates
-    part.with_coordinates = len(parsed.x)
-    part.swapped = int(swapped_lonlat(parsed.x, parsed.y).sum())
-    part.near = placement_counts(parsed.x, parsed.y, shapely.total_bounds(locator.polygons))
+    part.with_coordinates = parsed.row_count
+    part.swapped = parsed.swapped_rows()
+    part.near = placement_counts(parsed.x, parsed.y, shapely.total_bounds(locator.polygons), parsed.rows)
     points = layer.table
     x, y = points.geometry.x.to_numpy(), points.geometry.y.to_numpy()
     position = locator.locate(x, y)

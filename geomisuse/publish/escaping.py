@@ -14,6 +14,7 @@ import json
 import math
 import re
 
+import numpy as np
 import pandas as pd
 
 _EXTRA = str.maketrans({"$": "&#36;", "`": "&#96;", "\\": "&#92;", "{": "&#123;", "}": "&#125;"})
@@ -57,13 +58,43 @@ def neutralise_csv_cell(value: object) -> object:
 
 
 def neutralise_csv(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``frame`` whose text cells cannot be read as formulas by Excel or LibreOffice."""
+    """A copy of ``frame`` whose text cells cannot be read as formulas by Excel or LibreOffice.
+
+    The cells are those :func:`neutralise_csv_cell` makes of each, worked out per column at
+    once (``unmatched.csv`` has hundreds of thousands of rows, most of them repeating a few file
+    names and reasons): text columns with pandas' string methods, object columns once per
+    distinct value, categoricals once per category.
+    """
     out = frame.copy()
-    for column in out.columns:
-        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
-            out[column] = out[column].map(neutralise_csv_cell)
+    for position in range(out.shape[1]):
+        column = out.iloc[:, position]
+        if column.dtype == object or pd.api.types.is_string_dtype(column):
+            out.isetitem(position, _neutralised(column))
     out.columns = [neutralise_csv_cell(str(c)) for c in out.columns]
     return out
+
+
+def _neutralised(column: pd.Series) -> pd.Series:
+    """:func:`neutralise_csv_cell` of every cell of a text, object or categorical column."""
+    if isinstance(column.dtype, pd.StringDtype):
+        formula = np.logical_or.reduce([column.str.startswith(start).fillna(False).to_numpy(dtype=bool)
+                                        for start in FORMULA_STARTS])
+        return column.mask(formula, "'" + column) if formula.any() else column
+    if column.dtype != object:  # categoricals map their categories
+        return column.map(neutralise_csv_cell)
+    try:
+        codes, distinct = pd.factorize(column)  # missing values: -1
+    except TypeError:  # unhashable values (lists): they are not text either, but look at each
+        return column.map(neutralise_csv_cell)
+    # Only text changes, and text equals only text: 1, 1.0 and True may share a code, "=1" none.
+    formula = np.fromiter((isinstance(v, str) and v.startswith(FORMULA_STARTS) for v in distinct), dtype=bool,
+                          count=len(distinct))
+    if not formula.any():
+        return column
+    rows = np.flatnonzero(formula[codes] & (codes >= 0))
+    values = column.to_numpy(dtype=object, copy=True)
+    values[rows] = ["'" + v for v in values[rows]]
+    return pd.Series(values, index=column.index, name=column.name)  # its dtype inferred, as by map
 
 
 # C0 and C1 control characters, DEL, and the bidirectional overrides that reorder text.

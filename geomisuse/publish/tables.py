@@ -8,6 +8,9 @@ suppressed (:mod:`geomisuse.disclosure`) unless the run is explicitly ``unsuppre
 
 from __future__ import annotations
 
+import csv
+import functools
+import io
 import json
 import os
 import shutil
@@ -18,7 +21,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from ..parallel import start
 from ..version import __version__
 from .disclosure import STATISTIC_SUFFIXES
 from .exports import csv_table, gpkg_table
@@ -42,11 +48,26 @@ def unmatched_rows(run: StudyRun) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame(columns=["layer", "file", "row", "reason"])
     frame = pd.concat(parts, ignore_index=True)
-    # Rejected rows share a few files: work each distinct path out once.
-    files = pd.Categorical(frame["file"].astype(str))
-    frame["file"] = pd.Series(files.rename_categories([_display_path(f, run) for f in files.categories]),
-                              index=frame.index).astype(str)
-    return frame.sort_values(["layer", "file", "row"], kind="stable").reset_index(drop=True)
+    if frame["row"].dtype.kind not in "iu" or frame["layer"].isna().any() or frame["file"].isna().any():
+        files = pd.Categorical(frame["file"].astype(str))
+        frame["file"] = pd.Series(files.rename_categories([_display_path(f, run) for f in files.categories]),
+                                  index=frame.index).astype(str)
+        return frame.sort_values(["layer", "file", "row"], kind="stable").reset_index(drop=True)
+    # Rejected rows share a few layers and files (a national year rejects half a million rows):
+    # each distinct path is worked out once and the rows sorted on integer codes, in the order
+    # sorting by layer, file (as shown) and row gives (stable: ties keep their order).
+    layer_codes, layers = pd.factorize(frame["layer"])
+    file_codes, files = pd.factorize(frame["file"].astype(str))
+    shown = np.array([_display_path(f, run) for f in files], dtype=object)
+    order = np.lexsort((frame["row"].to_numpy(), _ranks(shown)[file_codes], _ranks(layers)[layer_codes]))
+    table = frame.take(order).reset_index(drop=True)
+    table["file"] = shown[file_codes[order]]
+    return table
+
+
+def _ranks(values) -> np.ndarray:
+    """The position of each value among the sorted distinct values (equal values, equal ranks)."""
+    return np.unique(np.asarray(values, dtype=object), return_inverse=True)[1].ravel()
 
 
 def manifest(run: StudyRun, settings: PublishSettings, outputs: list[str]) -> dict:
@@ -285,10 +306,14 @@ def _swap_in(new: Path, target: Path) -> None:
 
 def _write_all(run: StudyRun, folder: Path, settings: PublishSettings) -> list[str]:
     from .briefings.pages import write_briefings
-    from .maps.page import write_map
 
     names: list[str] = []
     wards = published_wards(run, settings)
+    # A worker process saves the run's state (what the map and briefings are made from; not
+    # listed in the manifest's outputs: an internal folder holding unprotected counts, never
+    # published) and draws the map, while the tables and briefings are written here.
+    run.ward_neighbours()  # worked out here, where the briefings need them too, before the worker forks
+    saved_and_mapped = start(functools.partial(_save_and_map, run, wards, folder, settings))
     gpkg_table(wards).to_file(folder / "wards.gpkg", layer="wards", driver="GPKG")
     write_csv(csv_table(wards), folder / "wards.csv")
     write_csv(published_monthly(run, settings), folder / "wards_monthly.csv")
@@ -311,23 +336,96 @@ def _write_all(run: StudyRun, folder: Path, settings: PublishSettings) -> list[s
         names.append("satellite_coverage.csv")
     write_csv(unmatched_rows(run), folder / "unmatched.csv")
     names.append("unmatched.csv")
-    # Before the map and briefings, so that it is what they are made from. Not listed in the
-    # manifest's outputs: an internal folder holding unprotected counts, never published.
-    write_state(run, folder, settings)
-    write_map(run, wards, folder / "map.html", settings)
     names.append("map.html")
     if settings.briefings:
         files = write_briefings(run, wards, folder / "briefings", settings, map_link=True)
         names += [str(p.relative_to(folder)) for p in files]
+    saved_and_mapped.result()
     names.append("manifest.json")
     (folder / "manifest.json").write_text(json.dumps(manifest(run, settings, names), indent=2, default=_json_default)
                                           + "\n", encoding="utf-8")
     return names
 
 
+def _save_and_map(run: StudyRun, published: pd.DataFrame, folder: Path, settings: PublishSettings) -> None:
+    from .maps.page import write_map
+
+    write_state(run, folder, settings)
+    write_map(run, published, folder / "map.html", settings)
+
+
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """Write a published CSV (UTF-8, no index) with formula-starting text cells neutralised."""
-    neutralise_csv(frame).to_csv(path, index=False)
+    """Write a published CSV (UTF-8, no index) with formula-starting text cells neutralised.
+
+    A table of text and integer columns only (``unmatched.csv``: hundreds of thousands of rows
+    repeating a few file names and reasons) is written by :func:`_write_text_csv`, byte for byte
+    as ``DataFrame.to_csv`` writes it, many times faster; any other table by ``to_csv``.
+    """
+    safe = neutralise_csv(frame)
+    if not _write_text_csv(safe, path):
+        safe.to_csv(path, index=False)
+
+
+def _write_text_csv(frame: pd.DataFrame, path: Path) -> bool:
+    """Write ``frame`` as ``frame.to_csv(path, index=False)`` would, if it has at least two
+    columns and every column is integers (numpy) or text (missing cells written blank); return
+    whether it was written.
+
+    Each distinct text is quoted by Python's CSV writer with pandas' settings (what ``to_csv``
+    does to every cell), and the rows are joined by pyarrow.
+    """
+    if frame.shape[1] < 2 or not len(frame):  # a lone blank field is quoted: leave that to pandas
+        return False
+    if isinstance(frame.columns, pd.MultiIndex):
+        return False
+    try:
+        fields = []
+        for position in range(frame.shape[1]):
+            column = frame.iloc[:, position]
+            if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iu":
+                fields.append(pa.array(column.to_numpy()).cast(pa.large_string()))
+                continue
+            if not (column.dtype == object or isinstance(column.dtype, (pd.StringDtype, pd.CategoricalDtype))):
+                return False
+            codes, distinct = pd.factorize(column)  # missing cells: -1
+            distinct = list(distinct)
+            if not all(type(v) is str for v in distinct):
+                return False
+            rendered = pa.array(_csv_fields(distinct) + [""], type=pa.large_string())
+            fields.append(rendered.take(pa.array(np.where(codes < 0, len(distinct), codes))))
+        text = pa.large_string()
+        rows = pc.binary_join_element_wise(*fields, pa.scalar(",", text))
+        lines = pc.binary_join_element_wise(rows, pa.scalar(os.linesep, text), pa.scalar("", text))
+        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset:lines.offset + len(lines) + 1]
+        body = memoryview(lines.buffers()[2])[offsets[0]:offsets[-1]]
+        header = _csv_line([str(c) for c in frame.columns]).encode("utf-8")
+    except (TypeError, ValueError, UnicodeError, pa.ArrowException):
+        return False  # to_csv decides (it raises on text that is not valid UTF-8)
+    with open(path, "wb") as handle:
+        handle.write(header)
+        handle.write(body)
+    return True
+
+
+def _csv_line(values: list[str]) -> str:
+    """One row as ``to_csv`` writes it (Python's CSV writer, pandas' settings)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator=os.linesep, quoting=csv.QUOTE_MINIMAL).writerow(values)
+    return buffer.getvalue()
+
+
+def _csv_fields(values: list[str]) -> list[str]:
+    """Each text as a field of a row of several (quoted where it needs it, as ``to_csv`` does)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator=os.linesep, quoting=csv.QUOTE_MINIMAL)
+    tail = len("," + os.linesep)
+    fields = []
+    for value in values:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow([value, ""])
+        fields.append(buffer.getvalue()[:-tail])
+    return fields
 
 
 def _display_path(path, run: StudyRun) -> str:

@@ -14,6 +14,7 @@ function here, not a second function elsewhere.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from datetime import date, datetime, timezone
@@ -201,9 +202,10 @@ def walk_text(minutes: float, style: str = "short") -> str:
     raise ValueError(f"unknown walk text style {style!r}")
 
 
-def month_name(month: str, short: bool = False) -> str:
-    """``2024-04`` -> ``April 2024`` (``Apr 2024`` when ``short``)."""
-    return pd.Period(month, freq="M").strftime("%b %Y" if short else "%B %Y")
+@functools.lru_cache(maxsize=4096)  # pages name the same few dozen months thousands of times
+def month_name(month: str, short: bool = False, style: str | None = None) -> str:
+    """``2024-04`` -> ``April 2024`` (``Apr 2024`` when ``short``; any ``strftime`` ``style``)."""
+    return pd.Period(month, freq="M").strftime(style or ("%b %Y" if short else "%B %Y"))
 
 
 def span(months: list[str], short: bool = True) -> str:

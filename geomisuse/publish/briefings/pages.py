@@ -52,6 +52,7 @@ from ..places import ward_centres
 from ..published import published_monthly, published_yearly, study_protection
 from ..disclosure import ROUND5_THRESHOLD, StudyProtection, rounded_counts, suppress_value
 from ...errors import InputError
+from ...parallel import fork_map
 from .change import GiSeries, emerging_list, emerging_settings, gi_series_by_ward, increase_tables, ward_emerging
 from .findings import HEADLINE_FINDINGS, Change, change, cluster_words, key_findings, suggestions
 from ..text import (count_text, distance_text, half_span, is_hidden, join_names, month_name, number,
@@ -88,7 +89,7 @@ _ENV: jinja2.Environment | None = None
 
 def write_briefings(run: StudyRun, published: pd.DataFrame, folder: Path, settings,
                     wards: list[str] | None = None, *, map_link: bool | None = None,
-                    tables_link: bool | None = None) -> list[Path]:
+                    tables_link: bool | None = None, workers: int | None = None) -> list[Path]:
     """Write the borough overview and one page per ward into ``folder``.
 
     Parameters
@@ -111,6 +112,9 @@ def write_briefings(run: StudyRun, published: pd.DataFrame, folder: Path, settin
     tables_link
         Offer ``../wards.csv`` and ``../wards.gpkg`` for download on the overview. Default:
         when ``folder/../wards.csv`` exists.
+    workers
+        Processes that draw and write the pages (:func:`geomisuse.parallel.fork_map`;
+        default: one per core). The pages are the same for any number.
 
     Returns
     -------
@@ -120,7 +124,7 @@ def write_briefings(run: StudyRun, published: pd.DataFrame, folder: Path, settin
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    data = build_data(run, published, settings, page_codes=wards)
+    data = build_data(run, published, settings, page_codes=wards, workers=workers)
     codes = [w["code"] for w in data["wards"]]
     selected = codes if wards is None else [c for c in codes if c in set(wards)]
     unknown = sorted(set(wards or []) - set(codes))
@@ -133,7 +137,7 @@ def write_briefings(run: StudyRun, published: pd.DataFrame, folder: Path, settin
     linked = {w["code"] for w in data["wards"] if w["code"] in selected or (folder / f"{w['page']}.html").exists()}
     env = _environment()
     written = []
-    overviews = borough_overviews(run, published, settings, data)
+    overviews = borough_overviews(run, published, settings, data, workers=workers)
     for overview in overviews:
         page = env.get_template("briefing_index.html").render(
             **overview["data"], mode="page", linked=linked, map_link=map_link, tables_link=tables_link,
@@ -148,11 +152,14 @@ def write_briefings(run: StudyRun, published: pd.DataFrame, folder: Path, settin
     written.append(folder / "index.html")
     ward_template = env.get_template("briefing_ward.html")
     by_code = {w["code"]: w for w in data["wards"]}
-    for code in selected:
+
+    def write_ward_page(code: str) -> Path:
         page = ward_template.render(**data, ward=by_code[code], mode="page", linked=linked, map_link=map_link)
         path = folder / f"{by_code[code]['page']}.html"
         path.write_text(page, encoding="utf-8")
-        written.append(path)
+        return path
+
+    written += fork_map(write_ward_page, selected, workers=workers)
     if getattr(settings, "pdf", False):
         try:
             pdf = write_pdf(data, selected, folder / PDF_NAME)
@@ -179,7 +186,8 @@ def borough_groups(wards: pd.DataFrame) -> dict[str, list[str]]:
             for name, group in wards.groupby(boroughs.astype(str), sort=True)}
 
 
-def borough_overviews(run: StudyRun, published: pd.DataFrame, settings, data: dict) -> list[dict]:
+def borough_overviews(run: StudyRun, published: pd.DataFrame, settings, data: dict,
+                      workers: int | None = None) -> list[dict]:
     """One overview per borough of a many-borough study (London): the borough's wards only,
     with its own totals, ranks and findings. Updates ``data`` (the study overview) with the
     list of boroughs and each ward's borough page; returns ``[{"name", "page", "data"}]``.
@@ -188,13 +196,14 @@ def borough_overviews(run: StudyRun, published: pd.DataFrame, settings, data: di
     borough has no hidden ward count of the measure, or at least two), like the study totals.
     """
     groups = borough_groups(run.wards)
-    overviews = []
-    monthly = published_monthly(run, settings) if groups and len(run.monthly) else run.monthly
     page_of: dict[str, str] = {}
     protection, sites = (study_protection(run, settings), _sites(run)) if groups else (None, [])
-    for position, (name, codes) in enumerate(groups.items()):
+
+    entries = list(groups.items())
+
+    def overview(position: int) -> dict:
+        name, codes = entries[position]
         slug = re.sub(r"[^a-z0-9]+", "-", normalise_name(name)).strip("-") or f"{position + 1:02d}"
-        page = f"borough-{slug}"
         keep = run.wards["ward_code"].isin(codes)
         satellites = run.satellites
         if satellites is not None and "ward_code" in satellites:
@@ -203,12 +212,16 @@ def borough_overviews(run: StudyRun, published: pd.DataFrame, settings, data: di
                                   monthly=run.monthly[run.monthly["ward_code"].isin(codes)],
                                   neighbours=run.part_neighbours(keep.to_numpy()))
         sub_data = build_data(sub, published[published["ward_code"].isin(codes)], settings, overview_only=True,
-                              monthly_published=monthly, study_halves=data["halves_by_code"],
+                              part=True, study_halves=data["halves_by_code"],
                               protection=protection, sites=sites)
         sub_data.update(title=name, borough=name, parent={"page": "index.html", "title": data["title"]})
-        for code in codes:
-            page_of[code] = page
-        overviews.append({"name": name, "page": page, "data": sub_data})
+        return {"name": name, "page": f"borough-{slug}", "data": sub_data, "codes": codes}
+
+    # An overview takes about 60 ms (London): worth a worker from a few boroughs on.
+    overviews = fork_map(overview, range(len(entries)), workers=workers, min_items=4)
+    for o in overviews:
+        for code in o.pop("codes"):
+            page_of[code] = o["page"]
     if overviews:
         data["borough_pages"] = [{"name": o["name"], "page": o["page"], "wards": len(o["data"]["wards"]),
                                   "measures": o["data"]["measures"]} for o in overviews]
@@ -347,23 +360,24 @@ def ordinal(n: int) -> str:
 
 
 def build_data(run: StudyRun, published: pd.DataFrame, settings, overview_only: bool = False,
-               monthly_published: pd.DataFrame | None = None, study_halves: dict | None = None,
+               part: bool = False, study_halves: dict | None = None,
                protection: StudyProtection | None = None, sites: list[_Site] | None = None,
-               page_codes: Iterable[str] | None = None) -> dict:
+               page_codes: Iterable[str] | None = None, workers: int | None = None) -> dict:
     """Everything the templates show, from published figures (see the module docstring).
 
     Borough-level figures come first (measure summaries, comparisons, clusters, gaps, sites),
     then one dict per ward (:func:`_ward`), then the key findings and the overview.
     ``overview_only`` leaves out what only ward pages show (static maps, monthly charts);
-    ``monthly_published`` and ``study_halves`` (the ``halves_by_code`` of the study's data)
-    are the study's published months and half-period counts, for a borough of a larger study:
-    its pages show the study's protected figures, never a second, differently protected set
-    (``protection``, the study's :class:`StudyProtection`; default: the run's own).
+    ``part`` says ``run`` is one borough of a larger study, drawn as an overview only; with
+    ``study_halves`` (the ``halves_by_code`` of the study's data) and ``protection`` (the
+    study's :class:`StudyProtection`; default: the run's own) its pages show the study's
+    protected figures, never a second, differently protected set.
     ``sites`` are the study's services and needle exchanges (:func:`_sites`), when already
     gathered for another part of the study; ``page_codes`` the wards whose pages will be
-    written (default all), the only ones whose maps and charts are drawn.
+    written (default all), the only ones whose maps and charts are drawn; ``workers`` the
+    processes that draw them (:func:`geomisuse.parallel.fork_map`).
     """
-    b = _basis(run, published, settings, monthly_published, protection)
+    b = _basis(run, published, settings, protection, part=part, charts=not overview_only)
     if study_halves is not None:
         halves = _halves_of_part(b, study_halves)
     else:
@@ -377,10 +391,12 @@ def build_data(run: StudyRun, published: pd.DataFrame, settings, overview_only: 
                        satellites=_satellites(run, b.codes, b.names),
                        estates=run.layer_table("estates"), centres=list(ward_centres(b.real.geometry)),
                        ward_pages=not overview_only,
-                       outlines=ward_outlines(b.real.geometry.to_numpy(), b.neighbours) if not overview_only else None,
+                       outlines=(WardOutlines(b.real.geometry.to_numpy(), b.neighbours)
+                                 if not overview_only else None),
                        gi_series=gi_series_by_ward(run, b.measures),
                        page_codes=frozenset(page_codes) if page_codes is not None else None)
-    ward_items = [_ward(b, context, i) for i in range(len(b.codes))]
+    ward_items = fork_map(functools.partial(_ward, b, context), range(len(b.codes)),
+                          workers=workers if context.ward_pages else 1)
     findings = key_findings({
         "measures": b.measures, "clusters": clusters, "hot_spots": hot_spots, "changes": _changes(b, comparisons),
         "gaps": gap_list, "satellites": context.satellites, "clusters_ran": b.clusters_ran, "gaps_ran": b.gaps_ran,
@@ -500,8 +516,8 @@ class _Context:
     ward_pages: bool = True    # draw each ward's static map and charts (not needed for an overview)
     #: The wards whose pages are written (``None``: all): only they need their drawings.
     page_codes: frozenset[str] | None = None
-    #: Each ward's outline simplified once for every page it appears on (see :func:`ward_outlines`).
-    outlines: np.ndarray | None = None
+    #: Each ward's outline simplified once for every page it appears on (:class:`WardOutlines`).
+    outlines: WardOutlines | None = None
     #: The space-time Gi* bins arranged by ward (:func:`gi_series_by_ward`).
     gi_series: GiSeries | None = None
 
@@ -516,8 +532,9 @@ class _Context:
 
 
 def _basis(run: StudyRun, published: pd.DataFrame, settings,
-           monthly_published: pd.DataFrame | None = None, protection: StudyProtection | None = None) -> _Basis:
-    """Align the published table to the real one and gather the study's measures and grids."""
+           protection: StudyProtection | None = None, part: bool = False, charts: bool = True) -> _Basis:
+    """Align the published table to the real one and gather the study's measures and, for
+    pages with ``charts``, the published monthly and yearly grids (ward x step)."""
     real = run.wards.reset_index(drop=True)
     pub = pd.DataFrame(published).reset_index(drop=True)
     if list(pub["ward_code"]) != list(real["ward_code"]):
@@ -528,23 +545,27 @@ def _basis(run: StudyRun, published: pd.DataFrame, settings,
     parts = [m for m in ("possession", "trafficking") if m in measures and sources.get(m) == "mps_ward"]
     totals_of_parts = ({"drug_offences"} if parts and "drug_offences" in measures
                        and sources.get("drug_offences") == "mps_ward" else set())
-    if monthly_published is not None:
-        monthly_pub = monthly_published
-    else:
+    # A part of a study (one borough of London) brings the study's protection: protecting the
+    # part again would be a second, differently protected set of figures (and wasted work).
+    protection = protection if protection is not None else study_protection(run, settings)
+    grids: dict[str, pd.DataFrame] = {}
+    year_grids: dict[str, pd.DataFrame] = {}
+    if charts:
+        if part:
+            raise ValueError("a part of a study is drawn as an overview only (charts=False)")
         monthly_pub = published_monthly(run, settings) if len(run.monthly) else run.monthly
-    grids = {m: monthly_pub.pivot(index="ward_code", columns="month", values=f"{m}_count").reindex(
-                 index=codes, columns=run.months)
-             for m in measures if f"{m}_count" in monthly_pub}
-    yearly_pub = published_yearly(run, settings)
-    year_grids = {m: yearly_pub.pivot(index="ward_code", columns="year", values=f"{m}_count").reindex(index=codes)
-                  for m in measures if f"{m}_count" in yearly_pub and len(yearly_pub)}
+        grids = {m: monthly_pub.pivot(index="ward_code", columns="month", values=f"{m}_count").reindex(
+                     index=codes, columns=run.months)
+                 for m in measures if f"{m}_count" in monthly_pub}
+        yearly_pub = published_yearly(run, settings)
+        year_grids = {m: yearly_pub.pivot(index="ward_code", columns="year", values=f"{m}_count").reindex(index=codes)
+                      for m in measures if f"{m}_count" in yearly_pub and len(yearly_pub)}
     return _Basis(run=run, real=real, pub=pub, codes=codes, names=real["ward_name"].astype(str).tolist(),
                   pages=page_names(list(codes)), measures=measures, sources=sources,
-                  totals_of_parts=totals_of_parts, threshold=study_protection(run, settings).threshold,
+                  totals_of_parts=totals_of_parts, threshold=protection.threshold,
                   unsuppressed=bool(settings.unsuppressed), population=real["population"].astype("float64"),
-                  neighbours=run.ward_neighbours(), grids=grids,
-                  protection=protection if protection is not None else study_protection(run, settings),
-                  part=monthly_published is not None, year_grids=year_grids)
+                  neighbours=run.ward_neighbours(), grids=grids, protection=protection,
+                  part=part, year_grids=year_grids)
 
 
 def _walk(run: StudyRun) -> _Walk:
@@ -1039,28 +1060,47 @@ def monthly_chart_svg(months: list[str], values: list, threshold: int, uid: str)
             parts.append(f'<text x="{x + bar / 2:.1f}" y="{height - 4}" class="tick" text-anchor="middle">'
                          f'{escape(letter)}</text>')
         elif len(months) <= 24 or k % 3 == 0:
-            letter = pd.Period(month, freq="M").strftime("%b")[0] if len(months) <= 24 else \
-                pd.Period(month, freq="M").strftime("%b %y")
+            letter = month_name(month, style="%b")[0] if len(months) <= 24 else month_name(month, style="%b %y")
             parts.append(f'<text x="{x + bar / 2:.1f}" y="{height - 4}" class="tick" text-anchor="middle">'
                          f'{escape(letter)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
 
 
-def _path(geom, tx, ty) -> str:
-    """SVG path data for a polygon or multipolygon."""
-    out = []
+@dataclass(frozen=True)
+class _SvgShape:
+    """A polygon's rings as SVG path data waiting for coordinates: the vertices (metres) and
+    the ``%``-format that writes them, so a ward drawn on twenty pages is taken apart once."""
+    xy: np.ndarray   # (n, 2) vertices of the kept rings, in order
+    template: str    # "M%.1f %.1f L%.1f %.1f ... Z M..." with one pair of fields a vertex
+
+    def path(self, tx, ty) -> str:
+        """SVG path data with the vertices mapped to pixels by ``tx`` and ``ty``."""
+        if not len(self.xy):
+            return ""
+        pixels = np.column_stack([tx(self.xy[:, 0]), ty(self.xy[:, 1])]).round(1)
+        # One %-format over every vertex: twice as fast as formatting vertex by vertex.
+        return self.template % tuple(pixels.ravel().tolist())
+
+
+def svg_shape(geom) -> _SvgShape:
+    """The rings of a polygon or multipolygon (other parts, and rings of fewer than three
+    vertices, left out) ready to be drawn at any scale (:meth:`_SvgShape.path`)."""
+    rings = []
     for poly in getattr(geom, "geoms", [geom]):
         if poly.geom_type != "Polygon":
             continue
         for ring in [poly.exterior, *poly.interiors]:
             coords = np.asarray(ring.coords)
-            if len(coords) < 3:
-                continue
-            xy = np.column_stack([tx(coords[:, 0]), ty(coords[:, 1])]).round(1)
-            # One %-format over every vertex: twice as fast as formatting vertex by vertex.
-            out.append("M" + " L".join(["%.1f %.1f"] * len(xy)) % tuple(xy.ravel().tolist()) + " Z")
-    return " ".join(out)
+            if len(coords) >= 3:
+                rings.append(coords[:, :2])
+    template = " ".join("M" + " L".join(["%.1f %.1f"] * len(ring)) + " Z" for ring in rings)
+    return _SvgShape(np.concatenate(rings) if rings else np.empty((0, 2)), template)
+
+
+def _path(geom, tx, ty) -> str:
+    """SVG path data for a polygon or multipolygon."""
+    return svg_shape(geom).path(tx, ty)
 
 
 #: Size of a ward page's static map, in SVG pixels.
@@ -1101,22 +1141,45 @@ def ward_outlines(geoms: np.ndarray, neighbours: list[list[int]]) -> np.ndarray:
     numpy.ndarray
         Simplified polygons, one per ward.
     """
+    return shapely.simplify(geoms, _outline_tolerances(geoms, neighbours))
+
+
+def _outline_tolerances(geoms: np.ndarray, neighbours: list[list[int]]) -> np.ndarray:
+    """Each ward's simplification tolerance (metres): :data:`_MAP_TOLERANCE_PX` of a pixel on
+    the most detailed page map that shows it (0 for a ward no page shows)."""
     frames = [_map_frame(geoms, [i, *neighbours[i]]) for i in range(len(geoms))]
     views = shapely.box(*np.array([f[:4] for f in frames]).T)
     page, ward = shapely.STRtree(geoms).query(views, predicate="intersects")
     tolerance = np.full(len(geoms), np.inf)
     np.minimum.at(tolerance, ward, _MAP_TOLERANCE_PX / np.array([f[4] for f in frames])[page])
-    return shapely.simplify(geoms, np.where(np.isfinite(tolerance), tolerance, 0.0))
+    return np.where(np.isfinite(tolerance), tolerance, 0.0)
+
+
+class WardOutlines:
+    """The outlines of :func:`ward_outlines`, each simplified when a page first draws it and
+    kept as an :func:`svg_shape`: the workers drawing the pages share the simplification
+    (about 0.7 s for London's full-resolution wards) instead of waiting for it."""
+
+    def __init__(self, geoms: np.ndarray, neighbours: list[list[int]]) -> None:
+        self._geoms = geoms
+        self._tolerances = _outline_tolerances(geoms, neighbours)
+        self._shapes: dict[int, _SvgShape] = {}
+
+    def __getitem__(self, k: int) -> _SvgShape:
+        shape = self._shapes.get(k)
+        if shape is None:
+            shape = self._shapes[k] = svg_shape(shapely.simplify(self._geoms[k], self._tolerances[k]))
+        return shape
 
 
 def ward_map_svg(wards: gpd.GeoDataFrame, i: int, neighbours: list[int], sites: list[_Site],
                  estates: gpd.GeoDataFrame | None, satellites: list[dict], uid: str,
-                 outlines: np.ndarray | None = None) -> Markup:
+                 outlines: WardOutlines | None = None) -> Markup:
     """A static map of one ward and its neighbours: boundaries, names, estates, treatment
     services, needle exchanges and satellite sites. No tiles, no network.
 
     ``outlines`` are the wards' outlines already simplified for the pages
-    (:func:`ward_outlines`); without them each outline is simplified for this page."""
+    (:class:`WardOutlines`); without them each outline is simplified for this page."""
     width, height = _MAP_WIDTH, _MAP_HEIGHT
     geoms = wards.geometry.to_numpy()
     names = wards["ward_name"].to_numpy()
@@ -1137,15 +1200,17 @@ def ward_map_svg(wards: gpd.GeoDataFrame, i: int, neighbours: list[int], sites: 
              f'</clipPath></defs>',
              f'<rect width="{width}" height="{height}" class="sea"/><g clip-path="url(#k{uid})">']
     shown = sorted(int(k) for k in wards.sindex.query(view, predicate="intersects"))
-    labels = []
+    near = set(neighbours) | {i}
     for k in shown:
-        cls = "focus" if k == i else "neighbour" if k in neighbours else "other"
-        geom = outlines[k] if outlines is not None else shapely.simplify(geoms[k], tolerance)
-        parts.append(f'<path d="{_path(geom, tx, ty)}" class="ward {cls}" fill-rule="evenodd">'
+        cls = "focus" if k == i else "neighbour" if k in near else "other"
+        shape = outlines[k] if outlines is not None else svg_shape(shapely.simplify(geoms[k], tolerance))
+        parts.append(f'<path d="{shape.path(tx, ty)}" class="ward {cls}" fill-rule="evenodd">'
                      f'<title>{escape(names[k])}</title></path>')
-        if k == i or k in neighbours:
-            anchor = shapely.intersection(geoms[k], view).representative_point()
-            labels.append((k == i, float(tx(anchor.x)), float(ty(anchor.y)), names[k]))
+    # Names at a point inside the part of each ward that is on the map (full outlines).
+    named = [k for k in shown if k in near]
+    anchors = shapely.point_on_surface(shapely.intersection(geoms[named], view))
+    labels = [(k == i, float(tx(x)), float(ty(y)), names[k])
+              for k, x, y in zip(named, shapely.get_x(anchors), shapely.get_y(anchors))]
     if estates is not None and len(estates):
         for _, e in estates.iloc[estates.sindex.query(view, predicate="intersects")].iterrows():
             title = f"<title>{escape(_text(e.get('name')))} (estate)</title>"
