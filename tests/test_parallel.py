@@ -18,6 +18,13 @@ needs_fork = pytest.mark.skipif("fork" not in __import__("multiprocessing").get_
                                 reason="no fork on this platform")
 
 
+@pytest.fixture(autouse=True)
+def two_workers(monkeypatch):
+    """Two worker processes by default here, whatever the rest of the suite runs with (under
+    pytest-xdist conftest gives each test process its share of the cores: 1 on two cores)."""
+    monkeypatch.setenv(parallel.WORKERS_VARIABLE, "2")
+
+
 @needs_fork
 def test_results_come_back_in_order_from_other_processes():
     here = os.getpid()
@@ -158,3 +165,25 @@ def test_bad_workers_variable_is_exit_2_and_one_line(monkeypatch, tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "GEOMISUSE_WORKERS='many'" in result.stderr
     assert not (tmp_path / "out" / "map.html").exists()
+
+
+@needs_fork
+def test_a_demo_run_on_worker_processes_writes_what_one_process_writes(demo_out, tmp_path, monkeypatch):
+    """The whole demo analysed and published afresh with two workers (the queen contiguity
+    begun in a worker while the layers load and read by the cluster stage; the state and the
+    map written by a forked worker, which asks for the neighbours) gives the bytes of the
+    session's demo run (under pytest-xdist made with one process: conftest)."""
+    from conftest import run_cli
+    from test_notebook import STABLE_OUTPUTS
+
+    forks = []
+    get_context = parallel.multiprocessing.get_context
+    monkeypatch.setattr(parallel.multiprocessing, "get_context", lambda method: forks.append(method) or get_context(method))
+    out = tmp_path / "out"
+    result = run_cli("demo", "--out", str(out), "--tiles", "none")
+    assert result.returncode == 0, result.stderr
+    assert forks.count("fork") >= 2   # the contiguity worker and the state and map worker
+    pages = sorted(p.relative_to(demo_out).as_posix() for p in (demo_out / "briefings").glob("*.html"))
+    assert len(pages) == 25
+    for name in sorted(set(STABLE_OUTPUTS) | set(pages)):
+        assert (out / name).read_bytes() == (demo_out / name).read_bytes(), name
