@@ -57,15 +57,15 @@ def tiny_wards() -> gpd.GeoDataFrame:
 #: the long ones and finish together on short ones. First the modules with long slow tests
 #: (the whole suite, CI: disclosure_audit ~170 s, single_source ~130 s, london ~60 s, the
 #: browser pages and the hypothesis property ~40 s each), then by their time in the quick suite
-#: (bad_input 10 s, dask_engine 8 s, cli 6 s, police_uk_fast and demo_files 5 s, ...; 2 December
-#: 2026). Modules not listed (each about 1 s or less) keep their collection order after these;
+#: (bad_input 8 s, dask_engine 7 s, cli 6 s, police_uk_fast, parallel, demo_files 3-5 s, ...; 2
+#: December 2026). Modules not listed (each about 1 s or less) keep their collection order after these;
 #: the order of tests within a module is kept.
 SLOWEST_FIRST = ("test_disclosure_audit", "test_single_source", "test_london", "test_reading_browser",
                  "test_bad_input_property", "test_briefings_browser", "test_bad_input", "test_dask_engine",
                  "test_cli", "test_map_browser", "test_network", "test_scale", "test_police_uk_fast",
-                 "test_demo_files", "test_yearly", "test_briefings", "test_notebook", "test_republish", "test_map",
-                 "test_gaps", "test_emerging", "test_clusters", "test_real_data", "test_ward_join", "test_layers",
-                 "test_parallel", "test_published_csv")
+                 "test_parallel", "test_demo_files", "test_yearly", "test_briefings", "test_notebook",
+                 "test_republish", "test_map", "test_gaps", "test_ward_join", "test_emerging", "test_layers",
+                 "test_clusters", "test_real_data", "test_published_csv")
 
 
 def pytest_collection_modifyitems(items: list) -> None:
