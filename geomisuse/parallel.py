@@ -81,7 +81,7 @@ def fork_map(function: Callable[[T], R], items: Sequence[T], *, workers: int | N
     workers = cores() if workers is None else workers
     workers = min(workers, len(items))
     min_items = MIN_ITEMS if min_items is None else min_items
-    if workers < 2 or len(items) < min_items or _IN_WORKER or "fork" not in multiprocessing.get_all_start_methods():
+    if workers < 2 or len(items) < min_items or not _can_fork():
         return [function(item) for item in items]
     # Contiguous runs, a few per worker, so a slow stretch of items does not hold one worker back.
     size = max(1, -(-len(items) // (workers * 4)))
@@ -97,6 +97,12 @@ def fork_map(function: Callable[[T], R], items: Sequence[T], *, workers: int | N
         _WORK = None
         gc.unfreeze()
     return [result for part in parts for result in part]
+
+
+def _can_fork() -> bool:
+    """Whether work may go to forked workers from here (not from a worker: a pool's workers
+    cannot fork workers of their own)."""
+    return not _IN_WORKER and "fork" in multiprocessing.get_all_start_methods()
 
 
 def _run(bounds: tuple[int, int]) -> list:
@@ -121,7 +127,7 @@ class Pending(Generic[R]):
         self._process = None
         self._receiver = None
         self._owner = os.getpid()
-        if cores() > 1 and not _IN_WORKER and "fork" in multiprocessing.get_all_start_methods():
+        if cores() > 1 and _can_fork():
             context = multiprocessing.get_context("fork")
             self._receiver, sender = context.Pipe(duplex=False)
             # A daemon: a run that stops early (bad input) does not wait for it.
@@ -132,28 +138,30 @@ class Pending(Generic[R]):
     def result(self) -> R:
         """The function's result (waiting for the worker if it is still at it); an exception
         it raised is raised here."""
-        if self._outcome is None and os.getpid() != self._owner:
+        if self._outcome is not None:
+            outcome = self._outcome
+        elif os.getpid() != self._owner:
             # Asked in another worker, which inherited this object: the worker and its answer
             # belong to the process that started them.
-            ok, value = _outcome_of(self._function)
-            if not ok:
-                raise value
-            return value
-        if self._outcome is None:
-            if self._process is not None:
-                try:
-                    self._outcome = self._receiver.recv()
-                except EOFError:  # the worker died without an answer: work it out here
-                    self._outcome = _outcome_of(self._function)
-                self._process.join()
-                self._receiver.close()
-            else:
-                self._outcome = _outcome_of(self._function)
-        ok, value = self._outcome
+            outcome = _outcome_of(self._function)
+        else:
+            outcome = self._outcome = self._receive()
+        ok, value = outcome
         if not ok:
             raise value
         return value
 
+    def _receive(self) -> tuple[bool, object]:
+        """The worker's outcome (worked out here when there is no worker, or it died)."""
+        if self._process is None:
+            return _outcome_of(self._function)
+        try:
+            outcome = self._receiver.recv()
+        except EOFError:  # the worker died without an answer
+            outcome = _outcome_of(self._function)
+        self._process.join()
+        self._receiver.close()
+        return outcome
 
     def cancel(self) -> None:
         """Stop the worker if its result has not been asked for (it would otherwise wait,
