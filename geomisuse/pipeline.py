@@ -201,10 +201,11 @@ def load_inputs(study: Study) -> Inputs:
     """
     boundaries = load_boundaries(study.boundaries)
     wards = boundaries.table
-    if len(wards) > 1:
+    if len(wards) > 1 and study.clusters.weights == "queen":
         from .clusters.weights import start_queen_adjacency
 
-        # The statistics' and the briefings' neighbours, worked out while the layers load.
+        # The statistics' and the briefings' neighbours, worked out while the layers load
+        # (under other weights the briefings name the statistics' neighbours instead).
         start_queen_adjacency(wards.geometry)
     names = Counter(normalise_name(n) for n in wards["ward_name"])
     ambiguous = sorted(n for n, k in names.items() if k > 1)

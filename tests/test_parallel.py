@@ -187,3 +187,22 @@ def test_a_demo_run_on_worker_processes_writes_what_one_process_writes(demo_out,
     assert len(pages) == 25
     for name in sorted(set(STABLE_OUTPUTS) | set(pages)):
         assert (out / name).read_bytes() == (demo_out / name).read_bytes(), name
+
+
+def test_contiguity_is_started_only_for_queen_weights(monkeypatch):
+    """Under k-nearest or distance weights the statistics' neighbours are what the briefings
+    name, so no worker builds a contiguity nothing reads."""
+    import dataclasses
+
+    from conftest import DEMO_STUDY
+    from geomisuse.clusters import weights
+    from geomisuse.config import load_study
+    from geomisuse.pipeline import load_inputs
+
+    study = load_study(DEMO_STUDY)
+    started = []
+    monkeypatch.setattr(weights, "start_queen_adjacency", lambda geoms: started.append(len(geoms)))
+    load_inputs(dataclasses.replace(study, clusters=study.clusters.model_copy(update={"weights": "knn"})))
+    assert started == []
+    load_inputs(study)
+    assert started and started[0] > 1
